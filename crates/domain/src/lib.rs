@@ -1,0 +1,29 @@
+//! threesigma's pure domain: what a log event is, how levels and service names are parsed,
+//! what an incident is, and the detection maths. No I/O, no async, no database: everything
+//! here is a function of its arguments, which is why it is property-tested and why the live
+//! detector and `replay` can share it.
+//!
+//! # Layout
+//! - [`level`]: [`Level`], with every spelling shippers use and syslog numbers.
+//! - [`service`]: [`ServiceName`], validated.
+//! - [`time`]: event timestamps (RFC 3339, epoch s/ms/µs/ns) and [`Minute`] buckets.
+//! - [`event`]: [`LogEvent`] parsing from JSON with field aliases, and its limits.
+//! - [`incident`]: signals, statuses, severities, timeline kinds.
+//! - [`detection`]: baselines, the per-bucket test and the incident lifecycle.
+
+pub mod detection;
+pub mod event;
+pub mod incident;
+pub mod level;
+pub mod service;
+pub mod time;
+
+pub use detection::{
+    ActiveIncident, Algorithm, Assessment, Baseline, DetectionConfig, Evaluation, MinuteSeries,
+    MinuteSpan, Transition, evaluate,
+};
+pub use event::{EventError, EventLimits, LogEvent};
+pub use incident::{EventKind, Severity, Signal, Status};
+pub use level::Level;
+pub use service::ServiceName;
+pub use time::Minute;
