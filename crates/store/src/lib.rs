@@ -1,1 +1,30 @@
+//! threesigma's PostgreSQL layer. Everything that knows SQL lives here; services call these
+//! functions with a connection (pooled, or inside a transaction) and get typed rows back.
+//!
+//! # Layout
+//! - [`schema`]: diesel's view of the tables in `migrations/`.
+//! - [`models`]: row types.
+//! - [`pool`]: the deadpool + diesel-async pool with explicit timeouts, and raw connections.
+//! - [`migrate`]: embedded migrations and the schema-is-current check.
+//! - [`bulk`]: the ingest hot path (binary COPY + rollup upsert in one transaction).
+//! - [`counts`]: per-minute rollup reads for the detector.
+//! - [`incidents`]: incident lifecycle statements and incident pages.
+//! - [`logs`]: log pages.
+//! - [`partitions`]: daily log partitions ahead, retention behind.
+//! - `testing` (feature `testing`): a fresh database per test from a migrated template.
 
+pub mod bulk;
+pub mod counts;
+pub mod error;
+pub mod incidents;
+pub mod logs;
+pub mod migrate;
+pub mod models;
+pub mod partitions;
+pub mod pool;
+pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{StoreError, StoreResult};
+pub use pool::{DbPool, PoolSettings, PooledConnection};

@@ -1,0 +1,50 @@
+//! Reads of the per-minute rollups (`log_counts`). The detector reads nothing else.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::sum;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::error::StoreResult;
+use crate::models::MinuteCountRow;
+use crate::schema::log_counts;
+
+/// Services with any event in minutes `>= since`.
+pub async fn active_services(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> StoreResult<Vec<String>> {
+    Ok(log_counts::table
+        .filter(log_counts::minute.ge(since))
+        .select(log_counts::service)
+        .distinct()
+        .order(log_counts::service)
+        .load(conn)
+        .await?)
+}
+
+/// Errors (level >= `error_level`) and totals per service and minute for minutes in
+/// `from..=to`, optionally only for `services`.
+pub async fn minute_counts(
+    conn: &mut AsyncPgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    services: Option<&[String]>,
+    error_level: i16,
+) -> StoreResult<Vec<MinuteCountRow>> {
+    let mut query = log_counts::table
+        .filter(log_counts::minute.ge(from))
+        .filter(log_counts::minute.le(to))
+        .group_by((log_counts::service, log_counts::minute))
+        .select((
+            log_counts::service,
+            log_counts::minute,
+            sum(log_counts::n).aggregate_filter(log_counts::level.ge(error_level)),
+            sum(log_counts::n),
+        ))
+        .into_boxed();
+    if let Some(services) = services {
+        query = query.filter(log_counts::service.eq_any(services));
+    }
+    Ok(query.load(conn).await?)
+}

@@ -1,0 +1,360 @@
+//! Incidents and their timeline: every state change is one conditional statement plus its
+//! timeline entry in one transaction, so any number of detectors (and operators) can race
+//! on the same incident and each transition still happens, and is recorded, exactly once.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use domain::{EventKind, Severity, Status};
+
+use crate::error::{StoreError, StoreResult};
+use crate::models::{IncidentEventRow, IncidentRow, NewIncident, NewIncidentEvent};
+use crate::schema::{incident_events, incidents};
+
+const RESOLVED: &str = "resolved";
+
+#[diesel::declare_sql_function]
+extern "SQL" {
+    /// PostgreSQL's `greatest(a, b)`.
+    fn greatest<T: diesel::sql_types::SqlType + diesel::sql_types::SingleValue>(a: T, b: T) -> T;
+}
+
+/// What the detector measured at one tick, written onto an incident.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measurement {
+    pub at: DateTime<Utc>,
+    pub z: f64,
+    pub count: i64,
+    pub p_value: Option<f64>,
+}
+
+/// Who did something to an incident and why; recorded in the timeline.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub reason: &'a str,
+}
+
+/// Opens an incident unless one is already active for its service and signal. Returns the
+/// new id when this call opened it, `None` when another detector got there first.
+pub async fn open(
+    conn: &mut AsyncPgConnection,
+    new: &NewIncident<'_>,
+    actor: Actor<'_>,
+) -> StoreResult<Option<i64>> {
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        let id: Option<i64> = diesel::insert_into(incidents::table)
+            .values(new)
+            .on_conflict((incidents::service, incidents::signal))
+            .filter_target(incidents::status.ne(RESOLVED))
+            .do_nothing()
+            .returning(incidents::id)
+            .get_result(conn)
+            .await
+            .optional()?;
+        if let Some(id) = id {
+            record(
+                conn,
+                id,
+                new.opened_at,
+                EventKind::Opened,
+                actor,
+                Some((new.current_z, new.current_count)),
+            )
+            .await?;
+        }
+        Ok(id)
+    })
+    .await
+}
+
+/// Reopens a resolved incident with fresh evidence. Returns false when it is not resolved
+/// any more, or when another incident of its service and signal is already active.
+pub async fn reopen(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    measurement: Measurement,
+    fired_minute: DateTime<Utc>,
+    severity: Severity,
+    actor: Actor<'_>,
+) -> StoreResult<bool> {
+    let result = conn
+        .transaction::<_, StoreError, _>(async |conn| {
+            let reopened = diesel::update(incidents::table)
+                .filter(incidents::id.eq(id))
+                .filter(incidents::status.eq(RESOLVED))
+                .set((
+                    incidents::status.eq(Status::Open.as_str()),
+                    incidents::resolved_at.eq(None::<DateTime<Utc>>),
+                    incidents::resolved_by.eq(None::<String>),
+                    incidents::acknowledged_at.eq(None::<DateTime<Utc>>),
+                    incidents::acknowledged_by.eq(None::<String>),
+                    incidents::reopened_count.eq(incidents::reopened_count + 1),
+                    incidents::last_evaluated_at.eq(measurement.at),
+                    incidents::last_fired_minute.eq(fired_minute),
+                    incidents::current_z.eq(measurement.z),
+                    incidents::current_count.eq(measurement.count),
+                    incidents::p_value.eq(measurement.p_value),
+                    incidents::severity.eq(severity.as_str()),
+                    incidents::peak_z.eq(greatest(incidents::peak_z, measurement.z)),
+                    incidents::peak_count.eq(greatest(incidents::peak_count, measurement.count)),
+                ))
+                .execute(conn)
+                .await?;
+            if reopened == 1 {
+                record(
+                    conn,
+                    id,
+                    measurement.at,
+                    EventKind::Reopened,
+                    actor,
+                    Some((measurement.z, measurement.count)),
+                )
+                .await?;
+            }
+            Ok(reopened == 1)
+        })
+        .await;
+    match result {
+        Err(error) if error.is_unique_violation() => Ok(false),
+        other => other,
+    }
+}
+
+/// Writes the latest measurement onto an active incident, moving its peak and its last
+/// firing minute forward, and escalates its severity when asked (recording the escalation
+/// only if this call changed it).
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    measurement: Measurement,
+    last_fired_minute: DateTime<Utc>,
+    escalate_to: Option<Severity>,
+    actor: Actor<'_>,
+) -> StoreResult<()> {
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        diesel::update(incidents::table)
+            .filter(incidents::id.eq(id))
+            .filter(incidents::status.ne(RESOLVED))
+            .set((
+                incidents::last_evaluated_at.eq(measurement.at),
+                incidents::current_z.eq(measurement.z),
+                incidents::current_count.eq(measurement.count),
+                incidents::p_value.eq(measurement.p_value),
+                incidents::peak_z.eq(greatest(incidents::peak_z, measurement.z)),
+                incidents::peak_count.eq(greatest(incidents::peak_count, measurement.count)),
+                incidents::last_fired_minute.eq(greatest(incidents::last_fired_minute, last_fired_minute)),
+            ))
+            .execute(conn)
+            .await?;
+        if let Some(severity) = escalate_to {
+            let escalated = diesel::update(incidents::table)
+                .filter(incidents::id.eq(id))
+                .filter(incidents::status.ne(RESOLVED))
+                .filter(incidents::severity.ne(severity.as_str()))
+                .set(incidents::severity.eq(severity.as_str()))
+                .execute(conn)
+                .await?;
+            if escalated == 1 {
+                record(
+                    conn,
+                    id,
+                    measurement.at,
+                    EventKind::Escalated,
+                    actor,
+                    Some((measurement.z, measurement.count)),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Resolves an active incident. Returns false if it was already resolved.
+pub async fn resolve(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    at: DateTime<Utc>,
+    actor: Actor<'_>,
+) -> StoreResult<bool> {
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        let resolved = diesel::update(incidents::table)
+            .filter(incidents::id.eq(id))
+            .filter(incidents::status.ne(RESOLVED))
+            .set((
+                incidents::status.eq(RESOLVED),
+                incidents::resolved_at.eq(at),
+                incidents::resolved_by.eq(actor.name),
+                incidents::last_evaluated_at.eq(at),
+            ))
+            .execute(conn)
+            .await?;
+        if resolved == 1 {
+            record(conn, id, at, EventKind::Resolved, actor, None).await?;
+        }
+        Ok(resolved == 1)
+    })
+    .await
+}
+
+/// Acknowledges an open incident. Returns false if it was not open.
+pub async fn acknowledge(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    at: DateTime<Utc>,
+    actor: Actor<'_>,
+) -> StoreResult<bool> {
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        let acknowledged = diesel::update(incidents::table)
+            .filter(incidents::id.eq(id))
+            .filter(incidents::status.eq(Status::Open.as_str()))
+            .set((
+                incidents::status.eq(Status::Acknowledged.as_str()),
+                incidents::acknowledged_at.eq(at),
+                incidents::acknowledged_by.eq(actor.name),
+            ))
+            .execute(conn)
+            .await?;
+        if acknowledged == 1 {
+            record(conn, id, at, EventKind::Acknowledged, actor, None).await?;
+        }
+        Ok(acknowledged == 1)
+    })
+    .await
+}
+
+async fn record(
+    conn: &mut AsyncPgConnection,
+    incident_id: i64,
+    at: DateTime<Utc>,
+    kind: EventKind,
+    actor: Actor<'_>,
+    evidence: Option<(f64, i64)>,
+) -> StoreResult<()> {
+    diesel::insert_into(incident_events::table)
+        .values(NewIncidentEvent {
+            incident_id,
+            at,
+            kind: kind.as_str(),
+            actor: actor.name,
+            reason: actor.reason,
+            z: evidence.map(|(z, _)| z),
+            count: evidence.map(|(_, count)| count),
+        })
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Active (open or acknowledged) incidents, optionally of some services only.
+pub async fn active(
+    conn: &mut AsyncPgConnection,
+    services: Option<&[String]>,
+) -> StoreResult<Vec<IncidentRow>> {
+    let mut query = incidents::table
+        .filter(incidents::status.ne(RESOLVED))
+        .select(IncidentRow::as_select())
+        .into_boxed();
+    if let Some(services) = services {
+        query = query.filter(incidents::service.eq_any(services));
+    }
+    Ok(query.load(conn).await?)
+}
+
+/// Incidents resolved at or after `since` (for reopening and for keeping their minutes out
+/// of baselines), newest resolution first.
+pub async fn resolved_since(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+    services: Option<&[String]>,
+) -> StoreResult<Vec<IncidentRow>> {
+    let mut query = incidents::table
+        .filter(incidents::status.eq(RESOLVED))
+        .filter(incidents::resolved_at.ge(since))
+        .order(incidents::resolved_at.desc())
+        .select(IncidentRow::as_select())
+        .into_boxed();
+    if let Some(services) = services {
+        query = query.filter(incidents::service.eq_any(services));
+    }
+    Ok(query.load(conn).await?)
+}
+
+/// Which incidents a page lists.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub status: Option<Status>,
+    pub service: Option<String>,
+    pub severity: Option<Severity>,
+    /// Opened at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Opened before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// One page of incidents, newest first, strictly after the keyset position `after`
+/// (`opened_at`, `id`) of the previous page's last row. One query, whatever the page number.
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    filter: &IncidentFilter,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> StoreResult<Vec<IncidentRow>> {
+    let mut query = incidents::table
+        .select(IncidentRow::as_select())
+        .order((incidents::opened_at.desc(), incidents::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(incidents::status.eq(status.as_str()));
+    }
+    if let Some(service) = &filter.service {
+        query = query.filter(incidents::service.eq(service.clone()));
+    }
+    if let Some(severity) = filter.severity {
+        query = query.filter(incidents::severity.eq(severity.as_str()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(incidents::opened_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(incidents::opened_at.lt(until));
+    }
+    if let Some((opened_at, id)) = after {
+        // The redundant `opened_at <= $1` bounds the index scan, so a deep page starts where
+        // the previous one ended instead of filtering every newer row.
+        query = query.filter(
+            incidents::opened_at.le(opened_at).and(
+                incidents::opened_at
+                    .lt(opened_at)
+                    .or(incidents::id.lt(id)),
+            ),
+        );
+    }
+    Ok(query.load(conn).await?)
+}
+
+/// One incident.
+pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> StoreResult<Option<IncidentRow>> {
+    Ok(incidents::table
+        .find(id)
+        .select(IncidentRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// An incident's timeline, oldest first.
+pub async fn timeline(
+    conn: &mut AsyncPgConnection,
+    incident_id: i64,
+) -> StoreResult<Vec<IncidentEventRow>> {
+    Ok(incident_events::table
+        .filter(incident_events::incident_id.eq(incident_id))
+        .order((incident_events::at.asc(), incident_events::id.asc()))
+        .select(IncidentEventRow::as_select())
+        .load(conn)
+        .await?)
+}

@@ -1,0 +1,115 @@
+//! Rows as PostgreSQL holds them. Enums are stored as text and converted by callers with the
+//! domain's `FromStr` impls, so a bad value in the database is a typed error, not a panic.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::schema::{incident_events, incidents, logs};
+
+/// One incident row.
+#[derive(Queryable, Selectable, Debug, Clone, PartialEq)]
+#[diesel(table_name = incidents, check_for_backend(diesel::pg::Pg))]
+pub struct IncidentRow {
+    pub id: i64,
+    pub service: String,
+    pub signal: String,
+    pub status: String,
+    pub severity: String,
+    pub title: String,
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub last_evaluated_at: DateTime<Utc>,
+    pub first_minute: DateTime<Utc>,
+    pub last_fired_minute: DateTime<Utc>,
+    pub current_z: f64,
+    pub peak_z: f64,
+    pub current_count: i64,
+    pub peak_count: i64,
+    pub p_value: Option<f64>,
+    pub baseline_mean: f64,
+    pub baseline_stddev: f64,
+    pub baseline_minutes: i32,
+    pub algorithm: String,
+    pub z_threshold: f64,
+    pub min_count: i64,
+    pub reopened_count: i32,
+}
+
+/// A new incident, as the detector opens it.
+#[derive(Insertable, Debug, Clone)]
+#[diesel(table_name = incidents)]
+pub struct NewIncident<'a> {
+    pub service: &'a str,
+    pub signal: &'a str,
+    pub severity: &'a str,
+    pub title: &'a str,
+    pub opened_at: DateTime<Utc>,
+    pub last_evaluated_at: DateTime<Utc>,
+    pub first_minute: DateTime<Utc>,
+    pub last_fired_minute: DateTime<Utc>,
+    pub current_z: f64,
+    pub peak_z: f64,
+    pub current_count: i64,
+    pub peak_count: i64,
+    pub p_value: Option<f64>,
+    pub baseline_mean: f64,
+    pub baseline_stddev: f64,
+    pub baseline_minutes: i32,
+    pub algorithm: &'a str,
+    pub z_threshold: f64,
+    pub min_count: i64,
+}
+
+/// One entry of an incident's timeline.
+#[derive(Queryable, Selectable, Debug, Clone, PartialEq)]
+#[diesel(table_name = incident_events, check_for_backend(diesel::pg::Pg))]
+pub struct IncidentEventRow {
+    pub id: i64,
+    pub incident_id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub actor: String,
+    pub reason: String,
+    pub z: Option<f64>,
+    pub count: Option<i64>,
+}
+
+/// A new timeline entry.
+#[derive(Insertable, Debug, Clone)]
+#[diesel(table_name = incident_events)]
+pub struct NewIncidentEvent<'a> {
+    pub incident_id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub z: Option<f64>,
+    pub count: Option<i64>,
+}
+
+/// One stored log event.
+#[derive(Queryable, Selectable, Debug, Clone, PartialEq)]
+#[diesel(table_name = logs, check_for_backend(diesel::pg::Pg))]
+pub struct LogRow {
+    pub ts: DateTime<Utc>,
+    pub id: i64,
+    pub received_at: DateTime<Utc>,
+    pub service: String,
+    pub level: i16,
+    pub message: String,
+    pub attributes: serde_json::Value,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+}
+
+/// Errors and all events of one service in one minute, summed over levels and shards.
+#[derive(Queryable, Debug, Clone, PartialEq, Eq)]
+pub struct MinuteCountRow {
+    pub service: String,
+    pub minute: DateTime<Utc>,
+    pub errors: Option<i64>,
+    pub total: Option<i64>,
+}

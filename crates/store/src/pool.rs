@@ -1,0 +1,119 @@
+//! The shared connection pool: deadpool managing diesel-async connections, with every
+//! timeout explicit so a dead database turns into a quick, typed error instead of a hang.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use diesel::ConnectionError;
+use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use futures_util::FutureExt;
+
+use crate::error::{StoreError, StoreResult};
+
+/// The pool every service shares for its ordinary queries.
+pub type DbPool = deadpool::managed::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
+/// A connection checked out of [`DbPool`].
+pub type PooledConnection = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// How connections are opened and how long callers wait for them.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    /// Most connections the pool opens.
+    pub max_size: usize,
+    /// Longest wait for a free connection before giving up (then: 503).
+    pub acquire_timeout: Duration,
+    /// Longest wait for PostgreSQL to accept a new connection.
+    pub connect_timeout: Duration,
+    /// Server-side `statement_timeout` for every statement on pooled connections.
+    pub statement_timeout: Duration,
+    /// Shown in `pg_stat_activity.application_name`.
+    pub application_name: String,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_size: 8,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+            application_name: "threesigma".to_owned(),
+        }
+    }
+}
+
+/// Parses a database URL (or key=value string) and applies the connection settings.
+pub fn connection_config(url: &str, settings: &PoolSettings) -> StoreResult<tokio_postgres::Config> {
+    let mut config =
+        tokio_postgres::Config::from_str(url).map_err(|error| StoreError::InvalidUrl(error.to_string()))?;
+    config.connect_timeout(settings.connect_timeout);
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(30));
+    if config.get_application_name().is_none() {
+        config.application_name(&settings.application_name);
+    }
+    let timeout_ms = settings.statement_timeout.as_millis();
+    if timeout_ms > 0 {
+        let options = format!(
+            "{} -c statement_timeout={timeout_ms}",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim());
+    }
+    Ok(config)
+}
+
+/// Opens one raw tokio-postgres connection and drives it on the current runtime.
+pub async fn connect_raw(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "PostgreSQL connection ended.");
+        }
+    });
+    Ok(client)
+}
+
+/// Builds the pool. No connection is opened here: the first query opens one, so a service
+/// can start (and report not-ready) while the database is still coming up.
+pub fn build_pool(url: &str, settings: &PoolSettings) -> StoreResult<DbPool> {
+    let config = connection_config(url, settings)?;
+    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    // Check a connection with a round trip before handing it out: after a database restart,
+    // stale connections are replaced instead of failing the caller's first query.
+    manager_config.recycling_method = RecyclingMethod::Verified;
+    manager_config.custom_setup = Box::new(move |_url| {
+        let config = config.clone();
+        async move {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|error| ConnectionError::BadConnection(error.to_string()))?;
+            AsyncPgConnection::try_from_client_and_connection(client, connection).await
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);
+    DbPool::builder(manager)
+        .max_size(settings.max_size)
+        .wait_timeout(Some(settings.acquire_timeout))
+        .create_timeout(Some(settings.connect_timeout))
+        .recycle_timeout(Some(settings.connect_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|error| StoreError::Unavailable(error.to_string()))
+}
+
+/// Checks out a connection, mapping every pool failure to [`StoreError::Unavailable`].
+pub async fn connection(pool: &DbPool) -> StoreResult<PooledConnection> {
+    Ok(pool.get().await?)
+}
+
+/// A cheap round trip: is the database reachable right now?
+pub async fn ping(pool: &DbPool) -> StoreResult<()> {
+    use diesel_async::RunQueryDsl;
+    let mut conn = connection(pool).await?;
+    diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Diesel's view of the tables created by `migrations/`. Written by hand to match them;
+//! `store::tests::schema_matches_migrations` checks the two agree.
+
+diesel::table! {
+    logs (ts, id) {
+        ts -> Timestamptz,
+        id -> Int8,
+        received_at -> Timestamptz,
+        service -> Text,
+        level -> Int2,
+        message -> Text,
+        attributes -> Jsonb,
+        trace_id -> Nullable<Text>,
+        span_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    log_counts (service, minute, level, shard) {
+        service -> Text,
+        minute -> Timestamptz,
+        level -> Int2,
+        shard -> Int2,
+        n -> Int4,
+    }
+}
+
+diesel::table! {
+    incidents (id) {
+        id -> Int8,
+        service -> Text,
+        signal -> Text,
+        status -> Text,
+        severity -> Text,
+        title -> Text,
+        opened_at -> Timestamptz,
+        acknowledged_at -> Nullable<Timestamptz>,
+        acknowledged_by -> Nullable<Text>,
+        resolved_at -> Nullable<Timestamptz>,
+        resolved_by -> Nullable<Text>,
+        last_evaluated_at -> Timestamptz,
+        first_minute -> Timestamptz,
+        last_fired_minute -> Timestamptz,
+        current_z -> Float8,
+        peak_z -> Float8,
+        current_count -> Int8,
+        peak_count -> Int8,
+        p_value -> Nullable<Float8>,
+        baseline_mean -> Float8,
+        baseline_stddev -> Float8,
+        baseline_minutes -> Int4,
+        algorithm -> Text,
+        z_threshold -> Float8,
+        min_count -> Int8,
+        reopened_count -> Int4,
+    }
+}
+
+diesel::table! {
+    incident_events (id) {
+        id -> Int8,
+        incident_id -> Int8,
+        at -> Timestamptz,
+        kind -> Text,
+        actor -> Text,
+        reason -> Text,
+        z -> Nullable<Float8>,
+        count -> Nullable<Int8>,
+    }
+}
+
+diesel::joinable!(incident_events -> incidents (incident_id));
+diesel::allow_tables_to_appear_in_same_query!(logs, log_counts, incidents, incident_events);

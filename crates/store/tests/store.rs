@@ -1,0 +1,206 @@
+//! The storage layer against a real PostgreSQL: a fresh database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use domain::{EventLimits, LogEvent, Minute, Severity};
+use serde_json::json;
+use store::incidents::{self, Actor, IncidentFilter, Measurement};
+use store::models::NewIncident;
+use store::schema::{incident_events, log_counts, logs};
+use store::testing::TestDatabase;
+
+async fn connect(db: &TestDatabase) -> AsyncPgConnection {
+    AsyncPgConnection::establish(&db.url).await.unwrap()
+}
+
+async fn raw(db: &TestDatabase) -> tokio_postgres::Client {
+    let config = store::pool::connection_config(&db.url, &store::PoolSettings::default()).unwrap();
+    store::pool::connect_raw(&config).await.unwrap()
+}
+
+fn event(service: &str, level: &str, ts: chrono::DateTime<Utc>, message: &str) -> LogEvent {
+    LogEvent::from_json(
+        json!({"service": service, "level": level, "message": message, "ts": ts.to_rfc3339(), "k": 1}),
+        Utc::now(),
+        &EventLimits::default(),
+    )
+    .unwrap()
+}
+
+fn detector() -> Actor<'static> {
+    Actor { name: "detector", reason: "test" }
+}
+
+fn new_incident(service: &str, at: chrono::DateTime<Utc>) -> NewIncident<'_> {
+    NewIncident {
+        service,
+        signal: "error_count",
+        severity: "warning",
+        title: "errors up",
+        opened_at: at,
+        last_evaluated_at: at,
+        first_minute: Minute::containing(at).start(),
+        last_fired_minute: Minute::containing(at).start(),
+        current_z: 4.0,
+        peak_z: 4.0,
+        current_count: 20,
+        peak_count: 20,
+        p_value: None,
+        baseline_mean: 2.0,
+        baseline_stddev: 1.0,
+        baseline_minutes: 30,
+        algorithm: "classic",
+        z_threshold: 3.0,
+        min_count: 5,
+    }
+}
+
+#[tokio::test]
+async fn migrations_leave_nothing_pending() {
+    let db = TestDatabase::create().await;
+    assert_eq!(store::migrate::pending_count(&db.url).await.unwrap(), 0);
+    store::migrate::ensure_current(&db.url).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_writes_logs_and_rollups_together() {
+    let db = TestDatabase::create().await;
+    let now = Utc::now();
+    let events = vec![
+        event("a", "error", now, "one"),
+        event("a", "error", now, "two"),
+        event("a", "info", now, "three"),
+        event("b", "warn", now - Duration::minutes(3), "four"),
+    ];
+    let mut client = raw(&db).await;
+    assert_eq!(store::bulk::write_batch(&mut client, &events, 0).await.unwrap(), 4);
+    assert_eq!(store::bulk::write_batch(&mut client, &events[..1], 1).await.unwrap(), 1);
+
+    let mut conn = connect(&db).await;
+    let stored: i64 = logs::table.count().get_result(&mut conn).await.unwrap();
+    assert_eq!(stored, 5);
+    let attributes: serde_json::Value = logs::table
+        .filter(logs::message.eq("four"))
+        .select(logs::attributes)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(attributes, json!({"k": 1}));
+    let counts = store::counts::minute_counts(
+        &mut conn,
+        now - Duration::minutes(10),
+        now,
+        None,
+        17,
+    )
+    .await
+    .unwrap();
+    let a = counts.iter().find(|row| row.service == "a").unwrap();
+    assert_eq!((a.errors, a.total), (Some(3), Some(4)));
+    let b = counts.iter().find(|row| row.service == "b").unwrap();
+    assert_eq!((b.errors, b.total), (None, Some(1)));
+    let shards: i64 = log_counts::table.count().get_result(&mut conn).await.unwrap();
+    assert_eq!(shards, 4, "writer shards keep separate rollup rows");
+}
+
+#[tokio::test]
+async fn a_failed_batch_leaves_nothing_behind() {
+    let db = TestDatabase::create().await;
+    let mut client = raw(&db).await;
+    // A NUL byte is valid in Rust strings and refused by PostgreSQL text: the batch fails
+    // after the first, valid row was already sent.
+    let events = vec![event("a", "error", Utc::now(), "fine"), event("a", "error", Utc::now(), "bad\0")];
+    assert!(store::bulk::write_batch(&mut client, &events, 0).await.is_err());
+    let mut conn = connect(&db).await;
+    let stored: i64 = logs::table.count().get_result(&mut conn).await.unwrap();
+    let counted: i64 = log_counts::table.count().get_result(&mut conn).await.unwrap();
+    assert_eq!((stored, counted), (0, 0));
+}
+
+#[tokio::test]
+async fn only_one_active_incident_per_service_and_signal() {
+    let db = TestDatabase::create().await;
+    let mut conn = connect(&db).await;
+    let now = Utc::now();
+    let first = incidents::open(&mut conn, &new_incident("a", now), detector()).await.unwrap();
+    let second = incidents::open(&mut conn, &new_incident("a", now), detector()).await.unwrap();
+    assert!(first.is_some());
+    assert_eq!(second, None);
+    let other = incidents::open(&mut conn, &new_incident("b", now), detector()).await.unwrap();
+    assert!(other.is_some());
+
+    let id = first.unwrap();
+    let measurement = Measurement { at: now, z: 7.0, count: 50, p_value: None };
+    incidents::update(&mut conn, id, measurement, now, Some(Severity::Critical), detector())
+        .await
+        .unwrap();
+    incidents::update(&mut conn, id, Measurement { z: 3.5, ..measurement }, now, Some(Severity::Critical), detector())
+        .await
+        .unwrap();
+    let row = incidents::find(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!((row.current_z, row.peak_z, row.peak_count), (3.5, 7.0, 50));
+    assert_eq!(row.severity, "critical");
+
+    assert!(incidents::resolve(&mut conn, id, now, detector()).await.unwrap());
+    assert!(!incidents::resolve(&mut conn, id, now, detector()).await.unwrap());
+    let kinds: Vec<String> = incident_events::table
+        .filter(incident_events::incident_id.eq(id))
+        .order(incident_events::id)
+        .select(incident_events::kind)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["opened", "escalated", "resolved"]);
+
+    // Resolved: a new one may open; the old one can then not be reopened beside it.
+    let third = incidents::open(&mut conn, &new_incident("a", now), detector()).await.unwrap();
+    assert!(third.is_some());
+    assert!(!incidents::reopen(&mut conn, id, measurement, now, Severity::Warning, detector()).await.unwrap());
+}
+
+#[tokio::test]
+async fn incident_pages_are_keyset_and_complete() {
+    let db = TestDatabase::create().await;
+    let mut conn = connect(&db).await;
+    let base = Utc::now();
+    let mut opened = Vec::new();
+    for i in 0..25 {
+        let service = format!("s{i}");
+        // Pairs share an opened_at, so ties on the timestamp are exercised.
+        let at = base - Duration::seconds(i / 2);
+        let id = incidents::open(&mut conn, &new_incident(&service, at), detector())
+            .await
+            .unwrap()
+            .unwrap();
+        opened.push(id);
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = incidents::page(&mut conn, &IncidentFilter::default(), after, 7).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|row| (row.opened_at, row.id));
+        seen.extend(page.iter().map(|row| row.id));
+    }
+    let mut expected = opened.clone();
+    expected.sort_unstable();
+    let mut sorted_seen = seen.clone();
+    sorted_seen.sort_unstable();
+    assert_eq!(sorted_seen, expected, "every incident exactly once");
+    assert_eq!(seen.len(), 25);
+}
+
+#[tokio::test]
+async fn partitions_are_created_ahead_and_dropped_behind() {
+    let db = TestDatabase::create().await;
+    let mut conn = connect(&db).await;
+    store::partitions::ensure_ahead(&mut conn, 30).await.unwrap();
+    assert_eq!(store::partitions::ensure_ahead(&mut conn, 30).await.unwrap(), 0);
+    let dropped = store::partitions::drop_expired(&mut conn, 3).await.unwrap();
+    assert!(!dropped.is_empty());
+    assert!(dropped.iter().all(|name| name.starts_with("logs_p")));
+}
