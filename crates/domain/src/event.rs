@@ -180,7 +180,9 @@ impl LogEvent {
         if ts > received_at + limits.max_future {
             return Err(EventError::InFuture(ts));
         }
-        let attributes = Value::Object(attributes).to_string();
+        let mut attributes = Value::Object(attributes);
+        strip_nul_in_value(&mut attributes);
+        let attributes = attributes.to_string();
         if attributes.len() > limits.max_attributes_bytes {
             return Err(EventError::AttributesTooLarge {
                 limit: limits.max_attributes_bytes,
@@ -190,11 +192,38 @@ impl LogEvent {
             ts: to_storage_precision(ts),
             service,
             level,
-            message,
+            message: strip_nul(message),
             attributes,
-            trace_id,
-            span_id,
+            trace_id: trace_id.map(strip_nul),
+            span_id: span_id.map(strip_nul),
         })
+    }
+}
+
+/// PostgreSQL text and jsonb cannot hold NUL characters; they become U+FFFD instead of
+/// failing the batch that carries them.
+fn strip_nul(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
+fn strip_nul_in_value(value: &mut Value) {
+    match value {
+        Value::String(text) if text.contains('\0') => *text = text.replace('\0', "\u{FFFD}"),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul_in_value),
+        Value::Object(map) => {
+            if map.keys().any(|key| key.contains('\0')) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(key, value)| (strip_nul(key), value))
+                    .collect();
+            }
+            map.values_mut().for_each(strip_nul_in_value);
+        }
+        _ => {}
     }
 }
 
@@ -316,6 +345,15 @@ mod tests {
         let event = parse(json!({"service": "s", "message": "m"})).unwrap();
         assert_eq!(event.level, Level::Info);
         assert_eq!(event.ts, now());
+    }
+
+    #[test]
+    fn nul_characters_are_replaced_not_fatal() {
+        let event = parse(json!({"service": "s", "message": "a\0b", "k\0": ["x\0"]}))
+            .unwrap();
+        assert_eq!(event.message, "a\u{FFFD}b");
+        assert!(!event.attributes.contains("\\u0000"), "{}", event.attributes);
+        assert_eq!(attributes(&event), json!({"k\u{FFFD}": ["x\u{FFFD}"]}));
     }
 
     #[test]

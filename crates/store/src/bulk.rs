@@ -75,19 +75,16 @@ pub fn rollups<'a>(events: impl IntoIterator<Item = &'a LogEvent>) -> BTreeMap<(
 
 /// Writes events and their rollups in one transaction on `client`. `shard` tells this
 /// writer's rollup rows apart from other writers' (see `log_counts.shard`).
-pub async fn write_batch<'a, I>(
+pub async fn write_batch(
     client: &mut tokio_postgres::Client,
-    events: I,
+    events: &[&LogEvent],
     shard: i16,
-) -> StoreResult<u64>
-where
-    I: IntoIterator<Item = &'a LogEvent> + Clone,
-{
+) -> StoreResult<u64> {
     let transaction = client.transaction().await?;
     let sink = transaction.copy_in(COPY_LOGS).await?;
     let writer = BinaryCopyInWriter::new(sink, &COLUMN_TYPES);
     pin_mut!(writer);
-    for event in events.clone() {
+    for event in events {
         let level = event.level.as_i16();
         let row: [&(dyn ToSql + Sync); 7] = [
             &event.ts,
@@ -102,7 +99,7 @@ where
     }
     let written = writer.finish().await?;
 
-    let counts = rollups(events);
+    let counts = rollups(events.iter().copied());
     let mut services = Vec::with_capacity(counts.len());
     let mut minutes: Vec<DateTime<Utc>> = Vec::with_capacity(counts.len());
     let mut levels = Vec::with_capacity(counts.len());

@@ -75,8 +75,8 @@ async fn a_batch_writes_logs_and_rollups_together() {
         event("b", "warn", now - Duration::minutes(3), "four"),
     ];
     let mut client = raw(&db).await;
-    assert_eq!(store::bulk::write_batch(&mut client, &events, 0).await.unwrap(), 4);
-    assert_eq!(store::bulk::write_batch(&mut client, &events[..1], 1).await.unwrap(), 1);
+    assert_eq!(store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0).await.unwrap(), 4);
+    assert_eq!(store::bulk::write_batch(&mut client, &[&events[0]], 1).await.unwrap(), 1);
 
     let mut conn = connect(&db).await;
     let stored: i64 = logs::table.count().get_result(&mut conn).await.unwrap();
@@ -112,7 +112,7 @@ async fn a_failed_batch_leaves_nothing_behind() {
     // A NUL byte is valid in Rust strings and refused by PostgreSQL text: the batch fails
     // after the first, valid row was already sent.
     let events = vec![event("a", "error", Utc::now(), "fine"), event("a", "error", Utc::now(), "bad\0")];
-    assert!(store::bulk::write_batch(&mut client, &events, 0).await.is_err());
+    assert!(store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0).await.is_err());
     let mut conn = connect(&db).await;
     let stored: i64 = logs::table.count().get_result(&mut conn).await.unwrap();
     let counted: i64 = log_counts::table.count().get_result(&mut conn).await.unwrap();

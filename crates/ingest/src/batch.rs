@@ -1,0 +1,428 @@
+//! Group commit: many requests, one transaction.
+//!
+//! A request hands its events to a bounded queue as one [`Submission`] and waits for the
+//! commit of the batch that carries them (a oneshot per request, like Vector's batch
+//! notifiers). Writer tasks, each with its own PostgreSQL connection, take turns draining
+//! the queue: the one holding the queue closes a batch at `max_batch_events`,
+//! `max_batch_bytes` or `linger`, then writes it while the next writer fills the next batch.
+//!
+//! Guarantees:
+//! - *Bounded memory*: the queue is bounded in events and bytes by semaphores whose permits
+//!   travel with a submission and are returned only when its batch is done. A request that
+//!   cannot get permits within `enqueue_timeout` is refused (503), so memory stays bounded
+//!   under any load.
+//! - *A 200 means committed*: a submission is answered `Ok` only after its batch's COMMIT.
+//! - *A 503 means not stored*: writers retry an unavailable database with backoff, but
+//!   before each attempt they drop (and answer 503 to) submissions whose deadline has
+//!   passed, so an answered submission is never written afterwards. The one exception is a
+//!   COMMIT whose outcome the connection lost; the client's retry may then duplicate it
+//!   (at-least-once, see docs/ARCHITECTURE.md).
+//! - *One bad submission does not sink a batch*: a batch that fails for a reason other than
+//!   availability is retried one submission per transaction, so only the culprit fails.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use domain::LogEvent;
+use store::StoreError;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::IngestMetrics;
+
+/// Knobs of the batch writer (all validated non-zero at boot).
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    pub max_batch_events: usize,
+    pub max_batch_bytes: usize,
+    pub linger: Duration,
+    pub writers: usize,
+    pub queue_max_events: usize,
+    pub queue_max_bytes: usize,
+    pub enqueue_timeout: Duration,
+    /// How long a request waits for its commit before it is answered 503.
+    pub request_timeout: Duration,
+    /// Longest a single write attempt may take before the connection is abandoned.
+    pub attempt_timeout: Duration,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}
+
+/// Why a submission was not committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    #[error("ingest queue is full, retry later")]
+    Overloaded,
+    #[error("database unavailable, retry later")]
+    Unavailable,
+    #[error("ingest is shutting down, retry on another instance")]
+    ShuttingDown,
+    #[error("storing the events failed: {0}")]
+    Failed(String),
+}
+
+type Reply = oneshot::Sender<Result<(), WriteError>>;
+
+/// Events of one request on their way to PostgreSQL.
+struct Submission {
+    events: Vec<LogEvent>,
+    bytes: usize,
+    /// Answer 503 rather than write after this instant.
+    deadline: Instant,
+    reply: Option<Reply>,
+    /// Queue capacity held until the submission is done.
+    _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
+
+impl Submission {
+    fn finish(mut self, outcome: Result<(), WriteError>, metrics: &IngestMetrics) {
+        match &outcome {
+            Ok(()) => {
+                metrics.events_committed.inc_by(self.events.len() as u64);
+            }
+            Err(_) if self.reply.is_none() => {
+                // Buffered acknowledgement: the client was told 202 and cannot be told now.
+                metrics.events_lost.inc_by(self.events.len() as u64);
+                tracing::error!(events = self.events.len(), "Dropped buffered events that could not be stored.");
+            }
+            Err(_) => {}
+        }
+        if let Some(reply) = self.reply.take() {
+            // The client may have gone away; its events were handled either way.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+struct Shared {
+    config: BatchConfig,
+    database: tokio_postgres::Config,
+    metrics: IngestMetrics,
+    receiver: Mutex<mpsc::UnboundedReceiver<Submission>>,
+    closing: CancellationToken,
+    /// Cancelled when shutdown begins: batches stop lingering and are written at once.
+    hurry: CancellationToken,
+    /// Set once any writer has committed since start; used by readiness.
+    database_ok: AtomicBool,
+}
+
+/// The handle requests use to submit events. Cheap to clone.
+#[derive(Clone)]
+pub struct BatchWriter {
+    sender: mpsc::UnboundedSender<Submission>,
+    events_capacity: Arc<Semaphore>,
+    bytes_capacity: Arc<Semaphore>,
+    shared: Arc<Shared>,
+}
+
+/// Running writer tasks; [`WriterTasks::drain`] flushes everything queued and stops them.
+pub struct WriterTasks {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl BatchWriter {
+    /// Starts `config.writers` writer tasks on the current runtime.
+    pub fn start(
+        config: BatchConfig,
+        database: tokio_postgres::Config,
+        metrics: IngestMetrics,
+    ) -> (BatchWriter, WriterTasks) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let events_capacity = Arc::new(Semaphore::new(config.queue_max_events));
+        let bytes_capacity = Arc::new(Semaphore::new(config.queue_max_bytes));
+        let writers = config.writers;
+        let shared = Arc::new(Shared {
+            config,
+            database,
+            metrics,
+            receiver: Mutex::new(receiver),
+            closing: CancellationToken::new(),
+            hurry: CancellationToken::new(),
+            database_ok: AtomicBool::new(true),
+        });
+        let tasks = (0..writers)
+            .map(|index| tokio::spawn(run_writer(index, Arc::clone(&shared))))
+            .collect();
+        let writer = BatchWriter {
+            sender,
+            events_capacity,
+            bytes_capacity,
+            shared: Arc::clone(&shared),
+        };
+        (writer, WriterTasks { shared, tasks })
+    }
+
+    /// Queues `events` and waits until they are committed (durable acknowledgement).
+    pub async fn submit(&self, events: Vec<LogEvent>) -> Result<(), WriteError> {
+        let Some(reply) = self.enqueue(events, true).await? else {
+            return Err(WriteError::ShuttingDown);
+        };
+        // A writer answers by the deadline plus one bounded attempt; the extra margin only
+        // guards against a writer that died.
+        let config = &self.shared.config;
+        let patience = config.request_timeout + config.attempt_timeout * 2 + Duration::from_secs(5);
+        match tokio::time::timeout(patience, reply).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(WriteError::ShuttingDown),
+            Err(_) => Err(WriteError::Unavailable),
+        }
+    }
+
+    /// Queues `events` and returns once they are queued (buffered acknowledgement: they may
+    /// still be lost if the process dies before the commit).
+    pub async fn enqueue_buffered(&self, events: Vec<LogEvent>) -> Result<(), WriteError> {
+        self.enqueue(events, false).await.map(|_| ())
+    }
+
+    async fn enqueue(
+        &self,
+        events: Vec<LogEvent>,
+        wants_reply: bool,
+    ) -> Result<Option<oneshot::Receiver<Result<(), WriteError>>>, WriteError> {
+        let shared = &self.shared;
+        if shared.closing.is_cancelled() {
+            return Err(WriteError::ShuttingDown);
+        }
+        let bytes: usize = events.iter().map(LogEvent::weight).sum();
+        // A request larger than the whole queue still gets in, alone.
+        let event_permits = permits(events.len(), shared.config.queue_max_events);
+        let byte_permits = permits(bytes, shared.config.queue_max_bytes);
+        let acquire = async {
+            let events = Arc::clone(&self.events_capacity).acquire_many_owned(event_permits).await;
+            let bytes = Arc::clone(&self.bytes_capacity).acquire_many_owned(byte_permits).await;
+            (events, bytes)
+        };
+        let (Ok(event_permit), Ok(byte_permit)) = tokio::time::timeout(shared.config.enqueue_timeout, acquire)
+            .await
+            .map_err(|_| {
+                shared.metrics.overloaded.inc();
+                WriteError::Overloaded
+            })?
+        else {
+            return Err(WriteError::ShuttingDown);
+        };
+        let (reply, receiver) = if wants_reply {
+            let (sender, receiver) = oneshot::channel();
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
+        };
+        let count = events.len();
+        let submission = Submission {
+            events,
+            bytes,
+            deadline: Instant::now() + shared.config.request_timeout,
+            reply,
+            _permits: (event_permit, byte_permit),
+        };
+        self.sender
+            .send(submission)
+            .map_err(|_| WriteError::ShuttingDown)?;
+        shared.metrics.queued_events.inc_by(count as i64);
+        shared.metrics.queued_bytes.inc_by(bytes as i64);
+        Ok(receiver)
+    }
+
+    /// Whether the queue is (nearly) full: under 5% of its events or bytes left.
+    pub fn is_saturated(&self) -> bool {
+        let config = &self.shared.config;
+        self.events_capacity.available_permits() * 20 < config.queue_max_events
+            || self.bytes_capacity.available_permits() * 20 < config.queue_max_bytes
+    }
+
+    /// Whether the last write attempt reached the database.
+    pub fn database_ok(&self) -> bool {
+        self.shared.database_ok.load(Ordering::Relaxed)
+    }
+}
+
+fn permits(amount: usize, capacity: usize) -> u32 {
+    u32::try_from(amount.clamp(1, capacity.max(1))).unwrap_or(u32::MAX)
+}
+
+impl WriterTasks {
+    /// Shutdown has begun: stop lingering, write what is queued right away (submissions
+    /// are still accepted until [`WriterTasks::drain`]).
+    pub fn hurry(&self) {
+        self.shared.hurry.cancel();
+    }
+
+    /// Stops taking new submissions, writes everything queued, and waits up to `grace` for
+    /// the writers to finish.
+    pub async fn drain(self, grace: Duration) {
+        self.shared.hurry.cancel();
+        self.shared.closing.cancel();
+        let all = futures_util::future::join_all(self.tasks);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("Batch writers did not finish within {grace:?}.");
+        }
+    }
+}
+
+async fn run_writer(index: usize, shared: Arc<Shared>) {
+    let shard = i16::try_from(index).unwrap_or(i16::MAX);
+    let mut client = None;
+    while let Some(batch) = next_batch(&shared).await {
+        write(&shared, &mut client, shard, batch).await;
+    }
+    tracing::debug!(writer = index, "Batch writer finished.");
+}
+
+/// Waits for the first submission, then gathers more until the batch is full or `linger`
+/// has passed. Returns `None` once closing and the queue is empty.
+async fn next_batch(shared: &Shared) -> Option<Vec<Submission>> {
+    let config = &shared.config;
+    let closing = shared.closing.clone();
+    let hurry = shared.hurry.clone();
+    let mut receiver = shared.receiver.lock().await;
+    let first = tokio::select! {
+        biased;
+        next = receiver.recv() => next?,
+        () = closing.cancelled() => receiver.try_recv().ok()?,
+    };
+    let mut events = first.events.len();
+    let mut bytes = first.bytes;
+    let mut batch = vec![first];
+    let linger_until = Instant::now() + config.linger;
+    while events < config.max_batch_events && bytes < config.max_batch_bytes {
+        let next = match receiver.try_recv() {
+            Ok(next) => next,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                if hurry.is_cancelled() {
+                    break;
+                }
+                tokio::select! {
+                    next = tokio::time::timeout_at(linger_until, receiver.recv()) => match next {
+                        Ok(Some(next)) => next,
+                        _ => break,
+                    },
+                    () = hurry.cancelled() => break,
+                }
+            }
+        };
+        events += next.events.len();
+        bytes += next.bytes;
+        batch.push(next);
+    }
+    Some(batch)
+}
+
+/// Writes one batch. A batch that fails for a reason other than availability is split
+/// into one transaction per submission, so only the culprit fails.
+async fn write(shared: &Shared, client: &mut Option<tokio_postgres::Client>, shard: i16, batch: Vec<Submission>) {
+    let mut pending = vec![batch];
+    while let Some(batch) = pending.pop() {
+        if let Some(split) = write_with_retry(shared, client, shard, batch).await {
+            pending.extend(split.into_iter().map(|submission| vec![submission]));
+        }
+    }
+}
+
+/// Writes `batch`, retrying while the database is unavailable and the submissions'
+/// deadlines allow. Returns the submissions to retry one by one when the batch failed for
+/// another reason.
+async fn write_with_retry(
+    shared: &Shared,
+    client: &mut Option<tokio_postgres::Client>,
+    shard: i16,
+    mut batch: Vec<Submission>,
+) -> Option<Vec<Submission>> {
+    let config = &shared.config;
+    let metrics = &shared.metrics;
+    let mut backoff = config.retry_min;
+    loop {
+        let now = Instant::now();
+        let (expired, live): (Vec<_>, Vec<_>) = batch.into_iter().partition(|s| s.deadline <= now);
+        for submission in expired {
+            metrics.release(&submission);
+            submission.finish(Err(WriteError::Unavailable), metrics);
+        }
+        batch = live;
+        if batch.is_empty() {
+            return None;
+        }
+        let started = Instant::now();
+        match attempt(shared, client, shard, &batch).await {
+            Ok(()) => {
+                shared.database_ok.store(true, Ordering::Relaxed);
+                metrics.observe_flush(&batch, started.elapsed());
+                for submission in batch {
+                    metrics.release(&submission);
+                    submission.finish(Ok(()), metrics);
+                }
+                return None;
+            }
+            Err(error) if error.is_unavailable() => {
+                shared.database_ok.store(false, Ordering::Relaxed);
+                *client = None;
+                metrics.writer_retries.inc();
+                tracing::warn!(%error, retry_in = ?backoff, "Database unavailable; batch will be retried.");
+                // Wake at the earliest deadline too, so that request is answered on time.
+                let earliest = batch.iter().map(|s| s.deadline).min().unwrap_or(now);
+                tokio::time::sleep_until((Instant::now() + backoff).min(earliest)).await;
+                backoff = (backoff * 2).min(config.retry_max);
+            }
+            Err(error) if batch.len() > 1 => {
+                tracing::warn!(%error, submissions = batch.len(), "Batch failed; retrying its requests one by one.");
+                return Some(batch);
+            }
+            Err(error) => {
+                tracing::error!(%error, "Storing a request's events failed.");
+                for submission in batch {
+                    metrics.release(&submission);
+                    submission.finish(Err(WriteError::Failed(error.to_string())), metrics);
+                }
+                return None;
+            }
+        }
+    }
+}
+
+/// One transaction attempt on this writer's connection (opened on demand).
+async fn attempt(
+    shared: &Shared,
+    client: &mut Option<tokio_postgres::Client>,
+    shard: i16,
+    batch: &[Submission],
+) -> Result<(), StoreError> {
+    let config = &shared.config;
+    if client.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+        *client = None;
+        let connected = tokio::time::timeout(config.attempt_timeout, store::pool::connect_raw(&shared.database))
+            .await
+            .map_err(|_| StoreError::Unavailable("connecting timed out".to_owned()))??;
+        *client = Some(connected);
+    }
+    let Some(connection) = client.as_mut() else {
+        return Err(StoreError::Unavailable("no connection".to_owned()));
+    };
+    let events: Vec<&LogEvent> = batch.iter().flat_map(|submission| &submission.events).collect();
+    let write = store::bulk::write_batch(connection, &events, shard);
+    match tokio::time::timeout(config.attempt_timeout, write).await {
+        Ok(result) => result.map(|_| ()),
+        Err(_) => {
+            // The connection is in an unknown state: abandon it.
+            *client = None;
+            Err(StoreError::Unavailable("write timed out".to_owned()))
+        }
+    }
+}
+
+impl IngestMetrics {
+    fn release(&self, submission: &Submission) {
+        self.queued_events.dec_by(submission.events.len() as i64);
+        self.queued_bytes.dec_by(submission.bytes as i64);
+    }
+
+    fn observe_flush(&self, batch: &[Submission], elapsed: Duration) {
+        let events: usize = batch.iter().map(|s| s.events.len()).sum();
+        self.batch_events.observe(events as f64);
+        self.batch_requests.observe(batch.len() as f64);
+        self.flush_seconds.observe(elapsed.as_secs_f64());
+    }
+}

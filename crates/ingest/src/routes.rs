@@ -1,0 +1,144 @@
+//! HTTP handlers of ingest.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::web::{Data, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use bytes::BytesMut;
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde::Serialize;
+use web::ApiError;
+
+use crate::batch::{BatchWriter, WriteError};
+use crate::decode::{self, BodyError, Decoded, Encoding, Rejection, Shape};
+use crate::metrics::IngestMetrics;
+use crate::settings::AckMode;
+
+/// Bodies at least this large (compressed: an eighth of it) are decoded on a blocking
+/// thread, so that one big request cannot stall the other requests of its worker.
+const OFFLOAD_DECODE_BYTES: usize = 64 * 1024;
+
+/// What handlers share.
+pub struct IngestState {
+    pub writer: BatchWriter,
+    pub metrics: IngestMetrics,
+    pub ack: AckMode,
+    pub max_body_bytes: usize,
+    pub max_reported_errors: usize,
+    pub limits: domain::EventLimits,
+}
+
+/// The answer to an ingest request.
+#[derive(Debug, Serialize)]
+pub struct IngestResponse {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub errors: Vec<Rejection>,
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
+            BodyError::UnsupportedEncoding(_) | BodyError::UnsupportedContentType(_) => {
+                ApiError::UnsupportedMediaType(error.to_string())
+            }
+            BodyError::Corrupt { .. } | BodyError::Unusable(_) => ApiError::BadRequest(error.to_string()),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Overloaded | WriteError::ShuttingDown => ApiError::unavailable(error.to_string(), 1),
+            WriteError::Unavailable => ApiError::unavailable(error.to_string(), 2),
+            WriteError::Failed(reason) => ApiError::Internal(reason),
+        }
+    }
+}
+
+fn header<'a>(request: &'a HttpRequest, name: actix_web::http::header::HeaderName) -> Result<Option<&'a str>, ApiError> {
+    request
+        .headers()
+        .get(&name)
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| ApiError::BadRequest(format!("{name} header is not valid text")))
+        })
+        .transpose()
+}
+
+/// Reads the raw body, refusing more than `limit` bytes (compressed bodies are bounded by
+/// the same limit; the decompressed size is checked again by the decoder).
+async fn read_body(request: &HttpRequest, mut payload: Payload, limit: usize) -> Result<BytesMut, ApiError> {
+    let too_large = || ApiError::from(BodyError::TooLarge { limit });
+    let declared = header(request, CONTENT_LENGTH)?.and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| ApiError::BadRequest(format!("could not read the body: {error}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `POST /api/v1/logs` and `POST /ingest`.
+pub async fn ingest_logs(
+    request: HttpRequest,
+    payload: Payload,
+    state: Data<IngestState>,
+) -> Result<HttpResponse, ApiError> {
+    let received_at = Utc::now();
+    let encoding = Encoding::parse(header(&request, CONTENT_ENCODING)?)?;
+    let shape = Shape::parse(header(&request, CONTENT_TYPE)?)?;
+    let body = read_body(&request, payload, state.max_body_bytes).await?;
+
+    let large = match encoding {
+        Encoding::Identity => body.len() >= OFFLOAD_DECODE_BYTES,
+        _ => body.len() >= OFFLOAD_DECODE_BYTES / 8,
+    };
+    let limit = state.max_body_bytes;
+    let limits = state.limits.clone();
+    let work = move || -> Result<Decoded, BodyError> {
+        let plain = decode::decompress(&body, encoding, limit)?;
+        decode::decode_events(&plain, shape, received_at, &limits)
+    };
+    let decoded = if large {
+        actix_web::web::block(work)
+            .await
+            .map_err(|error| ApiError::Internal(format!("decoding task failed: {error}")))??
+    } else {
+        work()?
+    };
+
+    let Decoded { events, rejections } = decoded;
+    let accepted = events.len();
+    let rejected = rejections.len();
+    state.metrics.events_rejected.inc_by(rejected as u64);
+    if accepted > 0 {
+        match state.ack {
+            AckMode::Durable => state.writer.submit(events).await?,
+            AckMode::Buffered => state.writer.enqueue_buffered(events).await?,
+        }
+        state.metrics.events_accepted.inc_by(accepted as u64);
+    }
+    let status = match state.ack {
+        AckMode::Buffered if accepted > 0 => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
+    };
+    let mut errors = rejections;
+    errors.truncate(state.max_reported_errors);
+    Ok(HttpResponse::build(status).json(IngestResponse {
+        accepted,
+        rejected,
+        errors,
+    }))
+}

@@ -1,0 +1,173 @@
+//! Ingest settings: defaults here, then the config file, env and flags (see `web::settings`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use web::settings::{DatabaseSettings, ServerSettings, SettingsError, duration, require_nonzero};
+
+use crate::batch::BatchConfig;
+
+/// When a request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum AckMode {
+    /// 200 once the events are committed in PostgreSQL (default).
+    Durable,
+    /// 202 once the events are queued: lower latency, but events queued when the process
+    /// dies are lost. Opt-in.
+    Buffered,
+}
+
+/// Everything `threesigma-ingest` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub ingest: IngestSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings::with_bind("0.0.0.0:8080"),
+            database: DatabaseSettings {
+                pool_size: 4,
+                ..DatabaseSettings::default()
+            },
+            ingest: IngestSettings::default(),
+        }
+    }
+}
+
+/// Request handling, batching and queue bounds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestSettings {
+    /// `durable` (200 after commit) or `buffered` (202 after queueing).
+    pub ack: AckMode,
+    /// Largest request body, in bytes, after decompression.
+    pub max_body_bytes: usize,
+    /// A batch closes at this many events...
+    pub max_batch_events: usize,
+    /// ... or this many bytes ...
+    pub max_batch_bytes: usize,
+    /// ... or this long after its first event arrived.
+    #[serde(with = "duration")]
+    pub linger: Duration,
+    /// Concurrent batch writers, one PostgreSQL connection each.
+    pub writers: usize,
+    /// Queue bound in events (queued plus being written).
+    pub queue_max_events: usize,
+    /// Queue bound in bytes (queued plus being written).
+    pub queue_max_bytes: usize,
+    /// How long a request waits for queue space before a 503.
+    #[serde(with = "duration")]
+    pub enqueue_timeout: Duration,
+    /// How long a request waits for its commit (database down: retries until then) before a 503.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Longest single write attempt before its connection is abandoned.
+    #[serde(with = "duration")]
+    pub attempt_timeout: Duration,
+    /// First pause between write retries; doubles up to `retry_max`.
+    #[serde(with = "duration")]
+    pub retry_min: Duration,
+    #[serde(with = "duration")]
+    pub retry_max: Duration,
+    /// Most per-event errors listed in a response (the `rejected` count is always complete).
+    pub max_reported_errors: usize,
+    /// Longest message, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest attributes object, in bytes of JSON.
+    pub max_attributes_bytes: usize,
+    /// Oldest accepted event time, relative to now.
+    #[serde(with = "duration")]
+    pub max_event_age: Duration,
+    /// Furthest accepted event time into the future (clock skew).
+    #[serde(with = "duration")]
+    pub max_future_skew: Duration,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            ack: AckMode::Durable,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_batch_events: 5_000,
+            max_batch_bytes: 8 * 1024 * 1024,
+            linger: Duration::from_millis(10),
+            writers: 4,
+            queue_max_events: 100_000,
+            queue_max_bytes: 64 * 1024 * 1024,
+            enqueue_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(10),
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(2),
+            max_reported_errors: 100,
+            max_message_bytes: 64 * 1024,
+            max_attributes_bytes: 64 * 1024,
+            max_event_age: Duration::from_secs(7 * 86_400),
+            max_future_skew: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Settings {
+    /// Refuses unusable values with a message naming the setting.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.database.validate()?;
+        let ingest = &self.ingest;
+        require_nonzero("ingest.max_body_bytes", ingest.max_body_bytes)?;
+        require_nonzero("ingest.max_batch_events", ingest.max_batch_events)?;
+        require_nonzero("ingest.max_batch_bytes", ingest.max_batch_bytes)?;
+        require_nonzero("ingest.writers", ingest.writers)?;
+        require_nonzero("ingest.queue_max_events", ingest.queue_max_events)?;
+        require_nonzero("ingest.queue_max_bytes", ingest.queue_max_bytes)?;
+        require_nonzero("ingest.enqueue_timeout", ingest.enqueue_timeout)?;
+        require_nonzero("ingest.request_timeout", ingest.request_timeout)?;
+        require_nonzero("ingest.attempt_timeout", ingest.attempt_timeout)?;
+        require_nonzero("ingest.retry_min", ingest.retry_min)?;
+        require_nonzero("ingest.max_message_bytes", ingest.max_message_bytes)?;
+        require_nonzero("ingest.max_attributes_bytes", ingest.max_attributes_bytes)?;
+        require_nonzero("ingest.max_event_age", ingest.max_event_age)?;
+        if ingest.retry_max < ingest.retry_min {
+            return Err(SettingsError::invalid("ingest.retry_max", "must not be below ingest.retry_min"));
+        }
+        if i16::try_from(ingest.writers).is_err() {
+            return Err(SettingsError::invalid("ingest.writers", "must be at most 32767"));
+        }
+        Ok(())
+    }
+
+    /// The batch writer's view of these settings.
+    pub fn batch(&self) -> BatchConfig {
+        let ingest = &self.ingest;
+        BatchConfig {
+            max_batch_events: ingest.max_batch_events,
+            max_batch_bytes: ingest.max_batch_bytes,
+            linger: ingest.linger,
+            writers: ingest.writers,
+            queue_max_events: ingest.queue_max_events,
+            queue_max_bytes: ingest.queue_max_bytes,
+            enqueue_timeout: ingest.enqueue_timeout,
+            request_timeout: ingest.request_timeout,
+            attempt_timeout: ingest.attempt_timeout,
+            retry_min: ingest.retry_min,
+            retry_max: ingest.retry_max,
+        }
+    }
+
+    /// The per-event limits of the domain.
+    pub fn event_limits(&self) -> domain::EventLimits {
+        let ingest = &self.ingest;
+        let to_chrono = |value: Duration| chrono::Duration::from_std(value).unwrap_or(chrono::Duration::MAX);
+        domain::EventLimits {
+            max_message_bytes: ingest.max_message_bytes,
+            max_attributes_bytes: ingest.max_attributes_bytes,
+            max_age: to_chrono(ingest.max_event_age),
+            max_future: to_chrono(ingest.max_future_skew),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ingest::Settings;
+use store::testing::TestDatabase;
+use tokio_util::sync::CancellationToken;
+
+/// A running ingest service on a random port with its own database.
+pub struct TestApp {
+    pub address: String,
+    pub db: TestDatabase,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for tests: small pools, quick batches.
+pub fn test_settings(db: &TestDatabase) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".to_owned();
+    settings.server.workers = 1;
+    settings.database.url = db.url.clone();
+    settings.database.pool_size = 2;
+    settings.ingest.writers = 2;
+    settings.ingest.linger = Duration::from_millis(5);
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    web::telemetry::init_for_tests();
+    let db = TestDatabase::create().await;
+    let mut settings = test_settings(&db);
+    customise(&mut settings);
+    let app = ingest::Application::build(settings).await.expect("build ingest");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run_until(shutdown.clone()));
+    TestApp {
+        address,
+        db,
+        client: reqwest::Client::new(),
+        shutdown,
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub async fn post(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_logs(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post("/api/v1/logs", "application/json", body.to_string()).await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn connection(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.db.url).await.expect("connect")
+    }
+
+    /// Stored log messages, sorted.
+    pub async fn stored_messages(&self) -> Vec<String> {
+        use store::schema::logs::dsl::*;
+        let mut conn = self.connection().await;
+        logs.select(message).order(message).load(&mut conn).await.expect("load logs")
+    }
+
+    /// Stops the service the way SIGTERM does and waits for it.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        match self.task.take() {
+            Some(task) => task.await.expect("ingest task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

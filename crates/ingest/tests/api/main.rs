@@ -1,0 +1,5 @@
+//! Ingest, end to end over HTTP against a real PostgreSQL (a fresh database per test).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod logs;

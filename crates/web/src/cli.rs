@@ -1,0 +1,36 @@
+//! Command-line flags every service shares. Each flag is also read from the environment
+//! variable of the setting it overrides, so flags, env and config files never disagree.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::settings::Overrides;
+
+/// `--bind`, `--database-url`, `--config`, `--migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Address to listen on, HOST:PORT.
+    #[arg(long, env = "THREESIGMA__SERVER__BIND", value_name = "HOST:PORT")]
+    pub bind: Option<String>,
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// TOML settings file.
+    #[arg(long, env = "THREESIGMA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Apply pending database migrations before starting.
+    #[arg(long, env = "THREESIGMA__DATABASE__MIGRATE")]
+    pub migrate: bool,
+}
+
+impl CommonArgs {
+    /// The overrides these flags contribute.
+    pub fn overrides(&self) -> Overrides {
+        vec![
+            ("server.bind", self.bind.clone()),
+            ("database.url", self.database_url.clone()),
+            ("database.migrate", self.migrate.then(|| "true".to_owned())),
+        ]
+    }
+}

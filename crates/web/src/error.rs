@@ -1,0 +1,163 @@
+//! The one place errors become HTTP responses.
+//!
+//! Policy: handlers return [`ApiError`]; each variant has one status code and a stable
+//! machine-readable `error` kind. Bodies are `{"error": kind, "message": text}`. Database
+//! unavailability is a 503 with `Retry-After`, never a 500; a 500 is logged with its cause
+//! and shows the client nothing internal.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use store::StoreError;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
+    #[error("{message}")]
+    Unavailable { message: String, retry_after_secs: u64 },
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
+    pub message: String,
+}
+
+impl ApiError {
+    /// The stable machine-readable kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// A 503 asking the client to retry after `retry_after_secs`.
+    pub fn unavailable(message: impl Into<String>, retry_after_secs: u64) -> ApiError {
+        ApiError::Unavailable {
+            message: message.into(),
+            retry_after_secs,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            }
+            | ApiError::Unavailable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %cause, "Request failed with an internal error.");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        if let ApiError::Unauthorized(_) = self {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(ErrorBody {
+            error: self.kind(),
+            message,
+        })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(%error, "Database unavailable.");
+            ApiError::unavailable("database unavailable, retry later", 1)
+        } else {
+            ApiError::Internal(error.to_string())
+        }
+    }
+}
+
+/// JSON errors for actix's own extractors (bad query strings, paths and JSON bodies), so
+/// that every 4xx has the same shape.
+pub fn extractor_configs() -> (
+    actix_web::web::QueryConfig,
+    actix_web::web::PathConfig,
+    actix_web::web::JsonConfig,
+) {
+    use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+    let query = actix_web::web::QueryConfig::default().error_handler(|error: QueryPayloadError, _| {
+        ApiError::BadRequest(format!("invalid query string: {error}")).into()
+    });
+    let path = actix_web::web::PathConfig::default()
+        .error_handler(|error: PathError, _| ApiError::BadRequest(format!("invalid path: {error}")).into());
+    let json = actix_web::web::JsonConfig::default().error_handler(|error: JsonPayloadError, _| {
+        match error {
+            JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+                ApiError::PayloadTooLarge(error.to_string()).into()
+            }
+            JsonPayloadError::ContentType => {
+                ApiError::UnsupportedMediaType("expected Content-Type: application/json".to_owned()).into()
+            }
+            other => ApiError::BadRequest(format!("invalid JSON body: {other}")).into(),
+        }
+    });
+    (query, path, json)
+}
+
+/// The answer for routes that do not exist.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such endpoint".to_owned()))
+}

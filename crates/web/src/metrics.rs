@@ -1,0 +1,119 @@
+//! Prometheus metrics: one registry per running service (so several services, or several
+//! test instances, in one process never share counters), HTTP request metrics for every
+//! route, and the `/metrics` text exposition.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of HTTP request metrics. `route` is the matched pattern (e.g.
+/// `/api/v1/incidents/{id}`), never the raw path, to keep cardinality bounded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+/// Labels of request latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+/// Request counters and latency histograms, shared by every route of a service.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RouteLabels, Histogram>,
+}
+
+/// Latency buckets from 0.5 ms to ~16 s.
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl HttpMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> HttpMetrics {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration =
+            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register("http_requests", "HTTP requests by method, route and status", requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            duration.clone(),
+        );
+        HttpMetrics { requests, duration }
+    }
+
+    /// How many requests of `route` ended with `status`.
+    pub fn requests(&self, method: &str, route: &str, status: u16) -> u64 {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .get()
+    }
+}
+
+/// Middleware recording every request in [`HttpMetrics`] (registered as app data).
+pub async fn record_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = request.app_data::<web::Data<HttpMetrics>>().cloned();
+    let method = request.method().to_string();
+    let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.call(request).await;
+    if let Some(metrics) = metrics {
+        let status = match &response {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.as_response_error().status_code().as_u16(),
+        };
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                method,
+                route: route.clone(),
+                status,
+            })
+            .inc();
+        metrics
+            .duration
+            .get_or_create(&RouteLabels { route })
+            .observe(started.elapsed().as_secs_f64());
+    }
+    response
+}
+
+/// The registry a service exposes on `/metrics`.
+#[derive(Clone)]
+pub struct MetricsRegistry(pub Arc<Registry>);
+
+/// `GET /metrics`: the Prometheus text format.
+pub async fn metrics_endpoint(registry: web::Data<MetricsRegistry>) -> HttpResponse {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &registry.0) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(body),
+        Err(error) => {
+            tracing::error!(%error, "Encoding metrics failed.");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Running services: binding listeners (port 0 for tests), shutdown signals, and the
+//! graceful stop every service shares.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// Binds `address` (`HOST:PORT`; port 0 picks a free one).
+pub fn bind(address: &str) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(address)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// A token cancelled on SIGTERM or SIGINT (Ctrl-C).
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Shutdown signal received.");
+        trigger.cancel();
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs an actix server until `shutdown` is cancelled, then stops it gracefully: no new
+/// connections, in-flight requests answered (up to `grace`).
+pub async fn run_until(
+    server: actix_web::dev::Server,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let handle = server.handle();
+    let running = tokio::spawn(server);
+    shutdown.cancelled().await;
+    let stop = handle.stop(true);
+    if tokio::time::timeout(grace, stop).await.is_err() {
+        tracing::warn!("Graceful stop took longer than {grace:?}; stopping.");
+        handle.stop(false).await;
+    }
+    match running.await {
+        Ok(result) => result,
+        Err(error) => Err(std::io::Error::other(error)),
+    }
+}
