@@ -1,0 +1,291 @@
+//! The live evaluation: read rollups and incidents from PostgreSQL, run the engine for every
+//! active service, write the transitions back. Every write is conditional (see
+//! `store::incidents`), so any number of detectors can run this at once.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use domain::detection::{Assessment, Baseline, MinuteSeries, Transition};
+use domain::{DetectionConfig, Level, Minute, Severity, Signal, Status};
+use serde::Serialize;
+use store::incidents::{self, Actor, Measurement};
+use store::models::{IncidentRow, NewIncident};
+use store::{DbPool, StoreResult};
+
+use crate::engine::{self, Decision, IncidentSnapshot};
+use crate::metrics::DetectorMetrics;
+
+const ACTOR: &str = "detector";
+
+/// What one tick did, for logs, metrics and `threesigma-detector once`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TickReport {
+    pub services: usize,
+    pub opened: usize,
+    pub reopened: usize,
+    pub updated: usize,
+    pub resolved: usize,
+    /// Every decision other than "quiet".
+    pub decisions: Vec<DecisionRecord>,
+}
+
+/// One non-quiet decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRecord {
+    pub service: String,
+    pub signal: Signal,
+    pub action: &'static str,
+    pub incident_id: Option<i64>,
+    pub minute: DateTime<Utc>,
+    pub count: u64,
+    pub z: f64,
+    pub baseline_mean: f64,
+    pub baseline_stddev: f64,
+}
+
+/// The live detector: a pool, the detection settings and optionally the services it is
+/// scoped to (sidecar mode).
+#[derive(Clone)]
+pub struct Detector {
+    pool: DbPool,
+    config: DetectionConfig,
+    services: Option<Vec<String>>,
+    metrics: DetectorMetrics,
+}
+
+impl Detector {
+    pub fn new(pool: DbPool, config: DetectionConfig, services: Option<Vec<String>>, metrics: DetectorMetrics) -> Detector {
+        Detector {
+            pool,
+            config,
+            services,
+            metrics,
+        }
+    }
+
+    pub fn config(&self) -> &DetectionConfig {
+        &self.config
+    }
+
+    /// One evaluation of every active service as of `now`.
+    pub async fn tick(&self, now: DateTime<Utc>) -> StoreResult<TickReport> {
+        let started = std::time::Instant::now();
+        let result = self.evaluate(now).await;
+        self.metrics.cycle_seconds.observe(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(report) => {
+                self.metrics.evaluations.inc_by(report.services as u64);
+                self.metrics.opened.inc_by((report.opened + report.reopened) as u64);
+                self.metrics.resolved.inc_by(report.resolved as u64);
+                self.metrics.last_success.set(now.timestamp());
+            }
+            Err(_) => {
+                self.metrics.failed_cycles.inc();
+            }
+        }
+        result
+    }
+
+    async fn evaluate(&self, now: DateTime<Utc>) -> StoreResult<TickReport> {
+        let config = &self.config;
+        let now_minute = Minute::containing(now);
+        // The baseline of the last complete minute reaches back this far.
+        let first = now_minute.minus(i64::from(config.baseline_minutes) + 1);
+        let lookback = i64::from(config.baseline_minutes.max(config.reopen_window)) + 1;
+        let services = self.services.as_deref();
+
+        let mut conn = store::pool::connection(&self.pool).await?;
+        let counts =
+            store::counts::minute_counts(&mut conn, first.start(), now_minute.start(), services, Level::Error.as_i16())
+                .await?;
+        let mut incident_rows = incidents::active(&mut conn, services).await?;
+        incident_rows.extend(incidents::resolved_since(&mut conn, now_minute.minus(lookback).start(), services).await?);
+
+        let mut series: BTreeMap<String, MinuteSeries> = BTreeMap::new();
+        for row in counts {
+            let minute = Minute::containing(row.minute);
+            let errors = u64::try_from(row.errors.unwrap_or(0)).unwrap_or(0);
+            let total = u64::try_from(row.total.unwrap_or(0)).unwrap_or(0);
+            series
+                .entry(row.service)
+                .or_insert_with(|| MinuteSeries::new(first, now_minute))
+                .add(minute, errors, total);
+        }
+        let mut by_service: BTreeMap<String, Vec<IncidentSnapshot>> = BTreeMap::new();
+        for row in &incident_rows {
+            match snapshot(row) {
+                Some(snapshot) => by_service.entry(row.service.clone()).or_default().push(snapshot),
+                None => tracing::warn!(incident = row.id, "Skipping an incident row with unknown values."),
+            }
+        }
+        // A service that went silent still has its active incident evaluated, so it resolves.
+        for (service, snapshots) in &by_service {
+            if snapshots.iter().any(|s| s.status.is_active()) && !series.contains_key(service) {
+                series.insert(service.clone(), MinuteSeries::new(first, now_minute));
+            }
+        }
+
+        let mut report = TickReport {
+            services: series.len(),
+            ..TickReport::default()
+        };
+        for (service, series) in &series {
+            let known = by_service.get(service).map_or(&[][..], Vec::as_slice);
+            for decision in engine::evaluate_service(config, series, known, now_minute) {
+                self.apply(&mut conn, service, decision, now, &mut report).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut store::PooledConnection,
+        service: &str,
+        decision: Decision,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> StoreResult<()> {
+        let Decision {
+            signal,
+            transition,
+            incident_id,
+        } = decision;
+        let config = &self.config;
+        let (action, assessment, id) = match transition {
+            Transition::Quiet => return Ok(()),
+            Transition::Open(assessment) => {
+                let title = engine::title(service, signal, assessment.count, assessment.z, &assessment.baseline);
+                let new = new_incident(config, service, signal, &title, &assessment, now);
+                let reason = format!("z = {:.2} > {}", assessment.z, config.z_threshold);
+                let id = incidents::open(conn, &new, Actor { name: ACTOR, reason: &reason }).await?;
+                if id.is_some() {
+                    report.opened += 1;
+                    tracing::info!(service, signal = %signal, z = assessment.z, count = assessment.count, "Incident opened.");
+                }
+                ("opened", assessment, id)
+            }
+            Transition::Reopen(assessment) => {
+                let Some(id) = incident_id else { return Ok(()) };
+                let reason = format!("fired again within the reopen window (z = {:.2})", assessment.z);
+                let reopened = incidents::reopen(
+                    conn,
+                    id,
+                    measurement(&assessment, now),
+                    assessment.minute.start(),
+                    assessment.severity,
+                    Actor { name: ACTOR, reason: &reason },
+                )
+                .await?;
+                if reopened {
+                    report.reopened += 1;
+                    tracing::info!(service, signal = %signal, incident = id, "Incident reopened.");
+                }
+                ("reopened", assessment, Some(id))
+            }
+            Transition::Update {
+                current,
+                last_fired,
+                escalate_to,
+            } => {
+                let Some(id) = incident_id else { return Ok(()) };
+                let reason = escalate_to.map_or_else(String::new, |severity| {
+                    format!("evidence grew to {severity} (z = {:.2})", current.z)
+                });
+                incidents::update(
+                    conn,
+                    id,
+                    measurement(&current, now),
+                    last_fired.start(),
+                    escalate_to,
+                    Actor { name: ACTOR, reason: &reason },
+                )
+                .await?;
+                report.updated += 1;
+                ("updated", current, Some(id))
+            }
+            Transition::Resolve { current } => {
+                let Some(id) = incident_id else { return Ok(()) };
+                let reason = format!("quiet for {} consecutive minutes", config.resolve_after);
+                if incidents::resolve(conn, id, now, Actor { name: ACTOR, reason: &reason }).await? {
+                    report.resolved += 1;
+                    tracing::info!(service, signal = %signal, incident = id, "Incident resolved.");
+                }
+                ("resolved", current, Some(id))
+            }
+        };
+        report.decisions.push(DecisionRecord {
+            service: service.to_owned(),
+            signal,
+            action,
+            incident_id: id,
+            minute: assessment.minute.start(),
+            count: assessment.count,
+            z: assessment.z,
+            baseline_mean: assessment.baseline.mean,
+            baseline_stddev: assessment.baseline.stddev,
+        });
+        Ok(())
+    }
+}
+
+fn measurement(assessment: &Assessment, now: DateTime<Utc>) -> Measurement {
+    Measurement {
+        at: now,
+        z: assessment.z,
+        count: i64::try_from(assessment.count).unwrap_or(i64::MAX),
+        p_value: assessment.p_value,
+    }
+}
+
+fn new_incident<'a>(
+    config: &'a DetectionConfig,
+    service: &'a str,
+    signal: Signal,
+    title: &'a str,
+    assessment: &Assessment,
+    now: DateTime<Utc>,
+) -> NewIncident<'a> {
+    let count = i64::try_from(assessment.count).unwrap_or(i64::MAX);
+    NewIncident {
+        service,
+        signal: signal.as_str(),
+        severity: assessment.severity.as_str(),
+        title,
+        opened_at: now,
+        last_evaluated_at: now,
+        first_minute: assessment.minute.start(),
+        last_fired_minute: assessment.minute.start(),
+        current_z: assessment.z,
+        peak_z: assessment.z,
+        current_count: count,
+        peak_count: count,
+        p_value: assessment.p_value,
+        baseline_mean: assessment.baseline.mean,
+        baseline_stddev: assessment.baseline.stddev,
+        baseline_minutes: i32::try_from(assessment.baseline.minutes).unwrap_or(i32::MAX),
+        algorithm: config.algorithm.as_str(),
+        z_threshold: config.z_threshold,
+        min_count: i64::try_from(config.min_count).unwrap_or(i64::MAX),
+    }
+}
+
+/// The engine's view of an incident row; `None` if the row holds values this build does not
+/// know.
+pub fn snapshot(row: &IncidentRow) -> Option<IncidentSnapshot> {
+    Some(IncidentSnapshot {
+        id: row.id,
+        signal: row.signal.parse().ok()?,
+        status: row.status.parse::<Status>().ok()?,
+        first_minute: Minute::containing(row.first_minute),
+        last_fired: Minute::containing(row.last_fired_minute),
+        severity: row.severity.parse::<Severity>().ok()?,
+        peak_z: row.peak_z,
+        baseline: Baseline {
+            minutes: u32::try_from(row.baseline_minutes).unwrap_or(0),
+            mean: row.baseline_mean,
+            stddev: row.baseline_stddev,
+        },
+        resolved_at: row.resolved_at.map(Minute::containing),
+    })
+}

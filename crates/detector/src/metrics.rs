@@ -1,0 +1,49 @@
+//! What the detector reports on `/metrics`.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The detector's metrics. Clones share the same series.
+#[derive(Clone)]
+pub struct DetectorMetrics {
+    /// Service evaluations (one per service per cycle).
+    pub evaluations: Counter,
+    /// Incidents opened or reopened by this process.
+    pub opened: Counter,
+    /// Incidents resolved by this process.
+    pub resolved: Counter,
+    /// Cycles that failed (database unavailable, ...).
+    pub failed_cycles: Counter,
+    /// Duration of one evaluation cycle.
+    pub cycle_seconds: Histogram,
+    /// Unix time of the last successful cycle.
+    pub last_success: Gauge,
+}
+
+impl DetectorMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> DetectorMetrics {
+        let metrics = DetectorMetrics {
+            evaluations: Counter::default(),
+            opened: Counter::default(),
+            resolved: Counter::default(),
+            failed_cycles: Counter::default(),
+            cycle_seconds: web::metrics::latency_histogram(),
+            last_success: Gauge::default(),
+        };
+        let detector = registry.sub_registry_with_prefix("detector");
+        detector.register("evaluations", "Service evaluations", metrics.evaluations.clone());
+        detector.register("incidents_opened", "Incidents opened or reopened", metrics.opened.clone());
+        detector.register("incidents_resolved", "Incidents resolved", metrics.resolved.clone());
+        detector.register("failed_cycles", "Evaluation cycles that failed", metrics.failed_cycles.clone());
+        detector.register("cycle_duration_seconds", "Duration of one evaluation cycle", metrics.cycle_seconds.clone());
+        detector.register(
+            "last_success_timestamp_seconds",
+            "Unix time of the last successful cycle",
+            metrics.last_success.clone(),
+        );
+        metrics
+    }
+}

@@ -1,0 +1,259 @@
+//! `threesigma-detector replay`: detection over a CSV of per-minute counts, without a
+//! database. It drives the same engine as the live loop, one tick at the end of every
+//! minute, and keeps incidents in memory the way the database would.
+//!
+//! Input rows: `minute,service,errors[,total]`, the minute as RFC 3339 or epoch seconds; a
+//! header row is optional; rows may come in any order; minutes without a row count as zero.
+//! The data is taken to start at its earliest minute: minutes before it are unknown, not
+//! quiet, so the first `min_baseline_minutes` of a file are a warm-up.
+//! Output: one JSON line per incident, ordered by opening time:
+//! `{"service", "signal", "opened_at", "resolved_at", "peak_z", "severity"}`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use chrono::{DateTime, Utc};
+use domain::detection::{MinuteSeries, Transition};
+use domain::time::parse_timestamp_text;
+use domain::{DetectionConfig, Minute, Severity, Signal, Status};
+use serde::Serialize;
+
+use crate::engine::{self, IncidentSnapshot};
+
+/// A malformed input.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("line {line}: {reason}")]
+    Row { line: u64, reason: String },
+    #[error("reading the input: {0}")]
+    Read(#[from] csv::Error),
+    #[error("the input has no rows")]
+    Empty,
+}
+
+/// One incident found by a replay.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplayIncident {
+    pub service: String,
+    pub signal: Signal,
+    pub opened_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub peak_z: f64,
+    pub severity: Severity,
+}
+
+/// Per-service counts read from the input.
+#[derive(Debug, Default)]
+pub struct Counts {
+    rows: BTreeMap<String, Vec<(Minute, u64, u64)>>,
+}
+
+impl Counts {
+    /// Parses the CSV.
+    pub fn read(input: impl Read) -> Result<Counts, ReplayError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .comment(Some(b'#'))
+            .from_reader(input);
+        let mut counts = Counts::default();
+        for (index, record) in reader.records().enumerate() {
+            let record = record?;
+            let line = record.position().map_or(index as u64 + 1, csv::Position::line);
+            let field = |i: usize| record.get(i).unwrap_or("");
+            if index == 0 && field(0).eq_ignore_ascii_case("minute") {
+                continue;
+            }
+            let bad = |reason: String| ReplayError::Row { line, reason };
+            if record.len() < 3 || record.len() > 4 {
+                return Err(bad(format!("expected minute,service,errors[,total], found {} fields", record.len())));
+            }
+            let minute = parse_timestamp_text(field(0))
+                .map(Minute::containing)
+                .map_err(|error| bad(error.to_string()))?;
+            let service = field(1).to_owned();
+            if service.is_empty() {
+                return Err(bad("service is empty".to_owned()));
+            }
+            let errors: u64 = field(2)
+                .parse()
+                .map_err(|_| bad(format!("errors {:?} is not a count", field(2))))?;
+            let total: u64 = match record.get(3) {
+                Some(text) if !text.is_empty() => {
+                    text.parse().map_err(|_| bad(format!("total {text:?} is not a count")))?
+                }
+                _ => errors,
+            };
+            counts.rows.entry(service).or_default().push((minute, errors, total));
+        }
+        Ok(counts)
+    }
+}
+
+/// An incident as the replay remembers it.
+struct Tracked {
+    snapshot: IncidentSnapshot,
+    opened_at: Minute,
+}
+
+/// Replays every service of `counts` and returns the incidents found.
+pub fn replay(config: &DetectionConfig, counts: &Counts) -> Result<Vec<ReplayIncident>, ReplayError> {
+    let all = counts.rows.values().flatten();
+    let first = all.clone().map(|(minute, _, _)| *minute).min().ok_or(ReplayError::Empty)?;
+    let last = all.map(|(minute, _, _)| *minute).max().ok_or(ReplayError::Empty)?;
+    // Run on past the data so incidents open at its end can resolve.
+    let end = last.plus(i64::from(config.resolve_after) + 1);
+
+    let mut found = Vec::new();
+    for (service, rows) in &counts.rows {
+        let mut series = MinuteSeries::new(first, end).with_history_start(first);
+        for (minute, errors, total) in rows {
+            series.add(*minute, *errors, *total);
+        }
+        found.extend(replay_service(config, service, &series, first, end));
+    }
+    found.sort_by(|a, b| (a.opened_at, &a.service).cmp(&(b.opened_at, &b.service)));
+    Ok(found)
+}
+
+/// Ticks once at the end of every minute of `first..=end` (each minute's count is complete
+/// then) and applies the engine's transitions to an in-memory book.
+fn replay_service(
+    config: &DetectionConfig,
+    service: &str,
+    series: &MinuteSeries,
+    first: Minute,
+    end: Minute,
+) -> Vec<ReplayIncident> {
+    let mut book: Vec<Tracked> = Vec::new();
+    let mut now = first;
+    while now <= end {
+        let known: Vec<IncidentSnapshot> = book.iter().map(|tracked| tracked.snapshot.clone()).collect();
+        // The tick happens as the minute ends.
+        let tick_time = now.plus(1);
+        for decision in engine::evaluate_service(config, series, &known, now) {
+            match decision.transition {
+                Transition::Quiet => {}
+                Transition::Open(assessment) => {
+                    let id = i64::try_from(book.len()).unwrap_or(i64::MAX);
+                    book.push(Tracked {
+                        snapshot: IncidentSnapshot {
+                            id,
+                            signal: decision.signal,
+                            status: Status::Open,
+                            first_minute: assessment.minute,
+                            last_fired: assessment.minute,
+                            severity: assessment.severity,
+                            peak_z: assessment.z,
+                            baseline: assessment.baseline,
+                            resolved_at: None,
+                        },
+                        opened_at: tick_time,
+                    });
+                }
+                Transition::Reopen(assessment) => {
+                    if let Some(tracked) = tracked_mut(&mut book, decision.incident_id) {
+                        let snapshot = &mut tracked.snapshot;
+                        snapshot.status = Status::Open;
+                        snapshot.resolved_at = None;
+                        snapshot.last_fired = assessment.minute;
+                        snapshot.severity = assessment.severity;
+                        snapshot.peak_z = snapshot.peak_z.max(assessment.z);
+                    }
+                }
+                Transition::Update {
+                    current,
+                    last_fired,
+                    escalate_to,
+                } => {
+                    if let Some(tracked) = tracked_mut(&mut book, decision.incident_id) {
+                        let snapshot = &mut tracked.snapshot;
+                        snapshot.last_fired = snapshot.last_fired.max(last_fired);
+                        snapshot.peak_z = snapshot.peak_z.max(current.z);
+                        if let Some(severity) = escalate_to {
+                            snapshot.severity = snapshot.severity.max(severity);
+                        }
+                    }
+                }
+                Transition::Resolve { .. } => {
+                    if let Some(tracked) = tracked_mut(&mut book, decision.incident_id) {
+                        tracked.snapshot.status = Status::Resolved;
+                        tracked.snapshot.resolved_at = Some(tick_time);
+                    }
+                }
+            }
+        }
+        now = now.plus(1);
+    }
+    book.into_iter()
+        .map(|tracked| ReplayIncident {
+            service: service.to_owned(),
+            signal: tracked.snapshot.signal,
+            opened_at: tracked.opened_at.start(),
+            resolved_at: tracked.snapshot.resolved_at.map(Minute::start),
+            peak_z: tracked.snapshot.peak_z,
+            severity: tracked.snapshot.severity,
+        })
+        .collect()
+}
+
+fn tracked_mut(book: &mut [Tracked], id: Option<i64>) -> Option<&mut Tracked> {
+    let id = id?;
+    book.iter_mut().find(|tracked| tracked.snapshot.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv_with_burst(burst_minute: i64, burst: u64) -> String {
+        let mut text = String::from("minute,service,errors,total\n");
+        let base = 1_795_600_000 / 60 * 60;
+        for i in 0..90 {
+            let minute = base + i * 60;
+            let quiet = 2 + (i as u64 % 3);
+            let errors = if i == burst_minute { burst } else { quiet };
+            text.push_str(&format!("{minute},checkout,{errors},{}\n", errors * 20));
+            text.push_str(&format!("{minute},search,{quiet},100\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn a_burst_opens_one_incident_that_resolves() {
+        let counts = Counts::read(csv_with_burst(60, 80).as_bytes()).unwrap();
+        let incidents = replay(&DetectionConfig::default(), &counts).unwrap();
+        assert_eq!(incidents.len(), 1, "{incidents:?}");
+        let incident = &incidents[0];
+        assert_eq!(incident.service, "checkout");
+        assert_eq!(incident.signal, Signal::ErrorCount);
+        assert_eq!(incident.severity, Severity::Critical);
+        let base = Minute::containing(DateTime::from_timestamp(1_795_600_000, 0).unwrap());
+        // Opened at the end of the burst minute, resolved after five quiet minutes.
+        assert_eq!(incident.opened_at, base.plus(61).start());
+        assert_eq!(incident.resolved_at, Some(base.plus(67).start()));
+    }
+
+    #[test]
+    fn steady_counts_open_nothing() {
+        let counts = Counts::read(csv_with_burst(-1, 0).as_bytes()).unwrap();
+        assert!(replay(&DetectionConfig::default(), &counts).unwrap().is_empty());
+    }
+
+    #[test]
+    fn rfc3339_minutes_and_missing_totals() {
+        let text = "2026-11-25T10:00:00Z,a,1\n2026-11-25T10:01:00Z,a,2,40\n";
+        let counts = Counts::read(text.as_bytes()).unwrap();
+        assert_eq!(counts.rows["a"].len(), 2);
+        assert_eq!(counts.rows["a"][0].2, 1);
+    }
+
+    #[test]
+    fn malformed_rows_name_their_line() {
+        let error = Counts::read("minute,service,errors\n60,a,1\n120,a,many\n".as_bytes()).unwrap_err();
+        assert_eq!(error.to_string(), "line 3: errors \"many\" is not a count");
+        let error = Counts::read("yesterday,a,1\n".as_bytes()).unwrap_err();
+        assert!(error.to_string().starts_with("line 1:"), "{error}");
+    }
+}

@@ -1,0 +1,151 @@
+//! Detector settings: defaults here, then the config file, env and flags.
+
+use std::time::Duration;
+
+use domain::detection::Algorithm;
+use domain::DetectionConfig;
+use serde::{Deserialize, Serialize};
+use web::settings::{DatabaseSettings, ServerSettings, SettingsError, duration, require_nonzero};
+
+/// Everything `threesigma-detector` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Health and metrics listener.
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub detector: LoopSettings,
+    pub detection: DetectionSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings::with_bind("0.0.0.0:8082"),
+            database: DatabaseSettings {
+                pool_size: 2,
+                ..DatabaseSettings::default()
+            },
+            detector: LoopSettings::default(),
+            detection: DetectionSettings::default(),
+        }
+    }
+}
+
+/// The polling loop and housekeeping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoopSettings {
+    /// Time between evaluations.
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    /// Evaluate only these services (sidecar mode); empty means every active service.
+    pub services: Vec<String>,
+    /// Daily log partitions kept ready ahead of today.
+    pub partition_days_ahead: u32,
+    /// Log partitions older than this many days are dropped; 0 keeps everything.
+    pub retention_days: u32,
+}
+
+impl Default for LoopSettings {
+    fn default() -> Self {
+        LoopSettings {
+            interval: Duration::from_secs(10),
+            services: Vec::new(),
+            partition_days_ahead: 3,
+            retention_days: 30,
+        }
+    }
+}
+
+/// Thresholds and windows of detection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DetectionSettings {
+    /// Decision rule: `classic` (the original z > 3 and count > 5).
+    pub algorithm: Algorithm,
+    /// z above which a minute opens an incident.
+    pub z_threshold: f64,
+    /// z above which a minute keeps an incident open (hysteresis).
+    pub stay_z: f64,
+    /// Errors a minute must exceed to open or keep an incident.
+    pub min_count: u64,
+    /// z above which an incident is critical.
+    pub critical_z: f64,
+    /// Minutes before a bucket that form its baseline.
+    #[serde(with = "duration")]
+    pub baseline: Duration,
+    /// Fewest usable baseline minutes for a verdict.
+    #[serde(with = "duration")]
+    pub min_baseline: Duration,
+    /// Quiet time after which an incident resolves itself.
+    #[serde(with = "duration")]
+    pub resolve_after: Duration,
+    /// A new firing within this time after resolution reopens the incident.
+    #[serde(with = "duration")]
+    pub reopen_window: Duration,
+}
+
+impl Default for DetectionSettings {
+    fn default() -> Self {
+        let config = DetectionConfig::default();
+        let minutes = |count: u32| Duration::from_secs(u64::from(count) * 60);
+        DetectionSettings {
+            algorithm: config.algorithm,
+            z_threshold: config.z_threshold,
+            stay_z: config.stay_z,
+            min_count: config.min_count,
+            critical_z: config.critical_z,
+            baseline: minutes(config.baseline_minutes),
+            min_baseline: minutes(config.min_baseline_minutes),
+            resolve_after: minutes(config.resolve_after),
+            reopen_window: minutes(config.reopen_window),
+        }
+    }
+}
+
+fn whole_minutes(setting: &str, value: Duration) -> Result<u32, SettingsError> {
+    if value.as_secs() % 60 != 0 || value.subsec_nanos() != 0 {
+        return Err(SettingsError::invalid(setting, "must be whole minutes (e.g. 30m)"));
+    }
+    u32::try_from(value.as_secs() / 60).map_err(|_| SettingsError::invalid(setting, "is too long"))
+}
+
+impl DetectionSettings {
+    /// The domain's configuration, validated.
+    pub fn config(&self) -> Result<DetectionConfig, SettingsError> {
+        let config = DetectionConfig {
+            algorithm: self.algorithm,
+            z_threshold: self.z_threshold,
+            stay_z: self.stay_z,
+            min_count: self.min_count,
+            critical_z: self.critical_z,
+            baseline_minutes: whole_minutes("detection.baseline", self.baseline)?,
+            min_baseline_minutes: whole_minutes("detection.min_baseline", self.min_baseline)?,
+            resolve_after: whole_minutes("detection.resolve_after", self.resolve_after)?,
+            reopen_window: whole_minutes("detection.reopen_window", self.reopen_window)?,
+        };
+        config
+            .validate()
+            .map_err(|error| SettingsError::invalid("detection", error.to_string()))?;
+        Ok(config)
+    }
+}
+
+impl Settings {
+    /// Refuses unusable values with a message naming the setting.
+    pub fn validate(&self) -> Result<DetectionConfig, SettingsError> {
+        self.database.validate()?;
+        require_nonzero("detector.interval", self.detector.interval)?;
+        for service in &self.detector.services {
+            domain::ServiceName::parse(service)
+                .map_err(|error| SettingsError::invalid("detector.services", error.to_string()))?;
+        }
+        self.detection.config()
+    }
+
+    /// The services to scope to, if any.
+    pub fn scope(&self) -> Option<Vec<String>> {
+        (!self.detector.services.is_empty()).then(|| self.detector.services.clone())
+    }
+}

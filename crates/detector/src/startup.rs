@@ -1,0 +1,195 @@
+//! Building and running the detector: the evaluation loop, housekeeping, and a small HTTP
+//! server for `/healthz`, `/readyz` and `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use actix_web::web::{Data, to};
+use actix_web::{App, HttpServer, middleware};
+use anyhow::Context;
+use chrono::Utc;
+use prometheus_client::registry::Registry;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::live::Detector;
+use crate::metrics::DetectorMetrics;
+use crate::settings::Settings;
+
+/// How often partitions are checked.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+
+/// A built detector, not yet running.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    detector: Detector,
+    pool: store::DbPool,
+    settings: Settings,
+    last_success: Arc<AtomicI64>,
+}
+
+/// Ready when the database answers and the last cycle succeeded recently.
+struct DetectorReadiness {
+    pool: store::DbPool,
+    last_success: Arc<AtomicI64>,
+    interval: Duration,
+}
+
+impl web::health::Readiness for DetectorReadiness {
+    fn check(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Vec<String>>> + Send + '_>> {
+        Box::pin(async move {
+            let mut reasons = Vec::new();
+            if let Err(error) = store::pool::ping(&self.pool).await {
+                reasons.push(format!("database: {error}"));
+            }
+            let last = self.last_success.load(Ordering::Relaxed);
+            let stale = i64::try_from(self.interval.as_secs() * 3 + 30).unwrap_or(i64::MAX);
+            if last > 0 && Utc::now().timestamp() - last > stale {
+                reasons.push("detector: no successful cycle recently".to_owned());
+            }
+            if reasons.is_empty() { Ok(()) } else { Err(reasons) }
+        })
+    }
+}
+
+impl Application {
+    /// Validates settings, checks the schema and binds the health listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let config = settings.validate()?;
+        settings
+            .database
+            .prepare_schema()
+            .await
+            .context("Preparing the database schema failed.")?;
+        let listener = web::server::bind(&settings.server.bind)
+            .with_context(|| format!("Binding {} failed.", settings.server.bind))?;
+        let port = listener.local_addr()?.port();
+        let pool = store::pool::build_pool(&settings.database.url, &settings.database.pool("threesigma-detector"))?;
+
+        let mut registry = Registry::with_prefix("threesigma");
+        let http_metrics = Data::new(web::metrics::HttpMetrics::register(&mut registry));
+        let metrics = DetectorMetrics::register(&mut registry);
+        let detector = Detector::new(pool.clone(), config, settings.scope(), metrics);
+        let last_success = Arc::new(AtomicI64::new(0));
+        let readiness = Data::new(web::health::ReadinessCheck(Arc::new(DetectorReadiness {
+            pool: pool.clone(),
+            last_success: Arc::clone(&last_success),
+            interval: settings.detector.interval,
+        })));
+        let registry = Data::new(web::metrics::MetricsRegistry(Arc::new(registry)));
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(middleware::from_fn(web::metrics::record_request))
+                .app_data(readiness.clone())
+                .app_data(registry.clone())
+                .app_data(http_metrics.clone())
+                .configure(web::health::configure)
+                .default_service(to(web::error::not_found))
+        })
+        .disable_signals()
+        .workers(1)
+        .listen(listener)?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            detector,
+            pool,
+            settings,
+            last_success,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The detector itself, for single evaluations (`once`, tests).
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// Evaluates every `interval` until `shutdown` is cancelled.
+    pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(
+            port = self.port,
+            interval = ?self.settings.detector.interval,
+            scope = ?self.settings.scope(),
+            "Detector is running."
+        );
+        let grace = self.settings.server.shutdown_grace;
+        let server = web::server::run_until(self.server, shutdown.clone(), grace);
+        let evaluation = run_loop(
+            &self.detector,
+            &self.pool,
+            &self.settings,
+            &self.last_success,
+            shutdown,
+        );
+        let (served, ()) = tokio::join!(server, evaluation);
+        served?;
+        tracing::info!("Detector stopped.");
+        Ok(())
+    }
+}
+
+async fn run_loop(
+    detector: &Detector,
+    pool: &store::DbPool,
+    settings: &Settings,
+    last_success: &AtomicI64,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(settings.detector.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut next_maintenance = Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if Instant::now() >= next_maintenance {
+            maintain(pool, settings).await;
+            next_maintenance = Instant::now() + MAINTENANCE_EVERY;
+        }
+        let now = Utc::now();
+        match detector.tick(now).await {
+            Ok(report) => {
+                last_success.store(now.timestamp(), Ordering::Relaxed);
+                tracing::debug!(
+                    services = report.services,
+                    opened = report.opened,
+                    resolved = report.resolved,
+                    "Evaluation cycle done."
+                );
+            }
+            Err(error) => tracing::warn!(%error, "Evaluation cycle failed; retrying next interval."),
+        }
+    }
+}
+
+/// Keeps log partitions ready ahead and drops those past retention.
+pub async fn maintain(pool: &store::DbPool, settings: &Settings) {
+    let result = async {
+        let mut conn = store::pool::connection(pool).await?;
+        let created = store::partitions::ensure_ahead(&mut conn, settings.detector.partition_days_ahead).await?;
+        let dropped = if settings.detector.retention_days > 0 {
+            store::partitions::drop_expired(&mut conn, settings.detector.retention_days).await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, store::StoreError>((created, dropped))
+    }
+    .await;
+    match result {
+        Ok((created, dropped)) if created > 0 || !dropped.is_empty() => {
+            tracing::info!(created, ?dropped, "Log partitions maintained.");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "Partition maintenance failed; will retry."),
+    }
+}

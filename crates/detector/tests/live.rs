@@ -1,0 +1,193 @@
+//! The live detector against a real PostgreSQL, driven tick by tick with explicit clocks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use domain::{EventLimits, LogEvent, Minute};
+use serde_json::json;
+use store::schema::{incident_events, incidents};
+use store::testing::TestDatabase;
+
+struct Setup {
+    db: TestDatabase,
+    app: detector::Application,
+    /// The minute the burst happens in; "now" of the ticks is relative to it.
+    burst: Minute,
+}
+
+fn limits() -> EventLimits {
+    EventLimits {
+        max_age: Duration::days(3650),
+        ..EventLimits::default()
+    }
+}
+
+async fn write_counts(db: &TestDatabase, service: &str, minute: Minute, errors: u64, infos: u64) {
+    let at = minute.start() + Duration::seconds(30);
+    let events: Vec<LogEvent> = (0..errors)
+        .map(|_| ("error", "boom"))
+        .chain((0..infos).map(|_| ("info", "fine")))
+        .map(|(level, message)| {
+            LogEvent::from_json(
+                json!({"service": service, "level": level, "message": message, "ts": at.to_rfc3339()}),
+                Utc::now(),
+                &limits(),
+            )
+            .unwrap()
+        })
+        .collect();
+    if events.is_empty() {
+        return;
+    }
+    let config = store::pool::connection_config(&db.url, &store::PoolSettings::default()).unwrap();
+    let mut client = store::pool::connect_raw(&config).await.unwrap();
+    store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0).await.unwrap();
+}
+
+/// 30 minutes of steady traffic for three services, then a burst of `burst` errors on
+/// "checkout" in the minute after.
+async fn setup(burst: u64) -> Setup {
+    let db = TestDatabase::create().await;
+    let burst_minute = Minute::containing(Utc::now()).minus(5);
+    for back in 1..=30 {
+        let minute = burst_minute.minus(back);
+        let wobble = (back % 3) as u64;
+        write_counts(&db, "checkout", minute, 2 + wobble, 20).await;
+        write_counts(&db, "search", minute, 1 + wobble, 50).await;
+        write_counts(&db, "billing", minute, wobble, 5).await;
+    }
+    write_counts(&db, "checkout", burst_minute, burst, 20).await;
+    write_counts(&db, "search", burst_minute, 2, 50).await;
+    write_counts(&db, "billing", burst_minute, 1, 5).await;
+    let app = detector::Application::build(settings(&db)).await.unwrap();
+    Setup {
+        db,
+        app,
+        burst: burst_minute,
+    }
+}
+
+fn settings(db: &TestDatabase) -> detector::Settings {
+    let mut settings = detector::Settings::default();
+    settings.server.bind = "127.0.0.1:0".to_owned();
+    settings.database.url = db.url.clone();
+    settings.database.pool_size = 2;
+    settings
+}
+
+fn at(minute: Minute, seconds: i64) -> DateTime<Utc> {
+    minute.start() + Duration::seconds(seconds)
+}
+
+async fn connect(db: &TestDatabase) -> AsyncPgConnection {
+    AsyncPgConnection::establish(&db.url).await.unwrap()
+}
+
+async fn incidents_of(db: &TestDatabase) -> Vec<(i64, String, String)> {
+    let mut conn = connect(db).await;
+    incidents::table
+        .select((incidents::id, incidents::service, incidents::status))
+        .order(incidents::id)
+        .load(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn timeline(db: &TestDatabase, id: i64) -> Vec<String> {
+    let mut conn = connect(db).await;
+    incident_events::table
+        .filter(incident_events::incident_id.eq(id))
+        .order(incident_events::id)
+        .select(incident_events::kind)
+        .load(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_burst_opens_one_incident_for_its_service_only() {
+    let setup = setup(60).await;
+    let report = setup.app.detector().tick(at(setup.burst, 40)).await.unwrap();
+    assert_eq!(report.services, 3);
+    assert_eq!(report.opened, 1);
+    let found = incidents_of(&setup.db).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].1.as_str(), found[0].2.as_str()), ("checkout", "open"));
+
+    let mut conn = connect(&setup.db).await;
+    let row = store::incidents::find(&mut conn, found[0].0).await.unwrap().unwrap();
+    assert_eq!(row.current_count, 60);
+    assert_eq!(row.baseline_minutes, 30);
+    assert!((row.baseline_mean - 3.0).abs() < 1e-9, "{}", row.baseline_mean);
+    assert_eq!(row.severity, "critical");
+    assert_eq!(row.algorithm, "classic");
+    assert_eq!(row.first_minute, setup.burst.start());
+}
+
+#[tokio::test]
+async fn repeated_and_concurrent_ticks_never_duplicate() {
+    let setup = setup(60).await;
+    let other = detector::Application::build(settings(&setup.db)).await.unwrap();
+    let now = at(setup.burst, 40);
+    let (a, b) = tokio::join!(setup.app.detector().tick(now), other.detector().tick(now));
+    assert_eq!(a.unwrap().opened + b.unwrap().opened, 1);
+    setup.app.detector().tick(now + Duration::seconds(10)).await.unwrap();
+    let found = incidents_of(&setup.db).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(timeline(&setup.db, found[0].0).await, ["opened"]);
+}
+
+#[tokio::test]
+async fn quiet_minutes_resolve_and_a_new_burst_reopens() {
+    let setup = setup(60).await;
+    let detector = setup.app.detector();
+    detector.tick(at(setup.burst, 40)).await.unwrap();
+    // Four quiet complete minutes after the burst: still open.
+    let report = detector.tick(at(setup.burst.plus(5), 5)).await.unwrap();
+    assert_eq!(report.resolved, 0);
+    assert_eq!(incidents_of(&setup.db).await[0].2, "open");
+    // Five: resolved.
+    let report = detector.tick(at(setup.burst.plus(6), 5)).await.unwrap();
+    assert_eq!(report.resolved, 1);
+    let found = incidents_of(&setup.db).await;
+    assert_eq!(found[0].2, "resolved");
+
+    // The errors come back within the reopen window: the same incident reopens.
+    let again = setup.burst.plus(8);
+    write_counts(&setup.db, "checkout", again, 70, 20).await;
+    let report = detector.tick(at(again, 30)).await.unwrap();
+    assert_eq!(report.reopened, 1, "{report:?}");
+    let found = incidents_of(&setup.db).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].2, "open");
+    assert_eq!(timeline(&setup.db, found[0].0).await, ["opened", "resolved", "reopened"]);
+}
+
+#[tokio::test]
+async fn acknowledged_incidents_stay_acknowledged_while_updated() {
+    let setup = setup(60).await;
+    let detector = setup.app.detector();
+    detector.tick(at(setup.burst, 40)).await.unwrap();
+    let id = incidents_of(&setup.db).await[0].0;
+    let mut conn = connect(&setup.db).await;
+    let operator = store::incidents::Actor { name: "alice@example.com", reason: "" };
+    assert!(store::incidents::acknowledge(&mut conn, id, Utc::now(), operator).await.unwrap());
+    write_counts(&setup.db, "checkout", setup.burst.plus(1), 90, 20).await;
+    detector.tick(at(setup.burst.plus(1), 40)).await.unwrap();
+    let row = store::incidents::find(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!(row.status, "acknowledged");
+    assert_eq!(row.peak_count, 90);
+    assert_eq!(row.last_fired_minute, setup.burst.plus(1).start());
+}
+
+#[tokio::test]
+async fn a_sidecar_sees_only_its_service() {
+    let setup = setup(60).await;
+    let mut scoped = settings(&setup.db);
+    scoped.detector.services = vec!["search".to_owned()];
+    let sidecar = detector::Application::build(scoped).await.unwrap();
+    let report = sidecar.detector().tick(at(setup.burst, 40)).await.unwrap();
+    assert_eq!((report.services, report.opened), (1, 0));
+    assert!(incidents_of(&setup.db).await.is_empty());
+}
