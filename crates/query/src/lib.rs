@@ -1,1 +1,17 @@
+//! `threesigma-query`: paginated reads of incidents and logs for operators.
+//!
+//! # Layout
+//! - [`settings`]: listener, database, paging.
+//! - [`api`]: the response types (no secret has a field in them).
+//! - [`cursor`]: opaque, validated keyset cursors.
+//! - [`routes`]: the handlers.
+//! - [`startup`]: [`Application`], building and running the service.
 
+pub mod api;
+pub mod cursor;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+
+pub use settings::Settings;
+pub use startup::Application;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 
 use crate::migrate;
+use crate::pool::with_database;
 
 /// The server tests use: `DATABASE_URL` when set, else the local trust-auth server.
 pub fn server_url() -> String {
@@ -33,23 +34,6 @@ pub struct TestDatabase {
 
 const PREFIX: &str = "threesigma_test_";
 const TEMPLATE_PREFIX: &str = "threesigma_tpl_";
-
-/// `url` with its database name replaced.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let prefix_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[prefix_end..].find('/') {
-        Some(slash) => &base[..prefix_end + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
-    }
-}
 
 fn template_name() -> String {
     let mut hasher = DefaultHasher::new();
@@ -206,23 +190,5 @@ impl Drop for TestDatabase {
             });
         });
         let _ = dropper.join();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn database_names_are_swapped_in_urls() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/postgres", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
-        assert_eq!(
-            with_database("postgres://u@h/db?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
     }
 }

@@ -1,0 +1,99 @@
+//! Simulated log traffic for `threesigma demo` and the end-to-end test: a backfilled
+//! baseline, steady live traffic, and a burst of errors, all sent through the ingest API
+//! the way a shipper would.
+
+use chrono::{DateTime, Duration, Utc};
+use domain::Minute;
+use serde_json::json;
+
+/// One simulated service.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub service: &'static str,
+    /// Errors in a minute, before the minute-to-minute wobble (0, 1 or 2 more).
+    pub errors: u64,
+    /// Non-error events in a minute.
+    pub infos: u64,
+}
+
+/// The services of the demo.
+pub fn demo_profiles() -> Vec<Profile> {
+    vec![
+        Profile { service: "checkout", errors: 2, infos: 40 },
+        Profile { service: "search", errors: 1, infos: 80 },
+        Profile { service: "billing", errors: 0, infos: 15 },
+    ]
+}
+
+/// Errors of `profile` in `minute`: a fixed wobble, so the baseline has spread but no
+/// randomness (a demo must not page on noise).
+pub fn errors_in(profile: &Profile, minute: Minute) -> u64 {
+    profile.errors + minute.0.rem_euclid(3).unsigned_abs()
+}
+
+fn event(service: &str, level: &str, message: String, at: DateTime<Utc>) -> serde_json::Value {
+    json!({"service": service, "level": level, "message": message, "timestamp": at.to_rfc3339()})
+}
+
+/// The events of `profile` in `minute` (spread over the minute), as NDJSON lines.
+pub fn minute_events(profile: &Profile, minute: Minute) -> Vec<serde_json::Value> {
+    let errors = errors_in(profile, minute);
+    let total = errors + profile.infos;
+    (0..total)
+        .map(|i| {
+            let offset = Duration::milliseconds(i64::try_from(i * 60_000 / total.max(1)).unwrap_or(0));
+            let at = minute.start() + offset;
+            if i < errors {
+                event(profile.service, "error", format!("request {i} failed: upstream timeout"), at)
+            } else {
+                event(profile.service, "info", format!("request {i} served"), at)
+            }
+        })
+        .collect()
+}
+
+/// Posts `events` as one NDJSON request; fails unless every event was accepted.
+pub async fn send(client: &reqwest::Client, ingest: &str, events: &[serde_json::Value]) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let body: String = events.iter().map(|event| format!("{event}\n")).collect();
+    let response = client
+        .post(format!("{ingest}/api/v1/logs"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() || answer["rejected"] != 0 {
+        anyhow::bail!("ingest answered {status}: {answer}");
+    }
+    Ok(())
+}
+
+/// Sends `minutes` minutes of baseline traffic ending just before the current minute.
+pub async fn backfill(
+    client: &reqwest::Client,
+    ingest: &str,
+    profiles: &[Profile],
+    now: DateTime<Utc>,
+    minutes: i64,
+) -> anyhow::Result<()> {
+    let current = Minute::containing(now);
+    for back in (1..=minutes).rev() {
+        let minute = current.minus(back);
+        let events: Vec<_> = profiles.iter().flat_map(|profile| minute_events(profile, minute)).collect();
+        send(client, ingest, &events).await?;
+    }
+    Ok(())
+}
+
+/// Sends `count` errors for `service`, stamped now.
+pub async fn burst(client: &reqwest::Client, ingest: &str, service: &str, count: u64) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let events: Vec<_> = (0..count)
+        .map(|i| event(service, "error", format!("payment provider refused request {i}"), now))
+        .collect();
+    send(client, ingest, &events).await
+}

@@ -1,0 +1,161 @@
+//! What the API returns. These types are built from rows field by field; none of them has
+//! a field for anything secret, so nothing secret can be serialized by accident.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use store::models::{IncidentEventRow, IncidentRow, LogRow};
+
+/// A page of results with the cursor of the next page (`null` on the last page).
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// The baseline an incident was judged against.
+#[derive(Debug, Serialize)]
+pub struct BaselineView {
+    /// Mean errors per minute.
+    pub mean: f64,
+    /// Standard deviation of errors per minute.
+    pub stddev: f64,
+    /// Minutes it summarises.
+    pub minutes: i32,
+}
+
+/// The decision rule and thresholds in force when the incident opened.
+#[derive(Debug, Serialize)]
+pub struct ThresholdsView {
+    pub algorithm: String,
+    pub z_threshold: f64,
+    pub min_count: i64,
+}
+
+/// An incident.
+#[derive(Debug, Serialize)]
+pub struct IncidentView {
+    pub id: i64,
+    pub service: String,
+    pub signal: String,
+    pub status: String,
+    pub severity: String,
+    pub title: String,
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub last_evaluated_at: DateTime<Utc>,
+    /// The first minute that fired.
+    pub first_minute: DateTime<Utc>,
+    /// The newest minute that fired.
+    pub last_fired_minute: DateTime<Utc>,
+    pub current_z: f64,
+    pub current_count: i64,
+    pub peak_z: f64,
+    pub peak_count: i64,
+    pub p_value: Option<f64>,
+    pub baseline: BaselineView,
+    pub thresholds: ThresholdsView,
+    pub reopened_count: i32,
+}
+
+impl From<IncidentRow> for IncidentView {
+    fn from(row: IncidentRow) -> Self {
+        IncidentView {
+            id: row.id,
+            service: row.service,
+            signal: row.signal,
+            status: row.status,
+            severity: row.severity,
+            title: row.title,
+            opened_at: row.opened_at,
+            acknowledged_at: row.acknowledged_at,
+            acknowledged_by: row.acknowledged_by,
+            resolved_at: row.resolved_at,
+            resolved_by: row.resolved_by,
+            last_evaluated_at: row.last_evaluated_at,
+            first_minute: row.first_minute,
+            last_fired_minute: row.last_fired_minute,
+            current_z: row.current_z,
+            current_count: row.current_count,
+            peak_z: row.peak_z,
+            peak_count: row.peak_count,
+            p_value: row.p_value,
+            baseline: BaselineView {
+                mean: row.baseline_mean,
+                stddev: row.baseline_stddev,
+                minutes: row.baseline_minutes,
+            },
+            thresholds: ThresholdsView {
+                algorithm: row.algorithm,
+                z_threshold: row.z_threshold,
+                min_count: row.min_count,
+            },
+            reopened_count: row.reopened_count,
+        }
+    }
+}
+
+/// One entry of an incident's timeline.
+#[derive(Debug, Serialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub actor: String,
+    pub reason: String,
+    pub z: Option<f64>,
+    pub count: Option<i64>,
+}
+
+impl From<IncidentEventRow> for TimelineEntry {
+    fn from(row: IncidentEventRow) -> Self {
+        TimelineEntry {
+            at: row.at,
+            kind: row.kind,
+            actor: row.actor,
+            reason: row.reason,
+            z: row.z,
+            count: row.count,
+        }
+    }
+}
+
+/// An incident with its timeline.
+#[derive(Debug, Serialize)]
+pub struct IncidentDetail {
+    #[serde(flatten)]
+    pub incident: IncidentView,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// A stored log event.
+#[derive(Debug, Serialize)]
+pub struct LogView {
+    pub id: i64,
+    pub ts: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub service: String,
+    pub level: String,
+    pub message: String,
+    pub attributes: serde_json::Value,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+}
+
+impl From<LogRow> for LogView {
+    fn from(row: LogRow) -> Self {
+        LogView {
+            id: row.id,
+            ts: row.ts,
+            received_at: row.received_at,
+            service: row.service,
+            level: domain::Level::from_i16(row.level)
+                .map_or_else(|| row.level.to_string(), |level| level.as_str().to_owned()),
+            message: row.message,
+            attributes: row.attributes,
+            trace_id: row.trace_id,
+            span_id: row.span_id,
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Query API settings: defaults here, then the config file, env and flags.
+
+use serde::{Deserialize, Serialize};
+use web::settings::{DatabaseSettings, ServerSettings, SettingsError};
+
+/// Everything `threesigma-query` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub query: QuerySettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings::with_bind("0.0.0.0:8081"),
+            database: DatabaseSettings::default(),
+            query: QuerySettings::default(),
+        }
+    }
+}
+
+/// Paging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QuerySettings {
+    /// Page size when `limit` is not given.
+    pub default_limit: i64,
+    /// Largest `limit` accepted.
+    pub max_limit: i64,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        QuerySettings {
+            default_limit: 50,
+            max_limit: 500,
+        }
+    }
+}
+
+impl Settings {
+    /// Refuses unusable values with a message naming the setting.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.database.validate()?;
+        if self.query.max_limit < 1 {
+            return Err(SettingsError::invalid("query.max_limit", "must be at least 1"));
+        }
+        if !(1..=self.query.max_limit).contains(&self.query.default_limit) {
+            return Err(SettingsError::invalid("query.default_limit", "must be between 1 and query.max_limit"));
+        }
+        Ok(())
+    }
+}
