@@ -55,7 +55,11 @@ async fn start(args: &UpArgs, detector_interval: Option<Duration>) -> anyhow::Re
     let stack = Stack::build(&options).await?;
     let host = |bind: &str, port: u16| {
         let host = bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
-        let host = if host == "0.0.0.0" || host.is_empty() { "127.0.0.1" } else { host };
+        let host = if host == "0.0.0.0" || host.is_empty() {
+            "127.0.0.1"
+        } else {
+            host
+        };
         format!("http://{host}:{port}")
     };
     let ingest = host(&args.ingest_bind, stack.ingest_port());
@@ -82,11 +86,15 @@ async fn start(args: &UpArgs, detector_interval: Option<Duration>) -> anyhow::Re
 }
 
 async fn finish(running: Running) -> anyhow::Result<()> {
-    let result = running.task.await.map_err(anyhow::Error::from).and_then(|result| result);
-    if let Some(cluster) = &running.database.cluster {
-        if let Err(error) = cluster.stop() {
-            eprintln!("Stopping the private PostgreSQL cluster failed: {error:#}");
-        }
+    let result = running
+        .task
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|result| result);
+    if let Some(cluster) = &running.database.cluster
+        && let Err(error) = cluster.stop()
+    {
+        eprintln!("Stopping the private PostgreSQL cluster failed: {error:#}");
     }
     result
 }
@@ -104,10 +112,16 @@ pub async fn demo(args: UpArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let profiles = traffic::demo_profiles();
     println!();
-    println!("Demo: backfilling 30 minutes of baseline traffic for checkout, search and billing...");
+    println!(
+        "Demo: backfilling 30 minutes of baseline traffic for checkout, search and billing..."
+    );
     traffic::backfill(&client, &running.ingest, &profiles, Utc::now(), 30).await?;
 
-    let live = tokio::spawn(live_traffic(client.clone(), running.ingest.clone(), running.shutdown.clone()));
+    let live = tokio::spawn(live_traffic(
+        client.clone(),
+        running.ingest.clone(),
+        running.shutdown.clone(),
+    ));
     tokio::select! {
         () = tokio::time::sleep(Duration::from_secs(5)) => {}
         () = running.shutdown.cancelled() => {}
@@ -159,11 +173,19 @@ async fn watch_for_incident(client: &reqwest::Client, query: &str, shutdown: &Ca
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
             () = shutdown.cancelled() => return,
         }
-        let Ok(response) = client.get(&url).send().await else { continue };
-        let Ok(page) = response.json::<serde_json::Value>().await else { continue };
+        let Ok(response) = client.get(&url).send().await else {
+            continue;
+        };
+        let Ok(page) = response.json::<serde_json::Value>().await else {
+            continue;
+        };
         if let Some(incident) = page["data"].as_array().and_then(|data| data.first()) {
             println!();
-            println!("Incident #{} opened: {}", incident["id"], incident["title"].as_str().unwrap_or(""));
+            println!(
+                "Incident #{} opened: {}",
+                incident["id"],
+                incident["title"].as_str().unwrap_or("")
+            );
             println!(
                 "  severity {}, {} errors/min against a baseline of {:.1} ± {:.1}",
                 incident["severity"].as_str().unwrap_or(""),
@@ -171,8 +193,14 @@ async fn watch_for_incident(client: &reqwest::Client, query: &str, shutdown: &Ca
                 incident["baseline"]["mean"].as_f64().unwrap_or(0.0),
                 incident["baseline"]["stddev"].as_f64().unwrap_or(0.0),
             );
-            println!("  details:  curl {query}/api/v1/incidents/{}", incident["id"]);
-            println!("  its logs: curl {query}/api/v1/incidents/{}/logs", incident["id"]);
+            println!(
+                "  details:  curl {query}/api/v1/incidents/{}",
+                incident["id"]
+            );
+            println!(
+                "  its logs: curl {query}/api/v1/incidents/{}/logs",
+                incident["id"]
+            );
             println!("It resolves itself after 5 quiet minutes. Press Ctrl-C to stop.");
             return;
         }

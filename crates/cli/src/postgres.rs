@@ -25,7 +25,11 @@ pub struct Database {
 }
 
 /// Resolves the database for `up`.
-pub async fn resolve(explicit: Option<String>, pg_dir: &Path, pg_port: u16) -> anyhow::Result<Database> {
+pub async fn resolve(
+    explicit: Option<String>,
+    pg_dir: &Path,
+    pg_port: u16,
+) -> anyhow::Result<Database> {
     if let Some(url) = explicit {
         return Ok(Database {
             description: "DATABASE_URL".to_owned(),
@@ -41,7 +45,8 @@ pub async fn resolve(explicit: Option<String>, pg_dir: &Path, pg_port: u16) -> a
             cluster: None,
         });
     }
-    let cluster = PrivateCluster::start(pg_dir, pg_port).context("Starting a private PostgreSQL cluster failed.")?;
+    let cluster = PrivateCluster::start(pg_dir, pg_port)
+        .context("Starting a private PostgreSQL cluster failed.")?;
     let admin = format!("postgres://postgres@127.0.0.1:{pg_port}/postgres");
     let url = ensure_database(&admin).await?;
     Ok(Database {
@@ -53,7 +58,10 @@ pub async fn resolve(explicit: Option<String>, pg_dir: &Path, pg_port: u16) -> a
 
 async fn reachable(url: &str) -> bool {
     let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
-    matches!(tokio::time::timeout(Duration::from_secs(2), connect).await, Ok(Ok(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), connect).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Creates the `threesigma` database on the server of `admin_url` if missing; returns its URL.
@@ -63,7 +71,10 @@ async fn ensure_database(admin_url: &str) -> anyhow::Result<String> {
         .context("Connecting to PostgreSQL failed.")?;
     tokio::spawn(connection);
     let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DATABASE_NAME])
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[&DATABASE_NAME],
+        )
         .await?
         .is_some();
     if !exists {
@@ -88,7 +99,11 @@ impl PrivateCluster {
         let bin = find_binaries()?;
         std::fs::create_dir_all(dir).with_context(|| format!("Creating {}.", dir.display()))?;
         let dir = dir.canonicalize()?;
-        let run_as = if running_as_root() { Some(postgres_user()?) } else { None };
+        let run_as = if running_as_root() {
+            Some(postgres_user()?)
+        } else {
+            None
+        };
         let data = dir.join("data");
         let run = dir.join("run");
         std::fs::create_dir_all(&run)?;
@@ -101,7 +116,17 @@ impl PrivateCluster {
         if !cluster.data.join("PG_VERSION").exists() {
             cluster.run(
                 "initdb",
-                &["-D", path(&cluster.data)?, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-instructions"],
+                &[
+                    "-D",
+                    path(&cluster.data)?,
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ],
             )?;
         }
         if !cluster.is_running() {
@@ -109,7 +134,18 @@ impl PrivateCluster {
             let log = dir.join("postgres.log");
             cluster.run(
                 "pg_ctl",
-                &["-D", path(&cluster.data)?, "-l", path(&log)?, "-w", "-t", "60", "-o", &options, "start"],
+                &[
+                    "-D",
+                    path(&cluster.data)?,
+                    "-l",
+                    path(&log)?,
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    &options,
+                    "start",
+                ],
             )?;
         }
         Ok(cluster)
@@ -147,7 +183,10 @@ impl PrivateCluster {
 
     /// Stops the cluster (fast shutdown: sessions are closed, data is safe).
     pub fn stop(&self) -> anyhow::Result<()> {
-        self.run("pg_ctl", &["-D", path(&self.data)?, "-m", "fast", "-w", "stop"])
+        self.run(
+            "pg_ctl",
+            &["-D", path(&self.data)?, "-m", "fast", "-w", "stop"],
+        )
     }
 }
 

@@ -42,9 +42,12 @@ impl Stack {
             tracing::info!(?applied, "Applied migrations.");
         }
         let file = options.config.as_deref();
-        let ingest_settings: ingest::Settings = settings::load(file, overrides(options, &options.ingest_bind))?;
-        let query_settings: query::Settings = settings::load(file, overrides(options, &options.query_bind))?;
-        let mut detector_settings: detector::Settings = settings::load(file, overrides(options, &options.detector_bind))?;
+        let ingest_settings: ingest::Settings =
+            settings::load(file, overrides(options, &options.ingest_bind))?;
+        let query_settings: query::Settings =
+            settings::load(file, overrides(options, &options.query_bind))?;
+        let mut detector_settings: detector::Settings =
+            settings::load(file, overrides(options, &options.detector_bind))?;
         if let Some(interval) = options.detector_interval {
             detector_settings.detector.interval = interval;
         }

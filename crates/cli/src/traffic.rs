@@ -19,9 +19,21 @@ pub struct Profile {
 /// The services of the demo.
 pub fn demo_profiles() -> Vec<Profile> {
     vec![
-        Profile { service: "checkout", errors: 2, infos: 40 },
-        Profile { service: "search", errors: 1, infos: 80 },
-        Profile { service: "billing", errors: 0, infos: 15 },
+        Profile {
+            service: "checkout",
+            errors: 2,
+            infos: 40,
+        },
+        Profile {
+            service: "search",
+            errors: 1,
+            infos: 80,
+        },
+        Profile {
+            service: "billing",
+            errors: 0,
+            infos: 15,
+        },
     ]
 }
 
@@ -41,10 +53,16 @@ pub fn minute_events(profile: &Profile, minute: Minute) -> Vec<serde_json::Value
     let total = errors + profile.infos;
     (0..total)
         .map(|i| {
-            let offset = Duration::milliseconds(i64::try_from(i * 60_000 / total.max(1)).unwrap_or(0));
+            let offset =
+                Duration::milliseconds(i64::try_from(i * 60_000 / total.max(1)).unwrap_or(0));
             let at = minute.start() + offset;
             if i < errors {
-                event(profile.service, "error", format!("request {i} failed: upstream timeout"), at)
+                event(
+                    profile.service,
+                    "error",
+                    format!("request {i} failed: upstream timeout"),
+                    at,
+                )
             } else {
                 event(profile.service, "info", format!("request {i} served"), at)
             }
@@ -53,7 +71,11 @@ pub fn minute_events(profile: &Profile, minute: Minute) -> Vec<serde_json::Value
 }
 
 /// Posts `events` as one NDJSON request; fails unless every event was accepted.
-pub async fn send(client: &reqwest::Client, ingest: &str, events: &[serde_json::Value]) -> anyhow::Result<()> {
+pub async fn send(
+    client: &reqwest::Client,
+    ingest: &str,
+    events: &[serde_json::Value],
+) -> anyhow::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -83,17 +105,32 @@ pub async fn backfill(
     let current = Minute::containing(now);
     for back in (1..=minutes).rev() {
         let minute = current.minus(back);
-        let events: Vec<_> = profiles.iter().flat_map(|profile| minute_events(profile, minute)).collect();
+        let events: Vec<_> = profiles
+            .iter()
+            .flat_map(|profile| minute_events(profile, minute))
+            .collect();
         send(client, ingest, &events).await?;
     }
     Ok(())
 }
 
 /// Sends `count` errors for `service`, stamped now.
-pub async fn burst(client: &reqwest::Client, ingest: &str, service: &str, count: u64) -> anyhow::Result<()> {
+pub async fn burst(
+    client: &reqwest::Client,
+    ingest: &str,
+    service: &str,
+    count: u64,
+) -> anyhow::Result<()> {
     let now = Utc::now();
     let events: Vec<_> = (0..count)
-        .map(|i| event(service, "error", format!("payment provider refused request {i}"), now))
+        .map(|i| {
+            event(
+                service,
+                "error",
+                format!("payment provider refused request {i}"),
+                now,
+            )
+        })
         .collect();
     send(client, ingest, &events).await
 }

@@ -33,8 +33,12 @@ async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
 
     let client = reqwest::Client::new();
     let profiles = traffic::demo_profiles();
-    traffic::backfill(&client, &ingest, &profiles, Utc::now(), 30).await.unwrap();
-    traffic::burst(&client, &ingest, "checkout", 80).await.unwrap();
+    traffic::backfill(&client, &ingest, &profiles, Utc::now(), 30)
+        .await
+        .unwrap();
+    traffic::burst(&client, &ingest, "checkout", 80)
+        .await
+        .unwrap();
 
     // Every event got a 200, so it is committed: one evaluation must see the burst.
     let report = detector.tick(Utc::now()).await.unwrap();
@@ -92,7 +96,10 @@ async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
         }
         let page: Value = client.get(url).send().await.unwrap().json().await.unwrap();
         let data = page["data"].as_array().unwrap();
-        assert!(data.iter().all(|log| log["service"] == "checkout" && log["level"] == "error"));
+        assert!(
+            data.iter()
+                .all(|log| log["service"] == "checkout" && log["level"] == "error")
+        );
         seen += data.len();
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),

@@ -3,7 +3,9 @@
 //! The live loop feeds it rows from PostgreSQL, replay feeds it its in-memory book; neither
 //! decides anything itself.
 
-use domain::detection::{ActiveIncident, Baseline, Evaluation, MinuteSeries, MinuteSpan, Transition};
+use domain::detection::{
+    ActiveIncident, Baseline, Evaluation, MinuteSeries, MinuteSpan, Transition,
+};
 use domain::{DetectionConfig, Minute, Severity, Signal, Status};
 
 /// The signals the detector evaluates.
@@ -44,7 +46,11 @@ pub fn evaluate_service(
     SIGNALS
         .iter()
         .map(|&signal| {
-            let of_signal = || incidents.iter().filter(move |incident| incident.signal == signal);
+            let of_signal = || {
+                incidents
+                    .iter()
+                    .filter(move |incident| incident.signal == signal)
+            };
             let active = of_signal().find(|incident| incident.status.is_active());
             let active_state = active.map(|incident| ActiveIncident {
                 status: incident.status,

@@ -54,7 +54,12 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub fn new(pool: DbPool, config: DetectionConfig, services: Option<Vec<String>>, metrics: DetectorMetrics) -> Detector {
+    pub fn new(
+        pool: DbPool,
+        config: DetectionConfig,
+        services: Option<Vec<String>>,
+        metrics: DetectorMetrics,
+    ) -> Detector {
         Detector {
             pool,
             config,
@@ -71,11 +76,15 @@ impl Detector {
     pub async fn tick(&self, now: DateTime<Utc>) -> StoreResult<TickReport> {
         let started = std::time::Instant::now();
         let result = self.evaluate(now).await;
-        self.metrics.cycle_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .cycle_seconds
+            .observe(started.elapsed().as_secs_f64());
         match &result {
             Ok(report) => {
                 self.metrics.evaluations.inc_by(report.services as u64);
-                self.metrics.opened.inc_by((report.opened + report.reopened) as u64);
+                self.metrics
+                    .opened
+                    .inc_by((report.opened + report.reopened) as u64);
                 self.metrics.resolved.inc_by(report.resolved as u64);
                 self.metrics.last_success.set(now.timestamp());
             }
@@ -95,11 +104,19 @@ impl Detector {
         let services = self.services.as_deref();
 
         let mut conn = store::pool::connection(&self.pool).await?;
-        let counts =
-            store::counts::minute_counts(&mut conn, first.start(), now_minute.start(), services, Level::Error.as_i16())
-                .await?;
+        let counts = store::counts::minute_counts(
+            &mut conn,
+            first.start(),
+            now_minute.start(),
+            services,
+            Level::Error.as_i16(),
+        )
+        .await?;
         let mut incident_rows = incidents::active(&mut conn, services).await?;
-        incident_rows.extend(incidents::resolved_since(&mut conn, now_minute.minus(lookback).start(), services).await?);
+        incident_rows.extend(
+            incidents::resolved_since(&mut conn, now_minute.minus(lookback).start(), services)
+                .await?,
+        );
 
         let mut series: BTreeMap<String, MinuteSeries> = BTreeMap::new();
         for row in counts {
@@ -114,8 +131,14 @@ impl Detector {
         let mut by_service: BTreeMap<String, Vec<IncidentSnapshot>> = BTreeMap::new();
         for row in &incident_rows {
             match snapshot(row) {
-                Some(snapshot) => by_service.entry(row.service.clone()).or_default().push(snapshot),
-                None => tracing::warn!(incident = row.id, "Skipping an incident row with unknown values."),
+                Some(snapshot) => by_service
+                    .entry(row.service.clone())
+                    .or_default()
+                    .push(snapshot),
+                None => tracing::warn!(
+                    incident = row.id,
+                    "Skipping an incident row with unknown values."
+                ),
             }
         }
         // A service that went silent still has its active incident evaluated, so it resolves.
@@ -132,7 +155,8 @@ impl Detector {
         for (service, series) in &series {
             let known = by_service.get(service).map_or(&[][..], Vec::as_slice);
             for decision in engine::evaluate_service(config, series, known, now_minute) {
-                self.apply(&mut conn, service, decision, now, &mut report).await?;
+                self.apply(&mut conn, service, decision, now, &mut report)
+                    .await?;
             }
         }
         Ok(report)
@@ -155,10 +179,24 @@ impl Detector {
         let (action, assessment, id) = match transition {
             Transition::Quiet => return Ok(()),
             Transition::Open(assessment) => {
-                let title = engine::title(service, signal, assessment.count, assessment.z, &assessment.baseline);
+                let title = engine::title(
+                    service,
+                    signal,
+                    assessment.count,
+                    assessment.z,
+                    &assessment.baseline,
+                );
                 let new = new_incident(config, service, signal, &title, &assessment, now);
                 let reason = format!("z = {:.2} > {}", assessment.z, config.z_threshold);
-                let id = incidents::open(conn, &new, Actor { name: ACTOR, reason: &reason }).await?;
+                let id = incidents::open(
+                    conn,
+                    &new,
+                    Actor {
+                        name: ACTOR,
+                        reason: &reason,
+                    },
+                )
+                .await?;
                 if id.is_some() {
                     report.opened += 1;
                     tracing::info!(service, signal = %signal, z = assessment.z, count = assessment.count, "Incident opened.");
@@ -167,14 +205,20 @@ impl Detector {
             }
             Transition::Reopen(assessment) => {
                 let Some(id) = incident_id else { return Ok(()) };
-                let reason = format!("fired again within the reopen window (z = {:.2})", assessment.z);
+                let reason = format!(
+                    "fired again within the reopen window (z = {:.2})",
+                    assessment.z
+                );
                 let reopened = incidents::reopen(
                     conn,
                     id,
                     measurement(&assessment, now),
                     assessment.minute.start(),
                     assessment.severity,
-                    Actor { name: ACTOR, reason: &reason },
+                    Actor {
+                        name: ACTOR,
+                        reason: &reason,
+                    },
                 )
                 .await?;
                 if reopened {
@@ -198,7 +242,10 @@ impl Detector {
                     measurement(&current, now),
                     last_fired.start(),
                     escalate_to,
-                    Actor { name: ACTOR, reason: &reason },
+                    Actor {
+                        name: ACTOR,
+                        reason: &reason,
+                    },
                 )
                 .await?;
                 report.updated += 1;
@@ -207,7 +254,17 @@ impl Detector {
             Transition::Resolve { current } => {
                 let Some(id) = incident_id else { return Ok(()) };
                 let reason = format!("quiet for {} consecutive minutes", config.resolve_after);
-                if incidents::resolve(conn, id, now, Actor { name: ACTOR, reason: &reason }).await? {
+                if incidents::resolve(
+                    conn,
+                    id,
+                    now,
+                    Actor {
+                        name: ACTOR,
+                        reason: &reason,
+                    },
+                )
+                .await?
+                {
                     report.resolved += 1;
                     tracing::info!(service, signal = %signal, incident = id, "Incident resolved.");
                 }

@@ -40,7 +40,8 @@ impl Cli {
         let mut overrides = self.common.overrides();
         overrides.push((
             "detector.interval",
-            self.interval.map(|v| humantime::format_duration(v).to_string()),
+            self.interval
+                .map(|v| humantime::format_duration(v).to_string()),
         ));
         overrides
     }
@@ -89,7 +90,8 @@ fn replay(cli: &Cli, input: &PathBuf) -> anyhow::Result<()> {
     let counts = if input.as_os_str() == "-" {
         detector::replay::Counts::read(std::io::stdin().lock())
     } else {
-        let reader = std::fs::File::open(input).with_context(|| format!("Opening {}.", input.display()))?;
+        let reader =
+            std::fs::File::open(input).with_context(|| format!("Opening {}.", input.display()))?;
         detector::replay::Counts::read(std::io::BufReader::new(reader))
     }?;
     let incidents = detector::replay::replay(&config, &counts)?;

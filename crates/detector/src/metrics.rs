@@ -34,11 +34,31 @@ impl DetectorMetrics {
             last_success: Gauge::default(),
         };
         let detector = registry.sub_registry_with_prefix("detector");
-        detector.register("evaluations", "Service evaluations", metrics.evaluations.clone());
-        detector.register("incidents_opened", "Incidents opened or reopened", metrics.opened.clone());
-        detector.register("incidents_resolved", "Incidents resolved", metrics.resolved.clone());
-        detector.register("failed_cycles", "Evaluation cycles that failed", metrics.failed_cycles.clone());
-        detector.register("cycle_duration_seconds", "Duration of one evaluation cycle", metrics.cycle_seconds.clone());
+        detector.register(
+            "evaluations",
+            "Service evaluations",
+            metrics.evaluations.clone(),
+        );
+        detector.register(
+            "incidents_opened",
+            "Incidents opened or reopened",
+            metrics.opened.clone(),
+        );
+        detector.register(
+            "incidents_resolved",
+            "Incidents resolved",
+            metrics.resolved.clone(),
+        );
+        detector.register(
+            "failed_cycles",
+            "Evaluation cycles that failed",
+            metrics.failed_cycles.clone(),
+        );
+        detector.register(
+            "cycle_duration_seconds",
+            "Duration of one evaluation cycle",
+            metrics.cycle_seconds.clone(),
+        );
         detector.register(
             "last_success_timestamp_seconds",
             "Unix time of the last successful cycle",

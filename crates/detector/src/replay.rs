@@ -60,14 +60,19 @@ impl Counts {
         let mut counts = Counts::default();
         for (index, record) in reader.records().enumerate() {
             let record = record?;
-            let line = record.position().map_or(index as u64 + 1, csv::Position::line);
+            let line = record
+                .position()
+                .map_or(index as u64 + 1, csv::Position::line);
             let field = |i: usize| record.get(i).unwrap_or("");
             if index == 0 && field(0).eq_ignore_ascii_case("minute") {
                 continue;
             }
             let bad = |reason: String| ReplayError::Row { line, reason };
             if record.len() < 3 || record.len() > 4 {
-                return Err(bad(format!("expected minute,service,errors[,total], found {} fields", record.len())));
+                return Err(bad(format!(
+                    "expected minute,service,errors[,total], found {} fields",
+                    record.len()
+                )));
             }
             let minute = parse_timestamp_text(field(0))
                 .map(Minute::containing)
@@ -80,12 +85,16 @@ impl Counts {
                 .parse()
                 .map_err(|_| bad(format!("errors {:?} is not a count", field(2))))?;
             let total: u64 = match record.get(3) {
-                Some(text) if !text.is_empty() => {
-                    text.parse().map_err(|_| bad(format!("total {text:?} is not a count")))?
-                }
+                Some(text) if !text.is_empty() => text
+                    .parse()
+                    .map_err(|_| bad(format!("total {text:?} is not a count")))?,
                 _ => errors,
             };
-            counts.rows.entry(service).or_default().push((minute, errors, total));
+            counts
+                .rows
+                .entry(service)
+                .or_default()
+                .push((minute, errors, total));
         }
         Ok(counts)
     }
@@ -98,10 +107,20 @@ struct Tracked {
 }
 
 /// Replays every service of `counts` and returns the incidents found.
-pub fn replay(config: &DetectionConfig, counts: &Counts) -> Result<Vec<ReplayIncident>, ReplayError> {
+pub fn replay(
+    config: &DetectionConfig,
+    counts: &Counts,
+) -> Result<Vec<ReplayIncident>, ReplayError> {
     let all = counts.rows.values().flatten();
-    let first = all.clone().map(|(minute, _, _)| *minute).min().ok_or(ReplayError::Empty)?;
-    let last = all.map(|(minute, _, _)| *minute).max().ok_or(ReplayError::Empty)?;
+    let first = all
+        .clone()
+        .map(|(minute, _, _)| *minute)
+        .min()
+        .ok_or(ReplayError::Empty)?;
+    let last = all
+        .map(|(minute, _, _)| *minute)
+        .max()
+        .ok_or(ReplayError::Empty)?;
     // Run on past the data so incidents open at its end can resolve.
     let end = last.plus(i64::from(config.resolve_after) + 1);
 
@@ -129,7 +148,10 @@ fn replay_service(
     let mut book: Vec<Tracked> = Vec::new();
     let mut now = first;
     while now <= end {
-        let known: Vec<IncidentSnapshot> = book.iter().map(|tracked| tracked.snapshot.clone()).collect();
+        let known: Vec<IncidentSnapshot> = book
+            .iter()
+            .map(|tracked| tracked.snapshot.clone())
+            .collect();
         // The tick happens as the minute ends.
         let tick_time = now.plus(1);
         for decision in engine::evaluate_service(config, series, &known, now) {
@@ -238,7 +260,11 @@ mod tests {
     #[test]
     fn steady_counts_open_nothing() {
         let counts = Counts::read(csv_with_burst(-1, 0).as_bytes()).unwrap();
-        assert!(replay(&DetectionConfig::default(), &counts).unwrap().is_empty());
+        assert!(
+            replay(&DetectionConfig::default(), &counts)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -251,7 +277,8 @@ mod tests {
 
     #[test]
     fn malformed_rows_name_their_line() {
-        let error = Counts::read("minute,service,errors\n60,a,1\n120,a,many\n".as_bytes()).unwrap_err();
+        let error =
+            Counts::read("minute,service,errors\n60,a,1\n120,a,many\n".as_bytes()).unwrap_err();
         assert_eq!(error.to_string(), "line 3: errors \"many\" is not a count");
         let error = Counts::read("yesterday,a,1\n".as_bytes()).unwrap_err();
         assert!(error.to_string().starts_with("line 1:"), "{error}");

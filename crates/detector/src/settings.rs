@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use domain::detection::Algorithm;
 use domain::DetectionConfig;
+use domain::detection::Algorithm;
 use serde::{Deserialize, Serialize};
 use web::settings::{DatabaseSettings, ServerSettings, SettingsError, duration, require_nonzero};
 
@@ -105,8 +105,11 @@ impl Default for DetectionSettings {
 }
 
 fn whole_minutes(setting: &str, value: Duration) -> Result<u32, SettingsError> {
-    if value.as_secs() % 60 != 0 || value.subsec_nanos() != 0 {
-        return Err(SettingsError::invalid(setting, "must be whole minutes (e.g. 30m)"));
+    if !value.as_secs().is_multiple_of(60) || value.subsec_nanos() != 0 {
+        return Err(SettingsError::invalid(
+            setting,
+            "must be whole minutes (e.g. 30m)",
+        ));
     }
     u32::try_from(value.as_secs() / 60).map_err(|_| SettingsError::invalid(setting, "is too long"))
 }

@@ -40,7 +40,8 @@ struct DetectorReadiness {
 impl web::health::Readiness for DetectorReadiness {
     fn check(
         &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Vec<String>>> + Send + '_>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Vec<String>>> + Send + '_>>
+    {
         Box::pin(async move {
             let mut reasons = Vec::new();
             if let Err(error) = store::pool::ping(&self.pool).await {
@@ -51,7 +52,11 @@ impl web::health::Readiness for DetectorReadiness {
             if last > 0 && Utc::now().timestamp() - last > stale {
                 reasons.push("detector: no successful cycle recently".to_owned());
             }
-            if reasons.is_empty() { Ok(()) } else { Err(reasons) }
+            if reasons.is_empty() {
+                Ok(())
+            } else {
+                Err(reasons)
+            }
         })
     }
 }
@@ -68,7 +73,10 @@ impl Application {
         let listener = web::server::bind(&settings.server.bind)
             .with_context(|| format!("Binding {} failed.", settings.server.bind))?;
         let port = listener.local_addr()?.port();
-        let pool = store::pool::build_pool(&settings.database.url, &settings.database.pool("threesigma-detector"))?;
+        let pool = store::pool::build_pool(
+            &settings.database.url,
+            &settings.database.pool("threesigma-detector"),
+        )?;
 
         let mut registry = Registry::with_prefix("threesigma");
         let http_metrics = Data::new(web::metrics::HttpMetrics::register(&mut registry));
@@ -167,7 +175,9 @@ async fn run_loop(
                     "Evaluation cycle done."
                 );
             }
-            Err(error) => tracing::warn!(%error, "Evaluation cycle failed; retrying next interval."),
+            Err(error) => {
+                tracing::warn!(%error, "Evaluation cycle failed; retrying next interval.")
+            }
         }
     }
 }
@@ -176,7 +186,9 @@ async fn run_loop(
 pub async fn maintain(pool: &store::DbPool, settings: &Settings) {
     let result = async {
         let mut conn = store::pool::connection(pool).await?;
-        let created = store::partitions::ensure_ahead(&mut conn, settings.detector.partition_days_ahead).await?;
+        let created =
+            store::partitions::ensure_ahead(&mut conn, settings.detector.partition_days_ahead)
+                .await?;
         let dropped = if settings.detector.retention_days > 0 {
             store::partitions::drop_expired(&mut conn, settings.detector.retention_days).await?
         } else {

@@ -42,7 +42,9 @@ async fn write_counts(db: &TestDatabase, service: &str, minute: Minute, errors: 
     }
     let config = store::pool::connection_config(&db.url, &store::PoolSettings::default()).unwrap();
     let mut client = store::pool::connect_raw(&config).await.unwrap();
-    store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0).await.unwrap();
+    store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0)
+        .await
+        .unwrap();
 }
 
 /// 30 minutes of steady traffic for three services, then a burst of `burst` errors on
@@ -108,18 +110,33 @@ async fn timeline(db: &TestDatabase, id: i64) -> Vec<String> {
 #[tokio::test]
 async fn a_burst_opens_one_incident_for_its_service_only() {
     let setup = setup(60).await;
-    let report = setup.app.detector().tick(at(setup.burst, 40)).await.unwrap();
+    let report = setup
+        .app
+        .detector()
+        .tick(at(setup.burst, 40))
+        .await
+        .unwrap();
     assert_eq!(report.services, 3);
     assert_eq!(report.opened, 1);
     let found = incidents_of(&setup.db).await;
     assert_eq!(found.len(), 1);
-    assert_eq!((found[0].1.as_str(), found[0].2.as_str()), ("checkout", "open"));
+    assert_eq!(
+        (found[0].1.as_str(), found[0].2.as_str()),
+        ("checkout", "open")
+    );
 
     let mut conn = connect(&setup.db).await;
-    let row = store::incidents::find(&mut conn, found[0].0).await.unwrap().unwrap();
+    let row = store::incidents::find(&mut conn, found[0].0)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.current_count, 60);
     assert_eq!(row.baseline_minutes, 30);
-    assert!((row.baseline_mean - 3.0).abs() < 1e-9, "{}", row.baseline_mean);
+    assert!(
+        (row.baseline_mean - 3.0).abs() < 1e-9,
+        "{}",
+        row.baseline_mean
+    );
     assert_eq!(row.severity, "critical");
     assert_eq!(row.algorithm, "classic");
     assert_eq!(row.first_minute, setup.burst.start());
@@ -128,11 +145,18 @@ async fn a_burst_opens_one_incident_for_its_service_only() {
 #[tokio::test]
 async fn repeated_and_concurrent_ticks_never_duplicate() {
     let setup = setup(60).await;
-    let other = detector::Application::build(settings(&setup.db)).await.unwrap();
+    let other = detector::Application::build(settings(&setup.db))
+        .await
+        .unwrap();
     let now = at(setup.burst, 40);
     let (a, b) = tokio::join!(setup.app.detector().tick(now), other.detector().tick(now));
     assert_eq!(a.unwrap().opened + b.unwrap().opened, 1);
-    setup.app.detector().tick(now + Duration::seconds(10)).await.unwrap();
+    setup
+        .app
+        .detector()
+        .tick(now + Duration::seconds(10))
+        .await
+        .unwrap();
     let found = incidents_of(&setup.db).await;
     assert_eq!(found.len(), 1);
     assert_eq!(timeline(&setup.db, found[0].0).await, ["opened"]);
@@ -161,7 +185,10 @@ async fn quiet_minutes_resolve_and_a_new_burst_reopens() {
     let found = incidents_of(&setup.db).await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].2, "open");
-    assert_eq!(timeline(&setup.db, found[0].0).await, ["opened", "resolved", "reopened"]);
+    assert_eq!(
+        timeline(&setup.db, found[0].0).await,
+        ["opened", "resolved", "reopened"]
+    );
 }
 
 #[tokio::test]
@@ -171,11 +198,21 @@ async fn acknowledged_incidents_stay_acknowledged_while_updated() {
     detector.tick(at(setup.burst, 40)).await.unwrap();
     let id = incidents_of(&setup.db).await[0].0;
     let mut conn = connect(&setup.db).await;
-    let operator = store::incidents::Actor { name: "alice@example.com", reason: "" };
-    assert!(store::incidents::acknowledge(&mut conn, id, Utc::now(), operator).await.unwrap());
+    let operator = store::incidents::Actor {
+        name: "alice@example.com",
+        reason: "",
+    };
+    assert!(
+        store::incidents::acknowledge(&mut conn, id, Utc::now(), operator)
+            .await
+            .unwrap()
+    );
     write_counts(&setup.db, "checkout", setup.burst.plus(1), 90, 20).await;
     detector.tick(at(setup.burst.plus(1), 40)).await.unwrap();
-    let row = store::incidents::find(&mut conn, id).await.unwrap().unwrap();
+    let row = store::incidents::find(&mut conn, id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.status, "acknowledged");
     assert_eq!(row.peak_count, 90);
     assert_eq!(row.last_fired_minute, setup.burst.plus(1).start());

@@ -231,7 +231,8 @@ impl Baseline {
             .filter(|minute| !excluded.iter().any(|span| span.contains(*minute)))
             .map(|minute| series.errors(minute))
             .collect();
-        (counts.len() >= config.min_baseline_minutes as usize).then(|| Baseline::from_counts(&counts))
+        (counts.len() >= config.min_baseline_minutes as usize)
+            .then(|| Baseline::from_counts(&counts))
     }
 }
 
@@ -274,7 +275,11 @@ pub fn assess(
     let z = z_score(count, baseline);
     let guard = count > config.min_count;
     let (fires, holds, p_value) = match config.algorithm {
-        Algorithm::Classic => (guard && z > config.z_threshold, guard && z > config.stay_z, None),
+        Algorithm::Classic => (
+            guard && z > config.z_threshold,
+            guard && z > config.stay_z,
+            None,
+        ),
     };
     Assessment {
         minute,
@@ -357,7 +362,11 @@ pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
         Some(active) => {
             let assessments = buckets.map(|minute| judge(minute, &active.baseline));
             let current = strongest(&assessments);
-            let held = assessments.iter().filter(|a| a.holds).map(|a| a.minute).max();
+            let held = assessments
+                .iter()
+                .filter(|a| a.holds)
+                .map(|a| a.minute)
+                .max();
             let last_fired = held.map_or(active.last_fired, |m| m.max(active.last_fired));
             let quiet = input.now.minus(1).since(last_fired);
             if held.is_none() && quiet >= i64::from(config.resolve_after) {
@@ -521,7 +530,13 @@ mod tests {
             )
         };
         // Four quiet complete minutes (32..=35) are not enough; five are.
-        assert!(matches!(at(36), Transition::Update { last_fired: Minute(31), .. }));
+        assert!(matches!(
+            at(36),
+            Transition::Update {
+                last_fired: Minute(31),
+                ..
+            }
+        ));
         assert!(matches!(at(37), Transition::Resolve { .. }));
     }
 
@@ -533,7 +548,10 @@ mod tests {
         let series = series_with(&counts);
         assert!(matches!(
             evaluate(&config, input(&series, 31)),
-            Transition::Open(Assessment { minute: Minute(31), .. })
+            Transition::Open(Assessment {
+                minute: Minute(31),
+                ..
+            })
         ));
     }
 

@@ -18,7 +18,8 @@ pub const LEVEL_FIELDS: [&str; 4] = ["level", "severity", "severity_text", "lvl"
 /// Aliases of the message field, in order of preference.
 pub const MESSAGE_FIELDS: [&str; 4] = ["message", "msg", "log", "MESSAGE"];
 /// Aliases of the timestamp field, in order of preference.
-pub const TIMESTAMP_FIELDS: [&str; 6] = ["timestamp", "ts", "@timestamp", "time", "date", "ISODATE"];
+pub const TIMESTAMP_FIELDS: [&str; 6] =
+    ["timestamp", "ts", "@timestamp", "time", "date", "ISODATE"];
 /// Aliases of the attributes object, in order of preference.
 pub const ATTRIBUTE_FIELDS: [&str; 2] = ["attributes", "metadata"];
 const TRACE_ID_FIELDS: [&str; 2] = ["trace_id", "traceId"];
@@ -329,13 +330,16 @@ mod tests {
         assert_eq!(event.service.as_str(), "api");
         assert_eq!(event.level, Level::Warn);
         assert_eq!(event.message, "slow");
-        assert_eq!(attributes(&event), json!({"k": "v", "lvl": "debug", "extra": 1}));
+        assert_eq!(
+            attributes(&event),
+            json!({"k": "v", "lvl": "debug", "extra": 1})
+        );
     }
 
     #[test]
     fn ecs_service_objects_are_understood() {
-        let event = parse(json!({"service": {"name": "web", "version": "1.2"}, "message": "m"}))
-            .unwrap();
+        let event =
+            parse(json!({"service": {"name": "web", "version": "1.2"}, "message": "m"})).unwrap();
         assert_eq!(event.service.as_str(), "web");
         assert_eq!(attributes(&event), json!({"service": {"version": "1.2"}}));
     }
@@ -349,17 +353,21 @@ mod tests {
 
     #[test]
     fn nul_characters_are_replaced_not_fatal() {
-        let event = parse(json!({"service": "s", "message": "a\0b", "k\0": ["x\0"]}))
-            .unwrap();
+        let event = parse(json!({"service": "s", "message": "a\0b", "k\0": ["x\0"]})).unwrap();
         assert_eq!(event.message, "a\u{FFFD}b");
-        assert!(!event.attributes.contains("\\u0000"), "{}", event.attributes);
+        assert!(
+            !event.attributes.contains("\\u0000"),
+            "{}",
+            event.attributes
+        );
         assert_eq!(attributes(&event), json!({"k\u{FFFD}": ["x\u{FFFD}"]}));
     }
 
     #[test]
     fn trace_ids_get_their_columns() {
-        let event = parse(json!({"service": "s", "message": "m", "traceId": "abc", "span_id": "d"}))
-            .unwrap();
+        let event =
+            parse(json!({"service": "s", "message": "m", "traceId": "abc", "span_id": "d"}))
+                .unwrap();
         assert_eq!(event.trace_id.as_deref(), Some("abc"));
         assert_eq!(event.span_id.as_deref(), Some("d"));
         assert_eq!(attributes(&event), json!({}));
@@ -372,12 +380,30 @@ mod tests {
             (json!({"message": "m"}), "missing service"),
             (json!({"service": "a b", "message": "m"}), "invalid service"),
             (json!({"service": "s"}), "missing message"),
-            (json!({"service": "s", "message": "m", "level": "loud"}), "invalid level"),
-            (json!({"service": "s", "message": "m", "ts": "soon"}), "invalid timestamp"),
-            (json!({"service": "s", "message": "m", "ts": "2020-01-01T00:00:00Z"}), "older"),
-            (json!({"service": "s", "message": "m", "ts": "2030-01-01T00:00:00Z"}), "future"),
-            (json!({"service": "s", "message": "m", "attributes": [1]}), "attributes must be"),
-            (json!({"service": "s", "message": "x".repeat(70_000)}), "longer than 65536"),
+            (
+                json!({"service": "s", "message": "m", "level": "loud"}),
+                "invalid level",
+            ),
+            (
+                json!({"service": "s", "message": "m", "ts": "soon"}),
+                "invalid timestamp",
+            ),
+            (
+                json!({"service": "s", "message": "m", "ts": "2020-01-01T00:00:00Z"}),
+                "older",
+            ),
+            (
+                json!({"service": "s", "message": "m", "ts": "2030-01-01T00:00:00Z"}),
+                "future",
+            ),
+            (
+                json!({"service": "s", "message": "m", "attributes": [1]}),
+                "attributes must be",
+            ),
+            (
+                json!({"service": "s", "message": "x".repeat(70_000)}),
+                "longer than 65536",
+            ),
         ];
         for (value, reason) in cases {
             let error = parse(value.clone()).unwrap_err().to_string();

@@ -49,9 +49,8 @@ impl Level {
             "error" | "err" => Level::Error,
             "fatal" | "critical" | "crit" | "panic" | "emerg" | "alert" => Level::Fatal,
             other => match other.parse::<i64>() {
-                Ok(number) => {
-                    Level::from_syslog(number).ok_or_else(|| LevelError::Unknown(text.to_owned()))?
-                }
+                Ok(number) => Level::from_syslog(number)
+                    .ok_or_else(|| LevelError::Unknown(text.to_owned()))?,
                 Err(_) => return Err(LevelError::Unknown(text.to_owned())),
             },
         };

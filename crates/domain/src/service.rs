@@ -85,7 +85,14 @@ mod tests {
 
     #[test]
     fn typical_names_are_accepted() {
-        for name in ["checkout", "checkout-nd", "api.gateway", "prod/payments", "svc_1:v2", "a@b"] {
+        for name in [
+            "checkout",
+            "checkout-nd",
+            "api.gateway",
+            "prod/payments",
+            "svc_1:v2",
+            "a@b",
+        ] {
             assert_eq!(ServiceName::parse(name).unwrap().as_str(), name);
         }
         assert_eq!(ServiceName::parse("  web ").unwrap().as_str(), "web");
@@ -94,7 +101,10 @@ mod tests {
     #[test]
     fn bad_names_are_refused() {
         assert_eq!(ServiceName::parse("   "), Err(ServiceNameError::Empty));
-        assert_eq!(ServiceName::parse(&"a".repeat(129)), Err(ServiceNameError::TooLong));
+        assert_eq!(
+            ServiceName::parse(&"a".repeat(129)),
+            Err(ServiceNameError::TooLong)
+        );
         assert!(matches!(
             ServiceName::parse("my service"),
             Err(ServiceNameError::BadCharacter(_))

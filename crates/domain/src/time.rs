@@ -146,7 +146,9 @@ mod tests {
     use serde_json::json;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -165,13 +167,22 @@ mod tests {
     fn epoch_units_by_magnitude() {
         let expected = at("2026-11-25T17:32:28Z");
         assert_eq!(parse_timestamp(&json!(1_795_627_948)).unwrap(), expected);
-        assert_eq!(parse_timestamp(&json!(1_795_627_948_000u64)).unwrap(), expected);
-        assert_eq!(parse_timestamp(&json!(1_795_627_948_000_000u64)).unwrap(), expected);
+        assert_eq!(
+            parse_timestamp(&json!(1_795_627_948_000u64)).unwrap(),
+            expected
+        );
+        assert_eq!(
+            parse_timestamp(&json!(1_795_627_948_000_000u64)).unwrap(),
+            expected
+        );
         assert_eq!(
             parse_timestamp(&json!(1_795_627_948_000_000_000u64)).unwrap(),
             expected
         );
-        assert_eq!(parse_timestamp(&json!("1795627948000000000")).unwrap(), expected);
+        assert_eq!(
+            parse_timestamp(&json!("1795627948000000000")).unwrap(),
+            expected
+        );
         assert_eq!(
             parse_timestamp(&json!(1_795_627_948.25)).unwrap(),
             at("2026-11-25T17:32:28.25Z")
@@ -184,7 +195,10 @@ mod tests {
             parse_timestamp(&json!("yesterday")),
             Err(TimestampError::Unparseable(_))
         ));
-        assert_eq!(parse_timestamp(&json!(null)), Err(TimestampError::WrongType));
+        assert_eq!(
+            parse_timestamp(&json!(null)),
+            Err(TimestampError::WrongType)
+        );
         assert_eq!(parse_timestamp(&json!([1])), Err(TimestampError::WrongType));
     }
 

@@ -86,7 +86,10 @@ impl Submission {
             Err(_) if self.reply.is_none() => {
                 // Buffered acknowledgement: the client was told 202 and cannot be told now.
                 metrics.events_lost.inc_by(self.events.len() as u64);
-                tracing::error!(events = self.events.len(), "Dropped buffered events that could not be stored.");
+                tracing::error!(
+                    events = self.events.len(),
+                    "Dropped buffered events that could not be stored."
+                );
             }
             Err(_) => {}
         }
@@ -192,16 +195,21 @@ impl BatchWriter {
         let event_permits = permits(events.len(), shared.config.queue_max_events);
         let byte_permits = permits(bytes, shared.config.queue_max_bytes);
         let acquire = async {
-            let events = Arc::clone(&self.events_capacity).acquire_many_owned(event_permits).await;
-            let bytes = Arc::clone(&self.bytes_capacity).acquire_many_owned(byte_permits).await;
+            let events = Arc::clone(&self.events_capacity)
+                .acquire_many_owned(event_permits)
+                .await;
+            let bytes = Arc::clone(&self.bytes_capacity)
+                .acquire_many_owned(byte_permits)
+                .await;
             (events, bytes)
         };
-        let (Ok(event_permit), Ok(byte_permit)) = tokio::time::timeout(shared.config.enqueue_timeout, acquire)
-            .await
-            .map_err(|_| {
-                shared.metrics.overloaded.inc();
-                WriteError::Overloaded
-            })?
+        let (Ok(event_permit), Ok(byte_permit)) =
+            tokio::time::timeout(shared.config.enqueue_timeout, acquire)
+                .await
+                .map_err(|_| {
+                    shared.metrics.overloaded.inc();
+                    WriteError::Overloaded
+                })?
         else {
             return Err(WriteError::ShuttingDown);
         };
@@ -314,7 +322,12 @@ async fn next_batch(shared: &Shared) -> Option<Vec<Submission>> {
 
 /// Writes one batch. A batch that fails for a reason other than availability is split
 /// into one transaction per submission, so only the culprit fails.
-async fn write(shared: &Shared, client: &mut Option<tokio_postgres::Client>, shard: i16, batch: Vec<Submission>) {
+async fn write(
+    shared: &Shared,
+    client: &mut Option<tokio_postgres::Client>,
+    shard: i16,
+    batch: Vec<Submission>,
+) {
     let mut pending = vec![batch];
     while let Some(batch) = pending.pop() {
         if let Some(split) = write_with_retry(shared, client, shard, batch).await {
@@ -391,17 +404,26 @@ async fn attempt(
     batch: &[Submission],
 ) -> Result<(), StoreError> {
     let config = &shared.config;
-    if client.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+    if client
+        .as_ref()
+        .is_none_or(tokio_postgres::Client::is_closed)
+    {
         *client = None;
-        let connected = tokio::time::timeout(config.attempt_timeout, store::pool::connect_raw(&shared.database))
-            .await
-            .map_err(|_| StoreError::Unavailable("connecting timed out".to_owned()))??;
+        let connected = tokio::time::timeout(
+            config.attempt_timeout,
+            store::pool::connect_raw(&shared.database),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable("connecting timed out".to_owned()))??;
         *client = Some(connected);
     }
     let Some(connection) = client.as_mut() else {
         return Err(StoreError::Unavailable("no connection".to_owned()));
     };
-    let events: Vec<&LogEvent> = batch.iter().flat_map(|submission| &submission.events).collect();
+    let events: Vec<&LogEvent> = batch
+        .iter()
+        .flat_map(|submission| &submission.events)
+        .collect();
     let write = store::bulk::write_batch(connection, &events, shard);
     match tokio::time::timeout(config.attempt_timeout, write).await {
         Ok(result) => result.map(|_| ()),

@@ -20,12 +20,13 @@ pub enum BodyError {
     TooLarge { limit: usize },
     #[error("unsupported Content-Encoding {0:?} (supported: gzip, deflate, zstd, identity)")]
     UnsupportedEncoding(String),
-    #[error(
-        "unsupported Content-Type {0:?} (supported: application/json, application/x-ndjson)"
-    )]
+    #[error("unsupported Content-Type {0:?} (supported: application/json, application/x-ndjson)")]
     UnsupportedContentType(String),
     #[error("body is not valid {encoding} data: {reason}")]
-    Corrupt { encoding: &'static str, reason: String },
+    Corrupt {
+        encoding: &'static str,
+        reason: String,
+    },
     #[error("{0}")]
     Unusable(String),
 }
@@ -70,15 +71,22 @@ impl Shape {
         let Some(value) = header else {
             return Ok(Shape::Json);
         };
-        let mime = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
             "" | "application/json" | "text/json" | "text/plain" | "application/octet-stream" => {
                 Ok(Shape::Json)
             }
-            "application/x-ndjson" | "application/ndjson" | "application/jsonlines"
-            | "application/x-jsonlines" | "application/jsonl" | "application/x-json-stream" => {
-                Ok(Shape::Ndjson)
-            }
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonlines"
+            | "application/x-jsonlines"
+            | "application/jsonl"
+            | "application/x-json-stream" => Ok(Shape::Ndjson),
             _ => Err(BodyError::UnsupportedContentType(value.to_owned())),
         }
     }
@@ -101,24 +109,31 @@ pub fn decompress(body: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u
             let mut source = body;
             let mut out = Vec::new();
             while !source.is_empty() {
-                let decoder = ruzstd::decoding::StreamingDecoder::new(&mut source).map_err(|error| {
-                    BodyError::Corrupt {
-                        encoding: "zstd",
-                        reason: error.to_string(),
-                    }
-                })?;
+                let decoder =
+                    ruzstd::decoding::StreamingDecoder::new(&mut source).map_err(|error| {
+                        BodyError::Corrupt {
+                            encoding: "zstd",
+                            reason: error.to_string(),
+                        }
+                    })?;
                 let remaining = limit.saturating_sub(out.len());
-                out.extend(read_limited(decoder, remaining, "zstd").map_err(|error| match error {
-                    BodyError::TooLarge { .. } => BodyError::TooLarge { limit },
-                    other => other,
-                })?);
+                out.extend(read_limited(decoder, remaining, "zstd").map_err(
+                    |error| match error {
+                        BodyError::TooLarge { .. } => BodyError::TooLarge { limit },
+                        other => other,
+                    },
+                )?);
             }
             Ok(out)
         }
     }
 }
 
-fn read_limited(reader: impl Read, limit: usize, encoding: &'static str) -> Result<Vec<u8>, BodyError> {
+fn read_limited(
+    reader: impl Read,
+    limit: usize,
+    encoding: &'static str,
+) -> Result<Vec<u8>, BodyError> {
     let mut out = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     reader
@@ -195,7 +210,11 @@ fn count_lines(text: &[u8]) -> usize {
 
 /// NDJSON: each non-blank line on its own. A line that is not JSON is rejected with its
 /// line number; only when no line is JSON is the whole body refused.
-fn decode_lines(text: &[u8], received_at: DateTime<Utc>, limits: &EventLimits) -> Result<Decoded, BodyError> {
+fn decode_lines(
+    text: &[u8],
+    received_at: DateTime<Utc>,
+    limits: &EventLimits,
+) -> Result<Decoded, BodyError> {
     let mut first_syntax_error = None;
     let mut parsed_any = false;
     let lines = text
@@ -258,14 +277,23 @@ mod tests {
     fn shapes_object_array_and_ndjson() {
         let one = decode(r#"{"service":"a","message":"m"}"#, Shape::Json).unwrap();
         assert_eq!(one.events.len(), 1);
-        let many = decode(r#"[{"service":"a","message":"m"},{"service":"b","message":"n"}]"#, Shape::Json)
-            .unwrap();
+        let many = decode(
+            r#"[{"service":"a","message":"m"},{"service":"b","message":"n"}]"#,
+            Shape::Json,
+        )
+        .unwrap();
         assert_eq!(many.events.len(), 2);
-        let lines = decode("{\"service\":\"a\",\"message\":\"m\"}\n\n{\"service\":\"b\",\"message\":\"n\"}\n", Shape::Ndjson)
-            .unwrap();
+        let lines = decode(
+            "{\"service\":\"a\",\"message\":\"m\"}\n\n{\"service\":\"b\",\"message\":\"n\"}\n",
+            Shape::Ndjson,
+        )
+        .unwrap();
         assert_eq!(lines.events.len(), 2);
-        let sniffed = decode("{\"service\":\"a\",\"message\":\"m\"}\n{\"service\":\"b\",\"message\":\"n\"}", Shape::Json)
-            .unwrap();
+        let sniffed = decode(
+            "{\"service\":\"a\",\"message\":\"m\"}\n{\"service\":\"b\",\"message\":\"n\"}",
+            Shape::Json,
+        )
+        .unwrap();
         assert_eq!(sniffed.events.len(), 2);
     }
 
@@ -285,35 +313,72 @@ mod tests {
 
     #[test]
     fn ndjson_syntax_errors_carry_line_numbers() {
-        let body = "{\"service\":\"a\",\"message\":\"m\"}\n\n{oops\n{\"service\":\"b\",\"message\":\"n\"}";
+        let body =
+            "{\"service\":\"a\",\"message\":\"m\"}\n\n{oops\n{\"service\":\"b\",\"message\":\"n\"}";
         let decoded = decode(body, Shape::Ndjson).unwrap();
         assert_eq!(decoded.events.len(), 2);
         assert_eq!(decoded.rejections.len(), 1);
         assert_eq!(decoded.rejections[0].index, 1);
-        assert!(decoded.rejections[0].reason.starts_with("line 3:"), "{:?}", decoded.rejections);
+        assert!(
+            decoded.rejections[0].reason.starts_with("line 3:"),
+            "{:?}",
+            decoded.rejections
+        );
 
         let error = decode("{oops\n{nope", Shape::Ndjson).unwrap_err();
-        assert!(error.to_string().starts_with("line 1: invalid JSON"), "{error}");
+        assert!(
+            error.to_string().starts_with("line 1: invalid JSON"),
+            "{error}"
+        );
     }
 
     #[test]
     fn unusable_bodies_say_why() {
-        assert!(decode("  ", Shape::Json).unwrap_err().to_string().contains("empty"));
-        assert!(decode("[1,", Shape::Json).unwrap_err().to_string().contains("invalid JSON"));
-        assert!(decode("42", Shape::Json).unwrap_err().to_string().contains("object"));
-        assert!(decode(r#"{"message":"m"}"#, Shape::Json)
-            .unwrap_err()
-            .to_string()
-            .contains("missing service"));
+        assert!(
+            decode("  ", Shape::Json)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        assert!(
+            decode("[1,", Shape::Json)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid JSON")
+        );
+        assert!(
+            decode("42", Shape::Json)
+                .unwrap_err()
+                .to_string()
+                .contains("object")
+        );
+        assert!(
+            decode(r#"{"message":"m"}"#, Shape::Json)
+                .unwrap_err()
+                .to_string()
+                .contains("missing service")
+        );
     }
 
     #[test]
     fn content_types_and_encodings() {
-        assert_eq!(Shape::parse(Some("application/json; charset=utf-8")), Ok(Shape::Json));
-        assert_eq!(Shape::parse(Some("application/x-ndjson")), Ok(Shape::Ndjson));
-        assert!(matches!(Shape::parse(Some("application/xml")), Err(BodyError::UnsupportedContentType(_))));
+        assert_eq!(
+            Shape::parse(Some("application/json; charset=utf-8")),
+            Ok(Shape::Json)
+        );
+        assert_eq!(
+            Shape::parse(Some("application/x-ndjson")),
+            Ok(Shape::Ndjson)
+        );
+        assert!(matches!(
+            Shape::parse(Some("application/xml")),
+            Err(BodyError::UnsupportedContentType(_))
+        ));
         assert_eq!(Encoding::parse(Some("GZIP")), Ok(Encoding::Gzip));
-        assert!(matches!(Encoding::parse(Some("br")), Err(BodyError::UnsupportedEncoding(_))));
+        assert!(matches!(
+            Encoding::parse(Some("br")),
+            Err(BodyError::UnsupportedEncoding(_))
+        ));
     }
 
     fn gzip(data: &[u8]) -> Vec<u8> {
@@ -342,12 +407,21 @@ mod tests {
     #[test]
     fn zstd_frames_decode_and_are_bounded() {
         let data = b"{\"service\":\"a\",\"message\":\"m\"}\n";
-        let mut frames = ruzstd::encoding::compress_to_vec(&data[..], ruzstd::encoding::CompressionLevel::Fastest);
-        frames.extend(ruzstd::encoding::compress_to_vec(&data[..], ruzstd::encoding::CompressionLevel::Fastest));
+        let mut frames = ruzstd::encoding::compress_to_vec(
+            &data[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        frames.extend(ruzstd::encoding::compress_to_vec(
+            &data[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        ));
         let mut expected = data.to_vec();
         expected.extend_from_slice(data);
         assert_eq!(decompress(&frames, Encoding::Zstd, 1024).unwrap(), expected);
-        let bomb = ruzstd::encoding::compress_to_vec(&vec![0u8; 4 * 1024 * 1024][..], ruzstd::encoding::CompressionLevel::Fastest);
+        let bomb = ruzstd::encoding::compress_to_vec(
+            &vec![0u8; 4 * 1024 * 1024][..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
         assert_eq!(
             decompress(&bomb, Encoding::Zstd, 1024 * 1024),
             Err(BodyError::TooLarge { limit: 1024 * 1024 })

@@ -35,11 +35,27 @@ impl Cli {
         let mut overrides = self.common.overrides();
         overrides.extend([
             ("ingest.writers", self.writers.map(|v| v.to_string())),
-            ("ingest.max_batch_events", self.max_batch_events.map(|v| v.to_string())),
-            ("ingest.max_batch_bytes", self.max_batch_bytes.map(|v| v.to_string())),
-            ("ingest.linger", self.linger.map(|v| humantime::format_duration(v).to_string())),
-            ("ingest.ack", self.ack.map(|v| format!("{v:?}").to_lowercase())),
-            ("ingest.max_body_bytes", self.max_body_bytes.map(|v| v.to_string())),
+            (
+                "ingest.max_batch_events",
+                self.max_batch_events.map(|v| v.to_string()),
+            ),
+            (
+                "ingest.max_batch_bytes",
+                self.max_batch_bytes.map(|v| v.to_string()),
+            ),
+            (
+                "ingest.linger",
+                self.linger
+                    .map(|v| humantime::format_duration(v).to_string()),
+            ),
+            (
+                "ingest.ack",
+                self.ack.map(|v| format!("{v:?}").to_lowercase()),
+            ),
+            (
+                "ingest.max_body_bytes",
+                self.max_body_bytes.map(|v| v.to_string()),
+            ),
         ]);
         overrides
     }

@@ -49,9 +49,21 @@ impl IngestMetrics {
             flush_seconds: web::metrics::latency_histogram(),
         };
         let ingest = registry.sub_registry_with_prefix("ingest");
-        ingest.register("events_accepted", "Events accepted for storage", metrics.events_accepted.clone());
-        ingest.register("events_rejected", "Events rejected by validation", metrics.events_rejected.clone());
-        ingest.register("events_committed", "Events committed to PostgreSQL", metrics.events_committed.clone());
+        ingest.register(
+            "events_accepted",
+            "Events accepted for storage",
+            metrics.events_accepted.clone(),
+        );
+        ingest.register(
+            "events_rejected",
+            "Events rejected by validation",
+            metrics.events_rejected.clone(),
+        );
+        ingest.register(
+            "events_committed",
+            "Events committed to PostgreSQL",
+            metrics.events_committed.clone(),
+        );
         ingest.register(
             "events_lost",
             "Buffered-mode events acknowledged but not stored",
@@ -67,10 +79,26 @@ impl IngestMetrics {
             "Batch write attempts that found the database unavailable",
             metrics.writer_retries.clone(),
         );
-        ingest.register("queue_events", "Events queued or being written", metrics.queued_events.clone());
-        ingest.register("queue_bytes", "Bytes queued or being written", metrics.queued_bytes.clone());
-        ingest.register("batch_events", "Events per committed batch", metrics.batch_events.clone());
-        ingest.register("batch_requests", "Requests per committed batch", metrics.batch_requests.clone());
+        ingest.register(
+            "queue_events",
+            "Events queued or being written",
+            metrics.queued_events.clone(),
+        );
+        ingest.register(
+            "queue_bytes",
+            "Bytes queued or being written",
+            metrics.queued_bytes.clone(),
+        );
+        ingest.register(
+            "batch_events",
+            "Events per committed batch",
+            metrics.batch_events.clone(),
+        );
+        ingest.register(
+            "batch_requests",
+            "Requests per committed batch",
+            metrics.batch_requests.clone(),
+        );
         ingest.register(
             "flush_duration_seconds",
             "Time to write and commit one batch",

@@ -44,7 +44,9 @@ impl From<BodyError> for ApiError {
             BodyError::UnsupportedEncoding(_) | BodyError::UnsupportedContentType(_) => {
                 ApiError::UnsupportedMediaType(error.to_string())
             }
-            BodyError::Corrupt { .. } | BodyError::Unusable(_) => ApiError::BadRequest(error.to_string()),
+            BodyError::Corrupt { .. } | BodyError::Unusable(_) => {
+                ApiError::BadRequest(error.to_string())
+            }
         }
     }
 }
@@ -52,14 +54,19 @@ impl From<BodyError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> Self {
         match error {
-            WriteError::Overloaded | WriteError::ShuttingDown => ApiError::unavailable(error.to_string(), 1),
+            WriteError::Overloaded | WriteError::ShuttingDown => {
+                ApiError::unavailable(error.to_string(), 1)
+            }
             WriteError::Unavailable => ApiError::unavailable(error.to_string(), 2),
             WriteError::Failed(reason) => ApiError::Internal(reason),
         }
     }
 }
 
-fn header<'a>(request: &'a HttpRequest, name: actix_web::http::header::HeaderName) -> Result<Option<&'a str>, ApiError> {
+fn header(
+    request: &HttpRequest,
+    name: actix_web::http::header::HeaderName,
+) -> Result<Option<&str>, ApiError> {
     request
         .headers()
         .get(&name)
@@ -73,7 +80,11 @@ fn header<'a>(request: &'a HttpRequest, name: actix_web::http::header::HeaderNam
 
 /// Reads the raw body, refusing more than `limit` bytes (compressed bodies are bounded by
 /// the same limit; the decompressed size is checked again by the decoder).
-async fn read_body(request: &HttpRequest, mut payload: Payload, limit: usize) -> Result<BytesMut, ApiError> {
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: Payload,
+    limit: usize,
+) -> Result<BytesMut, ApiError> {
     let too_large = || ApiError::from(BodyError::TooLarge { limit });
     let declared = header(request, CONTENT_LENGTH)?.and_then(|value| value.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
@@ -81,7 +92,8 @@ async fn read_body(request: &HttpRequest, mut payload: Payload, limit: usize) ->
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| ApiError::BadRequest(format!("could not read the body: {error}")))?;
+        let chunk = chunk
+            .map_err(|error| ApiError::BadRequest(format!("could not read the body: {error}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }

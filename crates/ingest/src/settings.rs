@@ -133,10 +133,16 @@ impl Settings {
         require_nonzero("ingest.max_attributes_bytes", ingest.max_attributes_bytes)?;
         require_nonzero("ingest.max_event_age", ingest.max_event_age)?;
         if ingest.retry_max < ingest.retry_min {
-            return Err(SettingsError::invalid("ingest.retry_max", "must not be below ingest.retry_min"));
+            return Err(SettingsError::invalid(
+                "ingest.retry_max",
+                "must not be below ingest.retry_min",
+            ));
         }
         if i16::try_from(ingest.writers).is_err() {
-            return Err(SettingsError::invalid("ingest.writers", "must be at most 32767"));
+            return Err(SettingsError::invalid(
+                "ingest.writers",
+                "must be at most 32767",
+            ));
         }
         Ok(())
     }
@@ -162,7 +168,8 @@ impl Settings {
     /// The per-event limits of the domain.
     pub fn event_limits(&self) -> domain::EventLimits {
         let ingest = &self.ingest;
-        let to_chrono = |value: Duration| chrono::Duration::from_std(value).unwrap_or(chrono::Duration::MAX);
+        let to_chrono =
+            |value: Duration| chrono::Duration::from_std(value).unwrap_or(chrono::Duration::MAX);
         domain::EventLimits {
             max_message_bytes: ingest.max_message_bytes,
             max_attributes_bytes: ingest.max_attributes_bytes,

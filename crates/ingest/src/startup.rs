@@ -31,7 +31,8 @@ struct IngestReadiness {
 impl web::health::Readiness for IngestReadiness {
     fn check(
         &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Vec<String>>> + Send + '_>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Vec<String>>> + Send + '_>>
+    {
         Box::pin(async move {
             let mut reasons = Vec::new();
             if let Err(error) = store::pool::ping(&self.pool).await {
@@ -42,7 +43,11 @@ impl web::health::Readiness for IngestReadiness {
             if self.writer.is_saturated() {
                 reasons.push("queue: full".to_owned());
             }
-            if reasons.is_empty() { Ok(()) } else { Err(reasons) }
+            if reasons.is_empty() {
+                Ok(())
+            } else {
+                Err(reasons)
+            }
         })
     }
 }
@@ -61,16 +66,25 @@ impl Application {
         Self::build_with_listener(settings, listener)
     }
 
-    fn build_with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
+    fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
         let port = listener.local_addr()?.port();
-        let pool = store::pool::build_pool(&settings.database.url, &settings.database.pool("threesigma-ingest"))?;
-        let writer_config =
-            store::pool::connection_config(&settings.database.url, &settings.database.pool("threesigma-ingest-writer"))?;
+        let pool = store::pool::build_pool(
+            &settings.database.url,
+            &settings.database.pool("threesigma-ingest"),
+        )?;
+        let writer_config = store::pool::connection_config(
+            &settings.database.url,
+            &settings.database.pool("threesigma-ingest-writer"),
+        )?;
 
         let mut registry = Registry::with_prefix("threesigma");
         let http_metrics = web::metrics::HttpMetrics::register(&mut registry);
         let metrics = IngestMetrics::register(&mut registry);
-        let (writer, writer_tasks) = BatchWriter::start(settings.batch(), writer_config, metrics.clone());
+        let (writer, writer_tasks) =
+            BatchWriter::start(settings.batch(), writer_config, metrics.clone());
 
         let state = Data::new(IngestState {
             writer: writer.clone(),
@@ -80,7 +94,10 @@ impl Application {
             max_reported_errors: settings.ingest.max_reported_errors,
             limits: settings.event_limits(),
         });
-        let readiness = Data::new(web::health::ReadinessCheck(Arc::new(IngestReadiness { pool, writer })));
+        let readiness = Data::new(web::health::ReadinessCheck(Arc::new(IngestReadiness {
+            pool,
+            writer,
+        })));
         let registry = Data::new(web::metrics::MetricsRegistry(Arc::new(registry)));
         let http_metrics = Data::new(http_metrics);
 
@@ -129,7 +146,10 @@ impl Application {
             shutdown.cancelled().await;
             writer_tasks.hurry();
         };
-        let (served, ()) = tokio::join!(web::server::run_until(self.server, shutdown.clone(), grace), hurry);
+        let (served, ()) = tokio::join!(
+            web::server::run_until(self.server, shutdown.clone(), grace),
+            hurry
+        );
         served?;
         self.writer_tasks.drain(grace).await;
         tracing::info!("Ingest stopped.");

@@ -30,15 +30,25 @@ pub fn encode(kind: CursorKind, at: DateTime<Utc>, id: i64) -> String {
 
 /// Decodes a cursor of `kind`.
 pub fn decode(kind: CursorKind, cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
-    let invalid = || ApiError::BadRequest("invalid cursor: pass back next_cursor exactly as received".to_owned());
-    let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?;
+    let invalid = || {
+        ApiError::BadRequest("invalid cursor: pass back next_cursor exactly as received".to_owned())
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor.trim())
+        .map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let mut parts = text.split(':');
     if parts.next() != Some(kind.tag()) {
         return Err(invalid());
     }
-    let micros: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(invalid)?;
-    let id: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(invalid)?;
+    let micros: i64 = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(invalid)?;
+    let id: i64 = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(invalid)?;
     if parts.next().is_some() {
         return Err(invalid());
     }
@@ -69,7 +79,10 @@ mod tests {
             URL_SAFE_NO_PAD.encode([0xff, 0xfe]),
             incidents,
         ] {
-            assert!(matches!(decode(CursorKind::Logs, &bad), Err(ApiError::BadRequest(_))), "{bad}");
+            assert!(
+                matches!(decode(CursorKind::Logs, &bad), Err(ApiError::BadRequest(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -46,10 +46,16 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.database.validate()?;
         if self.query.max_limit < 1 {
-            return Err(SettingsError::invalid("query.max_limit", "must be at least 1"));
+            return Err(SettingsError::invalid(
+                "query.max_limit",
+                "must be at least 1",
+            ));
         }
         if !(1..=self.query.max_limit).contains(&self.query.default_limit) {
-            return Err(SettingsError::invalid("query.default_limit", "must be between 1 and query.max_limit"));
+            return Err(SettingsError::invalid(
+                "query.default_limit",
+                "must be between 1 and query.max_limit",
+            ));
         }
         Ok(())
     }

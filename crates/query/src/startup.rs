@@ -30,12 +30,17 @@ impl Application {
         let listener = web::server::bind(&settings.server.bind)
             .with_context(|| format!("Binding {} failed.", settings.server.bind))?;
         let port = listener.local_addr()?.port();
-        let pool = store::pool::build_pool(&settings.database.url, &settings.database.pool("threesigma-query"))?;
+        let pool = store::pool::build_pool(
+            &settings.database.url,
+            &settings.database.pool("threesigma-query"),
+        )?;
 
         let mut registry = Registry::with_prefix("threesigma");
         let http_metrics = Data::new(web::metrics::HttpMetrics::register(&mut registry));
         let registry = Data::new(web::metrics::MetricsRegistry(Arc::new(registry)));
-        let readiness = Data::new(web::health::ReadinessCheck(Arc::new(web::health::DatabaseReady(pool.clone()))));
+        let readiness = Data::new(web::health::ReadinessCheck(Arc::new(
+            web::health::DatabaseReady(pool.clone()),
+        )));
         let state = Data::new(QueryState {
             pool,
             default_limit: settings.query.default_limit,
@@ -69,7 +74,11 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let server = server.listen(listener)?.run();
-        Ok(Application { port, server, settings })
+        Ok(Application {
+            port,
+            server,
+            settings,
+        })
     }
 
     pub fn port(&self) -> u16 {

@@ -63,11 +63,17 @@ impl ToSql for JsonText<'_> {
 
 /// Rollup rows of one batch: (service, minute, level) → count, in a fixed order so that
 /// concurrent transactions lock shared rows in the same order and cannot deadlock.
-pub fn rollups<'a>(events: impl IntoIterator<Item = &'a LogEvent>) -> BTreeMap<(&'a str, Minute, i16), i32> {
+pub fn rollups<'a>(
+    events: impl IntoIterator<Item = &'a LogEvent>,
+) -> BTreeMap<(&'a str, Minute, i16), i32> {
     let mut counts = BTreeMap::new();
     for event in events {
         *counts
-            .entry((event.service.as_str(), Minute::containing(event.ts), event.level.as_i16()))
+            .entry((
+                event.service.as_str(),
+                Minute::containing(event.ts),
+                event.level.as_i16(),
+            ))
             .or_insert(0) += 1;
     }
     counts

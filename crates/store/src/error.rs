@@ -37,11 +37,13 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Unavailable(_) => true,
-            StoreError::Query(error) => matches!(
-                error,
-                DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-                    | DieselError::BrokenTransactionManager
-            ) || is_connection_message(&error.to_string()),
+            StoreError::Query(error) => {
+                matches!(
+                    error,
+                    DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+                        | DieselError::BrokenTransactionManager
+                ) || is_connection_message(&error.to_string())
+            }
             StoreError::Postgres(error) => postgres_unavailable(error),
             _ => false,
         }
@@ -50,9 +52,10 @@ impl StoreError {
     /// Whether the failure is a unique-constraint violation.
     pub fn is_unique_violation(&self) -> bool {
         match self {
-            StoreError::Query(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                true
-            }
+            StoreError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => true,
             StoreError::Postgres(error) => {
                 error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
             }
@@ -93,7 +96,9 @@ fn is_connection_message(message: &str) -> bool {
 }
 
 impl From<deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>> for StoreError {
-    fn from(error: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>) -> Self {
+    fn from(
+        error: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>,
+    ) -> Self {
         StoreError::Unavailable(error.to_string())
     }
 }

@@ -143,7 +143,8 @@ pub async fn update(
                 incidents::p_value.eq(measurement.p_value),
                 incidents::peak_z.eq(greatest(incidents::peak_z, measurement.z)),
                 incidents::peak_count.eq(greatest(incidents::peak_count, measurement.count)),
-                incidents::last_fired_minute.eq(greatest(incidents::last_fired_minute, last_fired_minute)),
+                incidents::last_fired_minute
+                    .eq(greatest(incidents::last_fired_minute, last_fired_minute)),
             ))
             .execute(conn)
             .await?;
@@ -326,11 +327,9 @@ pub async fn page(
         // The redundant `opened_at <= $1` bounds the index scan, so a deep page starts where
         // the previous one ended instead of filtering every newer row.
         query = query.filter(
-            incidents::opened_at.le(opened_at).and(
-                incidents::opened_at
-                    .lt(opened_at)
-                    .or(incidents::id.lt(id)),
-            ),
+            incidents::opened_at
+                .le(opened_at)
+                .and(incidents::opened_at.lt(opened_at).or(incidents::id.lt(id))),
         );
     }
     Ok(query.load(conn).await?)

@@ -22,17 +22,23 @@ struct Dropped {
 /// many were created.
 pub async fn ensure_ahead(conn: &mut AsyncPgConnection, days_ahead: u32) -> StoreResult<i32> {
     let first: NaiveDate = (Utc::now() - Duration::days(1)).date_naive();
-    let days = i32::try_from(days_ahead).unwrap_or(i32::MAX).saturating_add(2);
-    let row: Created = diesel::sql_query("SELECT threesigma_ensure_log_partitions($1, $2) AS created")
-        .bind::<Date, _>(first)
-        .bind::<Integer, _>(days)
-        .get_result(conn)
-        .await?;
+    let days = i32::try_from(days_ahead)
+        .unwrap_or(i32::MAX)
+        .saturating_add(2);
+    let row: Created =
+        diesel::sql_query("SELECT threesigma_ensure_log_partitions($1, $2) AS created")
+            .bind::<Date, _>(first)
+            .bind::<Integer, _>(days)
+            .get_result(conn)
+            .await?;
     Ok(row.created)
 }
 
 /// Drops the partitions whose whole day is older than `retention_days`; returns their names.
-pub async fn drop_expired(conn: &mut AsyncPgConnection, retention_days: u32) -> StoreResult<Vec<String>> {
+pub async fn drop_expired(
+    conn: &mut AsyncPgConnection,
+    retention_days: u32,
+) -> StoreResult<Vec<String>> {
     let cutoff: NaiveDate = (Utc::now() - Duration::days(i64::from(retention_days))).date_naive();
     let rows: Vec<Dropped> = diesel::sql_query("SELECT threesigma_drop_log_partitions($1) AS name")
         .bind::<Date, _>(cutoff)

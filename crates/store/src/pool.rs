@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use diesel::ConnectionError;
 use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use futures_util::FutureExt;
 
 use crate::error::{StoreError, StoreResult};
@@ -14,7 +16,8 @@ use crate::error::{StoreError, StoreResult};
 /// The pool every service shares for its ordinary queries.
 pub type DbPool = deadpool::managed::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
 /// A connection checked out of [`DbPool`].
-pub type PooledConnection = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
+pub type PooledConnection =
+    deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
 
 /// How connections are opened and how long callers wait for them.
 #[derive(Clone, Debug)]
@@ -44,9 +47,12 @@ impl Default for PoolSettings {
 }
 
 /// Parses a database URL (or key=value string) and applies the connection settings.
-pub fn connection_config(url: &str, settings: &PoolSettings) -> StoreResult<tokio_postgres::Config> {
-    let mut config =
-        tokio_postgres::Config::from_str(url).map_err(|error| StoreError::InvalidUrl(error.to_string()))?;
+pub fn connection_config(
+    url: &str,
+    settings: &PoolSettings,
+) -> StoreResult<tokio_postgres::Config> {
+    let mut config = tokio_postgres::Config::from_str(url)
+        .map_err(|error| StoreError::InvalidUrl(error.to_string()))?;
     config.connect_timeout(settings.connect_timeout);
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(30));
@@ -65,7 +71,9 @@ pub fn connection_config(url: &str, settings: &PoolSettings) -> StoreResult<toki
 }
 
 /// Opens one raw tokio-postgres connection and drives it on the current runtime.
-pub async fn connect_raw(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+pub async fn connect_raw(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
@@ -94,7 +102,8 @@ pub fn build_pool(url: &str, settings: &PoolSettings) -> StoreResult<DbPool> {
         }
         .boxed()
     });
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);
     DbPool::builder(manager)
         .max_size(settings.max_size)
         .wait_timeout(Some(settings.acquire_timeout))
@@ -145,7 +154,10 @@ mod tests {
             with_database("postgres://u@h:5432/postgres", "x"),
             "postgres://u@h:5432/x"
         );
-        assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+        assert_eq!(
+            with_database("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
         assert_eq!(
             with_database("postgres://u@h/db?sslmode=disable", "x"),
             "postgres://u@h/x?sslmode=disable"

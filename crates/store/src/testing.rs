@@ -56,7 +56,11 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         .flatten()
         .flat_map(|entry| {
             let path = entry.path();
-            if path.is_dir() { walk(&path) } else { vec![path] }
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
         })
         .collect()
 }
@@ -72,7 +76,10 @@ async fn admin(url: &str) -> tokio_postgres::Client {
 async fn ensure_template(admin_url: &str, template: &str) {
     let client = admin(admin_url).await;
     client
-        .execute("SELECT pg_advisory_lock(hashtext('threesigma_test_template'))", &[])
+        .execute(
+            "SELECT pg_advisory_lock(hashtext('threesigma_test_template'))",
+            &[],
+        )
         .await
         .expect("template lock");
     let exists = client
@@ -99,7 +106,9 @@ async fn ensure_template(admin_url: &str, template: &str) {
         }
         let building = format!("{template}_building");
         client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+            ))
             .await
             .expect("drop half-built template");
         client
@@ -112,7 +121,10 @@ async fn ensure_template(admin_url: &str, template: &str) {
         rename_when_idle(&client, &building, template).await;
     }
     client
-        .execute("SELECT pg_advisory_unlock(hashtext('threesigma_test_template'))", &[])
+        .execute(
+            "SELECT pg_advisory_unlock(hashtext('threesigma_test_template'))",
+            &[],
+        )
         .await
         .expect("template unlock");
 }
@@ -146,7 +158,9 @@ impl TestDatabase {
         let mut last_error = None;
         for _ in 0..100 {
             match client
-                .batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+                .batch_execute(&format!(
+                    "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+                ))
                 .await
             {
                 Ok(()) => {
@@ -177,7 +191,10 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop may run inside a runtime; do the blocking work on a thread of its own.
         let dropper = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {

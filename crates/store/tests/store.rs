@@ -30,7 +30,10 @@ fn event(service: &str, level: &str, ts: chrono::DateTime<Utc>, message: &str) -
 }
 
 fn detector() -> Actor<'static> {
-    Actor { name: "detector", reason: "test" }
+    Actor {
+        name: "detector",
+        reason: "test",
+    }
 }
 
 fn new_incident(service: &str, at: chrono::DateTime<Utc>) -> NewIncident<'_> {
@@ -68,15 +71,25 @@ async fn migrations_leave_nothing_pending() {
 async fn a_batch_writes_logs_and_rollups_together() {
     let db = TestDatabase::create().await;
     let now = Utc::now();
-    let events = vec![
+    let events = [
         event("a", "error", now, "one"),
         event("a", "error", now, "two"),
         event("a", "info", now, "three"),
         event("b", "warn", now - Duration::minutes(3), "four"),
     ];
     let mut client = raw(&db).await;
-    assert_eq!(store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0).await.unwrap(), 4);
-    assert_eq!(store::bulk::write_batch(&mut client, &[&events[0]], 1).await.unwrap(), 1);
+    assert_eq!(
+        store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0)
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store::bulk::write_batch(&mut client, &[&events[0]], 1)
+            .await
+            .unwrap(),
+        1
+    );
 
     let mut conn = connect(&db).await;
     let stored: i64 = logs::table.count().get_result(&mut conn).await.unwrap();
@@ -88,20 +101,19 @@ async fn a_batch_writes_logs_and_rollups_together() {
         .await
         .unwrap();
     assert_eq!(attributes, json!({"k": 1}));
-    let counts = store::counts::minute_counts(
-        &mut conn,
-        now - Duration::minutes(10),
-        now,
-        None,
-        17,
-    )
-    .await
-    .unwrap();
+    let counts =
+        store::counts::minute_counts(&mut conn, now - Duration::minutes(10), now, None, 17)
+            .await
+            .unwrap();
     let a = counts.iter().find(|row| row.service == "a").unwrap();
     assert_eq!((a.errors, a.total), (Some(3), Some(4)));
     let b = counts.iter().find(|row| row.service == "b").unwrap();
     assert_eq!((b.errors, b.total), (None, Some(1)));
-    let shards: i64 = log_counts::table.count().get_result(&mut conn).await.unwrap();
+    let shards: i64 = log_counts::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(shards, 4, "writer shards keep separate rollup rows");
 }
 
@@ -109,13 +121,24 @@ async fn a_batch_writes_logs_and_rollups_together() {
 async fn a_failed_batch_leaves_nothing_behind() {
     let db = TestDatabase::create().await;
     let mut client = raw(&db).await;
-    // A NUL byte is valid in Rust strings and refused by PostgreSQL text: the batch fails
-    // after the first, valid row was already sent.
-    let events = vec![event("a", "error", Utc::now(), "fine"), event("a", "error", Utc::now(), "bad\0")];
-    assert!(store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0).await.is_err());
+    // A NUL byte is valid in Rust strings and refused by PostgreSQL text (validation
+    // replaces it; this event skips validation): the batch fails after the first, valid
+    // row was already sent.
+    let mut bad = event("a", "error", Utc::now(), "bad");
+    bad.message.push('\0');
+    let events = [event("a", "error", Utc::now(), "fine"), bad];
+    assert!(
+        store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0)
+            .await
+            .is_err()
+    );
     let mut conn = connect(&db).await;
     let stored: i64 = logs::table.count().get_result(&mut conn).await.unwrap();
-    let counted: i64 = log_counts::table.count().get_result(&mut conn).await.unwrap();
+    let counted: i64 = log_counts::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
     assert_eq!((stored, counted), (0, 0));
 }
 
@@ -124,27 +147,63 @@ async fn only_one_active_incident_per_service_and_signal() {
     let db = TestDatabase::create().await;
     let mut conn = connect(&db).await;
     let now = Utc::now();
-    let first = incidents::open(&mut conn, &new_incident("a", now), detector()).await.unwrap();
-    let second = incidents::open(&mut conn, &new_incident("a", now), detector()).await.unwrap();
+    let first = incidents::open(&mut conn, &new_incident("a", now), detector())
+        .await
+        .unwrap();
+    let second = incidents::open(&mut conn, &new_incident("a", now), detector())
+        .await
+        .unwrap();
     assert!(first.is_some());
     assert_eq!(second, None);
-    let other = incidents::open(&mut conn, &new_incident("b", now), detector()).await.unwrap();
+    let other = incidents::open(&mut conn, &new_incident("b", now), detector())
+        .await
+        .unwrap();
     assert!(other.is_some());
 
     let id = first.unwrap();
-    let measurement = Measurement { at: now, z: 7.0, count: 50, p_value: None };
-    incidents::update(&mut conn, id, measurement, now, Some(Severity::Critical), detector())
-        .await
-        .unwrap();
-    incidents::update(&mut conn, id, Measurement { z: 3.5, ..measurement }, now, Some(Severity::Critical), detector())
-        .await
-        .unwrap();
+    let measurement = Measurement {
+        at: now,
+        z: 7.0,
+        count: 50,
+        p_value: None,
+    };
+    incidents::update(
+        &mut conn,
+        id,
+        measurement,
+        now,
+        Some(Severity::Critical),
+        detector(),
+    )
+    .await
+    .unwrap();
+    incidents::update(
+        &mut conn,
+        id,
+        Measurement {
+            z: 3.5,
+            ..measurement
+        },
+        now,
+        Some(Severity::Critical),
+        detector(),
+    )
+    .await
+    .unwrap();
     let row = incidents::find(&mut conn, id).await.unwrap().unwrap();
     assert_eq!((row.current_z, row.peak_z, row.peak_count), (3.5, 7.0, 50));
     assert_eq!(row.severity, "critical");
 
-    assert!(incidents::resolve(&mut conn, id, now, detector()).await.unwrap());
-    assert!(!incidents::resolve(&mut conn, id, now, detector()).await.unwrap());
+    assert!(
+        incidents::resolve(&mut conn, id, now, detector())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !incidents::resolve(&mut conn, id, now, detector())
+            .await
+            .unwrap()
+    );
     let kinds: Vec<String> = incident_events::table
         .filter(incident_events::incident_id.eq(id))
         .order(incident_events::id)
@@ -155,9 +214,22 @@ async fn only_one_active_incident_per_service_and_signal() {
     assert_eq!(kinds, ["opened", "escalated", "resolved"]);
 
     // Resolved: a new one may open; the old one can then not be reopened beside it.
-    let third = incidents::open(&mut conn, &new_incident("a", now), detector()).await.unwrap();
+    let third = incidents::open(&mut conn, &new_incident("a", now), detector())
+        .await
+        .unwrap();
     assert!(third.is_some());
-    assert!(!incidents::reopen(&mut conn, id, measurement, now, Severity::Warning, detector()).await.unwrap());
+    assert!(
+        !incidents::reopen(
+            &mut conn,
+            id,
+            measurement,
+            now,
+            Severity::Warning,
+            detector()
+        )
+        .await
+        .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -179,7 +251,9 @@ async fn incident_pages_are_keyset_and_complete() {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = incidents::page(&mut conn, &IncidentFilter::default(), after, 7).await.unwrap();
+        let page = incidents::page(&mut conn, &IncidentFilter::default(), after, 7)
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }
@@ -198,8 +272,15 @@ async fn incident_pages_are_keyset_and_complete() {
 async fn partitions_are_created_ahead_and_dropped_behind() {
     let db = TestDatabase::create().await;
     let mut conn = connect(&db).await;
-    store::partitions::ensure_ahead(&mut conn, 30).await.unwrap();
-    assert_eq!(store::partitions::ensure_ahead(&mut conn, 30).await.unwrap(), 0);
+    store::partitions::ensure_ahead(&mut conn, 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        store::partitions::ensure_ahead(&mut conn, 30)
+            .await
+            .unwrap(),
+        0
+    );
     let dropped = store::partitions::drop_expired(&mut conn, 3).await.unwrap();
     assert!(!dropped.is_empty());
     assert!(dropped.iter().all(|name| name.starts_with("logs_p")));

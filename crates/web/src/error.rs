@@ -29,9 +29,15 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
-    TooManyRequests { message: String, retry_after_secs: u64 },
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{message}")]
-    Unavailable { message: String, retry_after_secs: u64 },
+    Unavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -138,22 +144,27 @@ pub fn extractor_configs() -> (
     actix_web::web::JsonConfig,
 ) {
     use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-    let query = actix_web::web::QueryConfig::default().error_handler(|error: QueryPayloadError, _| {
-        ApiError::BadRequest(format!("invalid query string: {error}")).into()
+    let query =
+        actix_web::web::QueryConfig::default().error_handler(|error: QueryPayloadError, _| {
+            ApiError::BadRequest(format!("invalid query string: {error}")).into()
+        });
+    let path = actix_web::web::PathConfig::default().error_handler(|error: PathError, _| {
+        ApiError::BadRequest(format!("invalid path: {error}")).into()
     });
-    let path = actix_web::web::PathConfig::default()
-        .error_handler(|error: PathError, _| ApiError::BadRequest(format!("invalid path: {error}")).into());
-    let json = actix_web::web::JsonConfig::default().error_handler(|error: JsonPayloadError, _| {
-        match error {
-            JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-                ApiError::PayloadTooLarge(error.to_string()).into()
-            }
-            JsonPayloadError::ContentType => {
-                ApiError::UnsupportedMediaType("expected Content-Type: application/json".to_owned()).into()
-            }
-            other => ApiError::BadRequest(format!("invalid JSON body: {other}")).into(),
-        }
-    });
+    let json =
+        actix_web::web::JsonConfig::default().error_handler(
+            |error: JsonPayloadError, _| match error {
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => {
+                    ApiError::PayloadTooLarge(error.to_string()).into()
+                }
+                JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+                    "expected Content-Type: application/json".to_owned(),
+                )
+                .into(),
+                other => ApiError::BadRequest(format!("invalid JSON body: {other}")).into(),
+            },
+        );
     (query, path, json)
 }
 

@@ -46,9 +46,14 @@ impl HttpMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> HttpMetrics {
         let requests = Family::<RequestLabels, Counter>::default();
-        let duration =
-            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
-        registry.register("http_requests", "HTTP requests by method, route and status", requests.clone());
+        let duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route and status",
+            requests.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency by route",
@@ -77,7 +82,9 @@ pub async fn record_request(
     let started = Instant::now();
     let metrics = request.app_data::<web::Data<HttpMetrics>>().cloned();
     let method = request.method().to_string();
-    let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.call(request).await;
     if let Some(metrics) = metrics {
         let status = match &response {

@@ -74,7 +74,11 @@ pub fn settings_help<T: Serialize + Default>() -> String {
     if let Ok(value) = toml::Value::try_from(T::default()) {
         collect(&value, "", &mut lines);
     }
-    let width = lines.iter().map(|(setting, _)| setting.len()).max().unwrap_or(0);
+    let width = lines
+        .iter()
+        .map(|(setting, _)| setting.len())
+        .max()
+        .unwrap_or(0);
     let mut help = String::from(
         "Settings (defaults shown). Set them in the --config TOML file ([section] key = value), \
          as environment variables, or with the flags above:\n",
@@ -126,8 +130,9 @@ pub mod duration {
 
     /// Parses `10s`, `5m`, `1h 30m`, `90d`, `250ms`.
     pub fn parse(text: &str) -> Result<Duration, String> {
-        humantime::parse_duration(text.trim())
-            .map_err(|error| format!("invalid duration {text:?} ({error}); write it like 10s, 5m or 90d"))
+        humantime::parse_duration(text.trim()).map_err(|error| {
+            format!("invalid duration {text:?} ({error}); write it like 10s, 5m or 90d")
+        })
     }
 }
 
@@ -238,7 +243,10 @@ impl DatabaseSettings {
 }
 
 /// Fails with a message naming `setting` when `value` is zero.
-pub fn require_nonzero<N: PartialEq + Default>(setting: &str, value: N) -> Result<(), SettingsError> {
+pub fn require_nonzero<N: PartialEq + Default>(
+    setting: &str,
+    value: N,
+) -> Result<(), SettingsError> {
     if value == N::default() {
         Err(SettingsError::invalid(setting, "must be greater than zero"))
     } else {
@@ -300,8 +308,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("threesigma-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("s.toml");
-        std::fs::write(&file, "name = \"file\"\n[inner]\ncount = 7\nwait = \"5m\"\n").unwrap();
-        let loaded: Sample = load(Some(&file), vec![("name", Some("flag".into())), ("inner.count", None)]).unwrap();
+        std::fs::write(
+            &file,
+            "name = \"file\"\n[inner]\ncount = 7\nwait = \"5m\"\n",
+        )
+        .unwrap();
+        let loaded: Sample = load(
+            Some(&file),
+            vec![("name", Some("flag".into())), ("inner.count", None)],
+        )
+        .unwrap();
         assert_eq!(loaded.name, "flag");
         assert_eq!(loaded.inner.count, 7);
         assert_eq!(loaded.inner.wait, Duration::from_secs(300));
@@ -319,8 +335,14 @@ mod tests {
 
     #[test]
     fn human_durations() {
-        assert_eq!(duration::parse("90d").unwrap(), Duration::from_secs(90 * 86_400));
-        assert_eq!(duration::parse("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            duration::parse("90d").unwrap(),
+            Duration::from_secs(90 * 86_400)
+        );
+        assert_eq!(
+            duration::parse("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert!(duration::parse("soon").unwrap_err().contains("10s"));
     }
 }

@@ -36,7 +36,9 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDatabase::create().await;
     let mut settings = test_settings(&db);
     customise(&mut settings);
-    let app = ingest::Application::build(settings).await.expect("build ingest");
+    let app = ingest::Application::build(settings)
+        .await
+        .expect("build ingest");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run_until(shutdown.clone()));
@@ -50,7 +52,12 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
-    pub async fn post(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.address))
             .header("Content-Type", content_type)
@@ -61,7 +68,8 @@ impl TestApp {
     }
 
     pub async fn post_logs(&self, body: &serde_json::Value) -> reqwest::Response {
-        self.post("/api/v1/logs", "application/json", body.to_string()).await
+        self.post("/api/v1/logs", "application/json", body.to_string())
+            .await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -73,14 +81,20 @@ impl TestApp {
     }
 
     pub async fn connection(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.db.url).await.expect("connect")
+        AsyncPgConnection::establish(&self.db.url)
+            .await
+            .expect("connect")
     }
 
     /// Stored log messages, sorted.
     pub async fn stored_messages(&self) -> Vec<String> {
         use store::schema::logs::dsl::*;
         let mut conn = self.connection().await;
-        logs.select(message).order(message).load(&mut conn).await.expect("load logs")
+        logs.select(message)
+            .order(message)
+            .load(&mut conn)
+            .await
+            .expect("load logs")
     }
 
     /// Stops the service the way SIGTERM does and waits for it.

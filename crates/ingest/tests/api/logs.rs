@@ -26,21 +26,33 @@ fn accept_old_events(settings: &mut ingest::Settings) {
 #[tokio::test]
 async fn one_object_an_array_and_ndjson_are_stored() {
     let app = spawn_app().await;
-    let response = app.post_logs(&json!({"service": "a", "level": "error", "message": "one"})).await;
+    let response = app
+        .post_logs(&json!({"service": "a", "level": "error", "message": "one"}))
+        .await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"accepted": 1, "rejected": 0, "errors": []}));
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"accepted": 1, "rejected": 0, "errors": []})
+    );
 
     let response = app
-        .post_logs(&json!([{"service": "a", "message": "two"}, {"service": "b", "message": "three"}]))
+        .post_logs(
+            &json!([{"service": "a", "message": "two"}, {"service": "b", "message": "three"}]),
+        )
         .await;
     assert_eq!(response.status(), 200);
 
     let ndjson = "{\"service\":\"a\",\"msg\":\"four\"}\n{\"service\":\"a\",\"msg\":\"five\"}\n";
-    let response = app.post("/api/v1/logs", "application/x-ndjson", ndjson).await;
+    let response = app
+        .post("/api/v1/logs", "application/x-ndjson", ndjson)
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["accepted"], 2);
 
-    assert_eq!(app.stored_messages().await, ["five", "four", "one", "three", "two"]);
+    assert_eq!(
+        app.stored_messages().await,
+        ["five", "four", "one", "three", "two"]
+    );
 }
 
 #[tokio::test]
@@ -75,20 +87,35 @@ async fn bad_events_are_rejected_and_good_ones_kept() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["accepted"], 2);
     assert_eq!(body["rejected"], 3);
-    let indexes: Vec<u64> = body["errors"].as_array().unwrap().iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    let indexes: Vec<u64> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
     assert_eq!(indexes, [1, 2, 4]);
-    assert!(body["errors"][0]["reason"].as_str().unwrap().contains("missing service"));
+    assert!(
+        body["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing service")
+    );
     assert_eq!(app.stored_messages().await, ["kept", "kept too"]);
 }
 
 #[tokio::test]
 async fn unusable_bodies_are_400_with_a_reason() {
     let app = spawn_app().await;
-    let response = app.post("/api/v1/logs", "application/x-ndjson", "{nope\n{still nope").await;
+    let response = app
+        .post("/api/v1/logs", "application/x-ndjson", "{nope\n{still nope")
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "bad_request");
-    assert!(body["message"].as_str().unwrap().starts_with("line 1:"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("line 1:"),
+        "{body}"
+    );
 
     let response = app.post("/api/v1/logs", "application/json", "[{").await;
     assert_eq!(response.status(), 400);
@@ -104,8 +131,16 @@ async fn ndjson_line_errors_keep_the_other_lines() {
     let response = app.post("/api/v1/logs", "application/x-ndjson", body).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(2), Some(1)));
-    assert!(body["errors"][0]["reason"].as_str().unwrap().starts_with("line 2:"));
+    assert_eq!(
+        (body["accepted"].as_u64(), body["rejected"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(
+        body["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2:")
+    );
     assert_eq!(app.stored_messages().await, ["first", "third"]);
 }
 
@@ -113,7 +148,11 @@ async fn ndjson_line_errors_keep_the_other_lines() {
 async fn syslog_ng_bodies_are_understood() {
     let app = spawn_app_with(accept_old_events).await;
     let response = app
-        .post("/api/v1/logs", "application/json", fixture("syslog-ng-http-json-array.json"))
+        .post(
+            "/api/v1/logs",
+            "application/json",
+            fixture("syslog-ng-http-json-array.json"),
+        )
         .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -122,7 +161,11 @@ async fn syslog_ng_bodies_are_understood() {
     assert!(array_accepted > 0);
 
     let response = app
-        .post("/api/v1/logs", "application/x-ndjson", fixture("syslog-ng-http-ndjson.ndjson"))
+        .post(
+            "/api/v1/logs",
+            "application/x-ndjson",
+            fixture("syslog-ng-http-ndjson.ndjson"),
+        )
         .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -162,7 +205,10 @@ async fn gzip_and_zstd_bodies_are_decoded() {
     assert_eq!(response.status(), 200);
 
     let body = json!([{"service": "a", "message": "zstd"}]).to_string();
-    let compressed = ruzstd::encoding::compress_to_vec(body.as_bytes(), ruzstd::encoding::CompressionLevel::Fastest);
+    let compressed = ruzstd::encoding::compress_to_vec(
+        body.as_bytes(),
+        ruzstd::encoding::CompressionLevel::Fastest,
+    );
     let response = app
         .client
         .post(format!("{}/api/v1/logs", app.address))
@@ -180,7 +226,9 @@ async fn gzip_and_zstd_bodies_are_decoded() {
 async fn size_limits_apply_after_decompression() {
     let app = spawn_app_with(|settings| settings.ingest.max_body_bytes = 64 * 1024).await;
     // 1 MiB of whitespace gzips to about a kilobyte: small on the wire, too big unpacked.
-    let mut body = json!([{"service": "a", "message": "bomb"}]).to_string().into_bytes();
+    let mut body = json!([{"service": "a", "message": "bomb"}])
+        .to_string()
+        .into_bytes();
     body.extend(std::iter::repeat_n(b' ', 1024 * 1024));
     let response = app
         .client
@@ -192,9 +240,14 @@ async fn size_limits_apply_after_decompression() {
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
-    assert_eq!(response.json::<Value>().await.unwrap()["error"], "payload_too_large");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "payload_too_large"
+    );
 
-    let response = app.post("/api/v1/logs", "application/json", vec![b' '; 100 * 1024]).await;
+    let response = app
+        .post("/api/v1/logs", "application/json", vec![b' '; 100 * 1024])
+        .await;
     assert_eq!(response.status(), 413);
     assert!(app.stored_messages().await.is_empty());
 }
@@ -214,7 +267,12 @@ async fn unsupported_types_and_encodings_are_415() {
         .await
         .unwrap();
     assert_eq!(response.status(), 415);
-    assert!(response.json::<Value>().await.unwrap()["message"].as_str().unwrap().contains("br"));
+    assert!(
+        response.json::<Value>().await.unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("br")
+    );
 }
 
 #[tokio::test]
@@ -222,20 +280,37 @@ async fn health_readiness_metrics_and_unknown_routes() {
     let app = spawn_app().await;
     assert_eq!(app.get("/healthz").await.status(), 200);
     assert_eq!(app.get("/readyz").await.status(), 200);
-    app.post_logs(&json!({"service": "a", "message": "m"})).await;
+    app.post_logs(&json!({"service": "a", "message": "m"}))
+        .await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("threesigma_ingest_events_committed_total 1"), "{metrics}");
-    assert!(metrics.contains("threesigma_http_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("threesigma_ingest_events_committed_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("threesigma_http_requests_total"),
+        "{metrics}"
+    );
     let response = app.get("/nope").await;
     assert_eq!(response.status(), 404);
-    assert_eq!(response.json::<Value>().await.unwrap()["error"], "not_found");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "not_found"
+    );
 }
 
 /// Waits (bounded) until the service reports `events` queued.
 async fn wait_until_queued(app: &crate::helpers::TestApp, events: usize) {
     let expected = format!("threesigma_ingest_queue_events {events}\n");
     for _ in 0..200 {
-        if app.get("/metrics").await.text().await.unwrap().contains(&expected) {
+        if app
+            .get("/metrics")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains(&expected)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -250,10 +325,15 @@ async fn buffered_mode_answers_202_and_stopping_flushes() {
         settings.ingest.linger = Duration::from_secs(30);
     })
     .await;
-    let response = app.post_logs(&json!({"service": "a", "message": "buffered"})).await;
+    let response = app
+        .post_logs(&json!({"service": "a", "message": "buffered"}))
+        .await;
     assert_eq!(response.status(), 202);
     assert_eq!(response.json::<Value>().await.unwrap()["accepted"], 1);
-    tokio::time::timeout(Duration::from_secs(20), app.stop()).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), app.stop())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(app.stored_messages().await, ["buffered"]);
 }
 
@@ -277,7 +357,10 @@ async fn stopping_answers_and_stores_everything_in_flight() {
         })
         .collect();
     wait_until_queued(&app, 20).await;
-    tokio::time::timeout(Duration::from_secs(20), app.stop()).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), app.stop())
+        .await
+        .unwrap()
+        .unwrap();
     for request in requests {
         assert_eq!(request.await.unwrap(), Ok(200));
     }

@@ -26,7 +26,10 @@ pub struct IncidentParams {
 }
 
 /// `GET /api/v1/incidents`: newest first, keyset-paged.
-pub async fn list(state: Data<QueryState>, params: Query<IncidentParams>) -> Result<Json<Page<IncidentView>>, ApiError> {
+pub async fn list(
+    state: Data<QueryState>,
+    params: Query<IncidentParams>,
+) -> Result<Json<Page<IncidentView>>, ApiError> {
     let filter = IncidentFilter {
         status: parse_name::<Status>("status", params.status.as_deref())?,
         service: params.service.clone(),
@@ -38,7 +41,9 @@ pub async fn list(state: Data<QueryState>, params: Query<IncidentParams>) -> Res
     let after = parse_cursor(CursorKind::Incidents, params.cursor.as_deref())?;
     let mut conn = state.connection().await?;
     let rows = store::incidents::page(&mut conn, &filter, after, limit + 1).await?;
-    Ok(Json(into_page(rows, limit, CursorKind::Incidents, |row| (row.opened_at, row.id))))
+    Ok(Json(into_page(rows, limit, CursorKind::Incidents, |row| {
+        (row.opened_at, row.id)
+    })))
 }
 
 async fn find(state: &QueryState, id: i64) -> Result<store::models::IncidentRow, ApiError> {
@@ -49,7 +54,10 @@ async fn find(state: &QueryState, id: i64) -> Result<store::models::IncidentRow,
 }
 
 /// `GET /api/v1/incidents/{id}`: the incident with its baseline and timeline.
-pub async fn detail(state: Data<QueryState>, id: Path<i64>) -> Result<Json<IncidentDetail>, ApiError> {
+pub async fn detail(
+    state: Data<QueryState>,
+    id: Path<i64>,
+) -> Result<Json<IncidentDetail>, ApiError> {
     let id = id.into_inner();
     let incident = find(&state, id).await?;
     let mut conn = state.connection().await?;
@@ -86,5 +94,7 @@ pub async fn logs(
     };
     let mut conn = state.connection().await?;
     let rows = store::logs::page(&mut conn, &filter, after, limit + 1).await?;
-    Ok(Json(into_page(rows, limit, CursorKind::Logs, |row| (row.ts, row.id))))
+    Ok(Json(into_page(rows, limit, CursorKind::Logs, |row| {
+        (row.ts, row.id)
+    })))
 }

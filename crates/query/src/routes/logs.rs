@@ -27,7 +27,10 @@ pub struct LogParams {
 }
 
 /// `GET /api/v1/logs`: newest first, keyset-paged on (ts, id).
-pub async fn list(state: Data<QueryState>, params: Query<LogParams>) -> Result<Json<Page<LogView>>, ApiError> {
+pub async fn list(
+    state: Data<QueryState>,
+    params: Query<LogParams>,
+) -> Result<Json<Page<LogView>>, ApiError> {
     let filter = LogFilter {
         service: params.service.clone(),
         min_level: parse_name::<Level>("level", params.level.as_deref())?.map(Level::as_i16),
@@ -39,5 +42,7 @@ pub async fn list(state: Data<QueryState>, params: Query<LogParams>) -> Result<J
     let after = parse_cursor(CursorKind::Logs, params.cursor.as_deref())?;
     let mut conn = state.connection().await?;
     let rows = store::logs::page(&mut conn, &filter, after, limit + 1).await?;
-    Ok(Json(into_page(rows, limit, CursorKind::Logs, |row| (row.ts, row.id))))
+    Ok(Json(into_page(rows, limit, CursorKind::Logs, |row| {
+        (row.ts, row.id)
+    })))
 }

@@ -38,7 +38,8 @@ impl QueryState {
 pub fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     value
         .map(|text| {
-            domain::time::parse_timestamp_text(text).map_err(|error| ApiError::BadRequest(format!("{name}: {error}")))
+            domain::time::parse_timestamp_text(text)
+                .map_err(|error| ApiError::BadRequest(format!("{name}: {error}")))
         })
         .transpose()
 }
@@ -50,12 +51,18 @@ where
     T::Err: std::fmt::Display,
 {
     value
-        .map(|text| text.parse::<T>().map_err(|error| ApiError::BadRequest(format!("{name}: {error}"))))
+        .map(|text| {
+            text.parse::<T>()
+                .map_err(|error| ApiError::BadRequest(format!("{name}: {error}")))
+        })
         .transpose()
 }
 
 /// Decodes the `cursor` parameter.
-pub fn parse_cursor(kind: CursorKind, value: Option<&str>) -> Result<Option<(DateTime<Utc>, i64)>, ApiError> {
+pub fn parse_cursor(
+    kind: CursorKind,
+    value: Option<&str>,
+) -> Result<Option<(DateTime<Utc>, i64)>, ApiError> {
     value.map(|cursor| cursor::decode(kind, cursor)).transpose()
 }
 

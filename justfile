@@ -1,0 +1,34 @@
+# Everyday tasks. `just --list` shows them all.
+
+# The test suite (needs PostgreSQL on 127.0.0.1:5432, or DATABASE_URL).
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all --check
+    cargo clippy --all-targets -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# What CI runs, from this checkout.
+ci:
+    bash .ci/run
+
+# Ingest, detector and query in one process (migrates first).
+up *ARGS:
+    cargo run --release --bin threesigma -- up {{ARGS}}
+
+# `up` plus simulated traffic that opens an incident.
+demo *ARGS:
+    cargo run --release --bin threesigma -- demo {{ARGS}}
+
+# Apply migrations to $DATABASE_URL.
+migrate:
+    cargo run --release --bin threesigma -- migrate
+
+# Detection over a CSV of per-minute counts, no database.
+replay FILE:
+    cargo run --release --bin threesigma-detector -- replay --input {{FILE}}
