@@ -25,7 +25,11 @@ fn replay_prints_one_json_line_per_incident() {
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
@@ -35,7 +39,17 @@ fn replay_prints_one_json_line_per_incident() {
     let incident = lines[0].as_object().unwrap();
     let mut keys: Vec<&str> = incident.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["opened_at", "peak_z", "resolved_at", "service", "severity", "signal"]);
+    assert_eq!(
+        keys,
+        [
+            "opened_at",
+            "peak_z",
+            "resolved_at",
+            "service",
+            "severity",
+            "signal"
+        ]
+    );
     assert_eq!(incident["service"], "api");
     assert_eq!(incident["signal"], "error_count");
     assert!(incident["resolved_at"].is_string());

@@ -45,7 +45,12 @@ async fn spawn_app() -> TestApp {
 
 impl TestApp {
     async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(format!("{}{path}", self.address)).send().await.unwrap();
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -79,8 +84,14 @@ impl TestApp {
             z_threshold: 3.0,
             min_count: 5,
         };
-        let actor = Actor { name: "detector", reason: "test" };
-        store::incidents::open(&mut conn, &new, actor).await.unwrap().unwrap()
+        let actor = Actor {
+            name: "detector",
+            reason: "test",
+        };
+        store::incidents::open(&mut conn, &new, actor)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     async fn logs(&self, events: &[(&str, &str, &str, DateTime<Utc>)]) {
@@ -95,7 +106,8 @@ impl TestApp {
                 .unwrap()
             })
             .collect();
-        let config = store::pool::connection_config(&self.db.url, &store::PoolSettings::default()).unwrap();
+        let config =
+            store::pool::connection_config(&self.db.url, &store::PoolSettings::default()).unwrap();
         let mut client = store::pool::connect_raw(&config).await.unwrap();
         store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0)
             .await
@@ -104,7 +116,12 @@ impl TestApp {
 }
 
 fn ids(page: &Value) -> Vec<i64> {
-    page["data"].as_array().unwrap().iter().map(|row| row["id"].as_i64().unwrap()).collect()
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_i64().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -113,16 +130,23 @@ async fn incidents_page_newest_first_with_opaque_cursors() {
     let now = Utc::now();
     let mut expected = Vec::new();
     for i in 0..7 {
-        expected.push(app.incident(&format!("s{i}"), now - Duration::minutes(i), "warning").await);
+        expected.push(
+            app.incident(&format!("s{i}"), now - Duration::minutes(i), "warning")
+                .await,
+        );
     }
     let (status, first) = app.get("/api/v1/incidents?limit=3").await;
     assert_eq!(status, 200);
     assert_eq!(ids(&first), expected[..3]);
     let cursor = first["next_cursor"].as_str().unwrap();
-    let (_, second) = app.get(&format!("/api/v1/incidents?limit=3&cursor={cursor}")).await;
+    let (_, second) = app
+        .get(&format!("/api/v1/incidents?limit=3&cursor={cursor}"))
+        .await;
     assert_eq!(ids(&second), expected[3..6]);
     let cursor = second["next_cursor"].as_str().unwrap();
-    let (_, last) = app.get(&format!("/api/v1/incidents?limit=3&cursor={cursor}")).await;
+    let (_, last) = app
+        .get(&format!("/api/v1/incidents?limit=3&cursor={cursor}"))
+        .await;
     assert_eq!(ids(&last), expected[6..]);
     assert!(last["next_cursor"].is_null(), "the last page says so");
 }
@@ -161,7 +185,10 @@ async fn bad_parameters_are_400_with_reasons() {
         let (status, body) = app.get(path).await;
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["error"], "bad_request", "{path}");
-        assert!(body["message"].as_str().unwrap().contains(reason), "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(reason),
+            "{path}: {body}"
+        );
     }
 }
 
@@ -171,7 +198,10 @@ async fn incident_detail_has_baseline_and_timeline() {
     let id = app.incident("a", Utc::now(), "warning").await;
     let (status, detail) = app.get(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(status, 200);
-    assert_eq!(detail["baseline"], json!({"mean": 2.0, "stddev": 1.0, "minutes": 30}));
+    assert_eq!(
+        detail["baseline"],
+        json!({"mean": 2.0, "stddev": 1.0, "minutes": 30})
+    );
     assert_eq!(detail["thresholds"]["algorithm"], "classic");
     assert_eq!(detail["timeline"][0]["kind"], "opened");
     assert_eq!(detail["timeline"][0]["actor"], "detector");
@@ -185,31 +215,58 @@ async fn logs_filter_by_service_level_time_and_text() {
     let app = spawn_app().await;
     let now = Utc::now();
     app.logs(&[
-        ("a", "error", "payment failed: timeout", now - Duration::seconds(30)),
+        (
+            "a",
+            "error",
+            "payment failed: timeout",
+            now - Duration::seconds(30),
+        ),
         ("a", "info", "payment ok", now - Duration::seconds(20)),
         ("b", "fatal", "disk FULL 100%", now - Duration::seconds(10)),
         ("a", "warn", "slow payment", now - Duration::hours(2)),
     ])
     .await;
     let messages = |page: &Value| -> Vec<String> {
-        page["data"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap().to_owned()).collect()
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_owned())
+            .collect()
     };
     let (_, page) = app.get("/api/v1/logs").await;
     assert_eq!(
         messages(&page),
-        ["disk FULL 100%", "payment ok", "payment failed: timeout", "slow payment"]
+        [
+            "disk FULL 100%",
+            "payment ok",
+            "payment failed: timeout",
+            "slow payment"
+        ]
     );
     let (_, page) = app.get("/api/v1/logs?level=error").await;
-    assert_eq!(messages(&page), ["disk FULL 100%", "payment failed: timeout"]);
+    assert_eq!(
+        messages(&page),
+        ["disk FULL 100%", "payment failed: timeout"]
+    );
     let (_, page) = app.get("/api/v1/logs?service=a&q=PAYMENT").await;
-    assert_eq!(messages(&page), ["payment ok", "payment failed: timeout", "slow payment"]);
+    assert_eq!(
+        messages(&page),
+        ["payment ok", "payment failed: timeout", "slow payment"]
+    );
     let (_, page) = app.get("/api/v1/logs?q=100%25").await;
     assert_eq!(messages(&page), ["disk FULL 100%"]);
     let since = (now - Duration::hours(1)).timestamp();
-    let (_, page) = app.get(&format!("/api/v1/logs?service=a&since={since}&limit=1")).await;
+    let (_, page) = app
+        .get(&format!("/api/v1/logs?service=a&since={since}&limit=1"))
+        .await;
     assert_eq!(messages(&page), ["payment ok"]);
     let cursor = page["next_cursor"].as_str().unwrap();
-    let (_, page) = app.get(&format!("/api/v1/logs?service=a&since={since}&limit=1&cursor={cursor}")).await;
+    let (_, page) = app
+        .get(&format!(
+            "/api/v1/logs?service=a&since={since}&limit=1&cursor={cursor}"
+        ))
+        .await;
     assert_eq!(messages(&page), ["payment failed: timeout"]);
     assert!(page["next_cursor"].is_null());
     assert_eq!(page["data"][0]["level"], "error");
