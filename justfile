@@ -32,3 +32,10 @@ migrate:
 # Detection over a CSV of per-minute counts, no database.
 replay FILE:
     cargo run --release --bin threesigma-detector -- replay --input {{FILE}}
+
+# Ingest throughput, latency, bulk load, overload and kill -9 figures (docs/BENCHMARKS.md).
+bench-ingest:
+    bash bench/ingest.sh
+
+# Every benchmark.
+bench: bench-ingest

@@ -21,12 +21,12 @@
 //!   availability is retried one submission per transaction, so only the culprit fails.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use domain::LogEvent;
 use store::StoreError;
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,8 @@ pub struct BatchConfig {
     pub attempt_timeout: Duration,
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// COPY or UNNEST (see `store::bulk`).
+    pub bulk_method: store::bulk::BulkMethod,
 }
 
 /// Why a submission was not committed.
@@ -110,6 +112,10 @@ struct Shared {
     hurry: CancellationToken,
     /// Set once any writer has committed since start; used by readiness.
     database_ok: AtomicBool,
+    /// Writers currently writing a batch.
+    busy_writers: AtomicUsize,
+    /// Notified whenever a writer finishes a batch.
+    writer_free: Notify,
 }
 
 /// The handle requests use to submit events. Cheap to clone.
@@ -146,6 +152,8 @@ impl BatchWriter {
             closing: CancellationToken::new(),
             hurry: CancellationToken::new(),
             database_ok: AtomicBool::new(true),
+            busy_writers: AtomicUsize::new(0),
+            writer_free: Notify::new(),
         });
         let tasks = (0..writers)
             .map(|index| tokio::spawn(run_writer(index, Arc::clone(&shared))))
@@ -164,15 +172,10 @@ impl BatchWriter {
         let Some(reply) = self.enqueue(events, true).await? else {
             return Err(WriteError::ShuttingDown);
         };
-        // A writer answers by the deadline plus one bounded attempt; the extra margin only
-        // guards against a writer that died.
-        let config = &self.shared.config;
-        let patience = config.request_timeout + config.attempt_timeout * 2 + Duration::from_secs(5);
-        match tokio::time::timeout(patience, reply).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(WriteError::ShuttingDown),
-            Err(_) => Err(WriteError::Unavailable),
-        }
+        // A writer answers every submission: committed, or 503 once its deadline has passed
+        // (checked before every attempt, and every attempt is bounded). A reply dropped
+        // unanswered means the writers are gone.
+        reply.await.unwrap_or(Err(WriteError::ShuttingDown))
     }
 
     /// Queues `events` and returns once they are queued (buffered acknowledgement: they may
@@ -194,25 +197,29 @@ impl BatchWriter {
         // A request larger than the whole queue still gets in, alone.
         let event_permits = permits(events.len(), shared.config.queue_max_events);
         let byte_permits = permits(bytes, shared.config.queue_max_bytes);
-        let acquire = async {
-            let events = Arc::clone(&self.events_capacity)
-                .acquire_many_owned(event_permits)
-                .await;
-            let bytes = Arc::clone(&self.bytes_capacity)
-                .acquire_many_owned(byte_permits)
-                .await;
-            (events, bytes)
+        let permits = match (
+            Arc::clone(&self.events_capacity).try_acquire_many_owned(event_permits),
+            Arc::clone(&self.bytes_capacity).try_acquire_many_owned(byte_permits),
+        ) {
+            (Ok(events), Ok(bytes)) => (events, bytes),
+            // The queue is (nearly) full: wait for room, at most `enqueue_timeout`.
+            _ => {
+                let acquire = async {
+                    let events = Arc::clone(&self.events_capacity).acquire_many_owned(event_permits).await;
+                    let bytes = Arc::clone(&self.bytes_capacity).acquire_many_owned(byte_permits).await;
+                    (events, bytes)
+                };
+                match tokio::time::timeout(shared.config.enqueue_timeout, acquire).await {
+                    Ok((Ok(events), Ok(bytes))) => (events, bytes),
+                    Ok(_) => return Err(WriteError::ShuttingDown),
+                    Err(_) => {
+                        shared.metrics.overloaded.inc();
+                        return Err(WriteError::Overloaded);
+                    }
+                }
+            }
         };
-        let (Ok(event_permit), Ok(byte_permit)) =
-            tokio::time::timeout(shared.config.enqueue_timeout, acquire)
-                .await
-                .map_err(|_| {
-                    shared.metrics.overloaded.inc();
-                    WriteError::Overloaded
-                })?
-        else {
-            return Err(WriteError::ShuttingDown);
-        };
+        let (event_permit, byte_permit) = permits;
         let (reply, receiver) = if wants_reply {
             let (sender, receiver) = oneshot::channel();
             (Some(sender), Some(receiver))
@@ -275,13 +282,21 @@ async fn run_writer(index: usize, shared: Arc<Shared>) {
     let shard = i16::try_from(index).unwrap_or(i16::MAX);
     let mut client = None;
     while let Some(batch) = next_batch(&shared).await {
+        shared.busy_writers.fetch_add(1, Ordering::AcqRel);
         write(&shared, &mut client, shard, batch).await;
+        shared.busy_writers.fetch_sub(1, Ordering::AcqRel);
+        shared.writer_free.notify_waiters();
     }
     tracing::debug!(writer = index, "Batch writer finished.");
 }
 
-/// Waits for the first submission, then gathers more until the batch is full or `linger`
-/// has passed. Returns `None` once closing and the queue is empty.
+/// Waits for the first submission, then gathers what is queued. When the queue runs dry the
+/// batch closes at once if another writer is free to take the next one (waiting would only
+/// add latency); only while every other writer is busy writing does it stay open, up to
+/// `linger` after its first submission, to grow (and it closes as soon as a writer frees
+/// up). So at low load a request is written immediately, and under load batches grow
+/// instead of queueing small transactions. Returns `None` once closing and the queue is
+/// empty.
 async fn next_batch(shared: &Shared) -> Option<Vec<Submission>> {
     let config = &shared.config;
     let closing = shared.closing.clone();
@@ -304,11 +319,20 @@ async fn next_batch(shared: &Shared) -> Option<Vec<Submission>> {
                 if hurry.is_cancelled() {
                     break;
                 }
+                // Register for "a writer freed up" before looking, so none is missed.
+                let writer_free = shared.writer_free.notified();
+                tokio::pin!(writer_free);
+                writer_free.as_mut().enable();
+                let others_busy = shared.busy_writers.load(Ordering::Acquire) + 1 >= config.writers;
+                if !others_busy {
+                    break;
+                }
                 tokio::select! {
                     next = tokio::time::timeout_at(linger_until, receiver.recv()) => match next {
                         Ok(Some(next)) => next,
                         _ => break,
                     },
+                    () = &mut writer_free => continue,
                     () = hurry.cancelled() => break,
                 }
             }
@@ -324,7 +348,7 @@ async fn next_batch(shared: &Shared) -> Option<Vec<Submission>> {
 /// into one transaction per submission, so only the culprit fails.
 async fn write(
     shared: &Shared,
-    client: &mut Option<tokio_postgres::Client>,
+    client: &mut Option<store::bulk::BulkConnection>,
     shard: i16,
     batch: Vec<Submission>,
 ) {
@@ -341,7 +365,7 @@ async fn write(
 /// another reason.
 async fn write_with_retry(
     shared: &Shared,
-    client: &mut Option<tokio_postgres::Client>,
+    client: &mut Option<store::bulk::BulkConnection>,
     shard: i16,
     mut batch: Vec<Submission>,
 ) -> Option<Vec<Submission>> {
@@ -399,22 +423,20 @@ async fn write_with_retry(
 /// One transaction attempt on this writer's connection (opened on demand).
 async fn attempt(
     shared: &Shared,
-    client: &mut Option<tokio_postgres::Client>,
+    client: &mut Option<store::bulk::BulkConnection>,
     shard: i16,
     batch: &[Submission],
 ) -> Result<(), StoreError> {
     let config = &shared.config;
     if client
         .as_ref()
-        .is_none_or(tokio_postgres::Client::is_closed)
+        .is_none_or(store::bulk::BulkConnection::is_closed)
     {
         *client = None;
-        let connected = tokio::time::timeout(
-            config.attempt_timeout,
-            store::pool::connect_raw(&shared.database),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable("connecting timed out".to_owned()))??;
+        let connect = store::bulk::BulkConnection::connect(&shared.database);
+        let connected = tokio::time::timeout(config.attempt_timeout, connect)
+            .await
+            .map_err(|_| StoreError::Unavailable("connecting timed out".to_owned()))??;
         *client = Some(connected);
     }
     let Some(connection) = client.as_mut() else {
@@ -424,7 +446,7 @@ async fn attempt(
         .iter()
         .flat_map(|submission| &submission.events)
         .collect();
-    let write = store::bulk::write_batch(connection, &events, shard);
+    let write = connection.write_batch(&events, shard, config.bulk_method);
     match tokio::time::timeout(config.attempt_timeout, write).await {
         Ok(result) => result.map(|_| ()),
         Err(_) => {

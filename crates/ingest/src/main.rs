@@ -25,6 +25,9 @@ struct Cli {
     /// durable: 200 after commit; buffered: 202 after queueing (may lose events on a crash).
     #[arg(long, env = "THREESIGMA__INGEST__ACK", value_enum)]
     ack: Option<AckMode>,
+    /// How log rows are written: copy or unnest.
+    #[arg(long, env = "THREESIGMA__INGEST__BULK_METHOD", value_parser = ["copy", "unnest"])]
+    bulk_method: Option<String>,
     /// Largest request body after decompression, in bytes.
     #[arg(long, env = "THREESIGMA__INGEST__MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,

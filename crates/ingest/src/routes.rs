@@ -10,6 +10,10 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use web::ApiError;
 
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::batch::{BatchWriter, WriteError};
 use crate::decode::{self, BodyError, Decoded, Encoding, Rejection, Shape};
 use crate::metrics::IngestMetrics;
@@ -22,6 +26,11 @@ const OFFLOAD_DECODE_BYTES: usize = 64 * 1024;
 /// What handlers share.
 pub struct IngestState {
     pub writer: BatchWriter,
+    /// Bytes of request bodies being read or decoded; bounds memory before the queue.
+    pub inflight: Arc<Semaphore>,
+    pub inflight_capacity: usize,
+    /// How long a request waits for in-flight room.
+    pub admission_timeout: std::time::Duration,
     pub metrics: IngestMetrics,
     pub ack: AckMode,
     pub max_body_bytes: usize,
@@ -78,17 +87,51 @@ fn header(
         .transpose()
 }
 
-/// Reads the raw body, refusing more than `limit` bytes (compressed bodies are bounded by
-/// the same limit; the decompressed size is checked again by the decoder).
+/// Permits for in-flight bytes held by one request until it is answered.
+struct Admission(Vec<OwnedSemaphorePermit>);
+
+impl IngestState {
+    /// Takes room for `bytes` more in-flight bytes, waiting at most `admission_timeout`.
+    async fn admit(&self, admission: &mut Admission, bytes: usize) -> Result<(), ApiError> {
+        let permits = u32::try_from(bytes.clamp(1, self.inflight_capacity)).unwrap_or(u32::MAX);
+        if let Ok(permit) = Arc::clone(&self.inflight).try_acquire_many_owned(permits) {
+            admission.0.push(permit);
+            return Ok(());
+        }
+        let acquire = Arc::clone(&self.inflight).acquire_many_owned(permits);
+        match tokio::time::timeout(self.admission_timeout, acquire).await {
+            Ok(Ok(permit)) => {
+                admission.0.push(permit);
+                Ok(())
+            }
+            _ => {
+                self.metrics.overloaded.inc();
+                Err(WriteError::Overloaded.into())
+            }
+        }
+    }
+}
+
+/// Reads the raw body, refusing more than `max_body_bytes` (compressed bodies are bounded
+/// by the same limit; the decompressed size is checked again by the decoder). Every chunk
+/// is admitted against the in-flight budget before it is kept.
 async fn read_body(
     request: &HttpRequest,
     mut payload: Payload,
-    limit: usize,
+    state: &IngestState,
+    admission: &mut Admission,
 ) -> Result<BytesMut, ApiError> {
+    let limit = state.max_body_bytes;
     let too_large = || ApiError::from(BodyError::TooLarge { limit });
     let declared = header(request, CONTENT_LENGTH)?.and_then(|value| value.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large());
+    }
+    // A declared length is admitted at once (no request holds part of the budget while
+    // waiting for the rest); a chunked body chunk by chunk.
+    let mut admitted = declared.unwrap_or(0);
+    if admitted > 0 {
+        state.admit(admission, admitted).await?;
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
     while let Some(chunk) = payload.next().await {
@@ -96,6 +139,10 @@ async fn read_body(
             .map_err(|error| ApiError::BadRequest(format!("could not read the body: {error}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
+        }
+        if body.len() + chunk.len() > admitted {
+            state.admit(admission, chunk.len()).await?;
+            admitted += chunk.len();
         }
         body.extend_from_slice(&chunk);
     }
@@ -111,7 +158,13 @@ pub async fn ingest_logs(
     let received_at = Utc::now();
     let encoding = Encoding::parse(header(&request, CONTENT_ENCODING)?)?;
     let shape = Shape::parse(header(&request, CONTENT_TYPE)?)?;
-    let body = read_body(&request, payload, state.max_body_bytes).await?;
+    let mut admission = Admission(Vec::new());
+    let body = read_body(&request, payload, &state, &mut admission).await?;
+    if encoding != Encoding::Identity {
+        // The decompressed copy needs room too (at most max_body_bytes).
+        let expected = body.len().saturating_mul(4).min(state.max_body_bytes);
+        state.admit(&mut admission, expected).await?;
+    }
 
     let large = match encoding {
         Encoding::Identity => body.len() >= OFFLOAD_DECODE_BYTES,

@@ -5,6 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use web::settings::{DatabaseSettings, ServerSettings, SettingsError, duration, require_nonzero};
 
+use store::bulk::BulkMethod;
+
 use crate::batch::BatchConfig;
 
 /// When a request is answered.
@@ -57,6 +59,11 @@ pub struct IngestSettings {
     pub linger: Duration,
     /// Concurrent batch writers, one PostgreSQL connection each.
     pub writers: usize,
+    /// How log rows are written: `copy` (binary COPY) or `unnest` (INSERT ... SELECT FROM unnest).
+    pub bulk_method: BulkMethod,
+    /// Request bodies being read or decoded, in bytes, across all requests; beyond it
+    /// requests wait up to `enqueue_timeout`, then get 503.
+    pub max_inflight_bytes: usize,
     /// Queue bound in events (queued plus being written).
     pub queue_max_events: usize,
     /// Queue bound in bytes (queued plus being written).
@@ -98,6 +105,8 @@ impl Default for IngestSettings {
             max_batch_bytes: 8 * 1024 * 1024,
             linger: Duration::from_millis(10),
             writers: 4,
+            bulk_method: BulkMethod::Copy,
+            max_inflight_bytes: 64 * 1024 * 1024,
             queue_max_events: 100_000,
             queue_max_bytes: 64 * 1024 * 1024,
             enqueue_timeout: Duration::from_secs(1),
@@ -123,6 +132,7 @@ impl Settings {
         require_nonzero("ingest.max_batch_events", ingest.max_batch_events)?;
         require_nonzero("ingest.max_batch_bytes", ingest.max_batch_bytes)?;
         require_nonzero("ingest.writers", ingest.writers)?;
+        require_nonzero("ingest.max_inflight_bytes", ingest.max_inflight_bytes)?;
         require_nonzero("ingest.queue_max_events", ingest.queue_max_events)?;
         require_nonzero("ingest.queue_max_bytes", ingest.queue_max_bytes)?;
         require_nonzero("ingest.enqueue_timeout", ingest.enqueue_timeout)?;
@@ -162,6 +172,7 @@ impl Settings {
             attempt_timeout: ingest.attempt_timeout,
             retry_min: ingest.retry_min,
             retry_max: ingest.retry_max,
+            bulk_method: ingest.bulk_method,
         }
     }
 

@@ -88,6 +88,11 @@ impl Application {
 
         let state = Data::new(IngestState {
             writer: writer.clone(),
+            inflight: Arc::new(tokio::sync::Semaphore::new(
+                settings.ingest.max_inflight_bytes,
+            )),
+            inflight_capacity: settings.ingest.max_inflight_bytes,
+            admission_timeout: settings.ingest.enqueue_timeout,
             metrics,
             ack: settings.ingest.ack,
             max_body_bytes: settings.ingest.max_body_bytes,

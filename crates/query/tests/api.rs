@@ -108,8 +108,13 @@ impl TestApp {
             .collect();
         let config =
             store::pool::connection_config(&self.db.url, &store::PoolSettings::default()).unwrap();
-        let mut client = store::pool::connect_raw(&config).await.unwrap();
-        store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0)
+        let mut client = store::bulk::BulkConnection::connect(&config).await.unwrap();
+        client
+            .write_batch(
+                &events.iter().collect::<Vec<_>>(),
+                0,
+                store::bulk::BulkMethod::Copy,
+            )
             .await
             .unwrap();
     }

@@ -21,6 +21,9 @@ use crate::error::StoreResult;
 const COPY_LOGS: &str = "COPY logs (ts, service, level, message, attributes, trace_id, span_id) \
                          FROM STDIN (FORMAT binary)";
 
+const INSERT_LOGS_UNNEST: &str = "INSERT INTO logs (ts, service, level, message, attributes, trace_id, span_id) \
+     SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int2[], $4::text[], $5::jsonb[], $6::text[], $7::text[])";
+
 const UPSERT_COUNTS: &str = "INSERT INTO log_counts (service, minute, level, shard, n) \
      SELECT service, minute, level, $4::int2, n \
      FROM unnest($1::text[], $2::timestamptz[], $3::int2[], $5::int4[]) AS t(service, minute, level, n) \
@@ -79,15 +82,72 @@ pub fn rollups<'a>(
     counts
 }
 
-/// Writes events and their rollups in one transaction on `client`. `shard` tells this
-/// writer's rollup rows apart from other writers' (see `log_counts.shard`).
-pub async fn write_batch(
-    client: &mut tokio_postgres::Client,
+/// How log rows travel to PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkMethod {
+    /// Binary `COPY ... FROM STDIN`.
+    Copy,
+    /// `INSERT ... SELECT FROM unnest($1::timestamptz[], ...)`: one statement, arrays bound.
+    Unnest,
+}
+
+/// A writer's connection with its statements prepared once, so a batch costs BEGIN, the
+/// COPY (or one INSERT), one upsert and COMMIT, with no parsing or planning.
+pub struct BulkConnection {
+    client: tokio_postgres::Client,
+    copy: tokio_postgres::Statement,
+    unnest: tokio_postgres::Statement,
+    upsert: tokio_postgres::Statement,
+}
+
+impl BulkConnection {
+    /// Opens a connection (driven on the current runtime) and prepares the statements.
+    pub async fn connect(config: &tokio_postgres::Config) -> StoreResult<BulkConnection> {
+        let client = crate::pool::connect_raw(config).await?;
+        let (copy, unnest, upsert) = tokio::try_join!(
+            client.prepare(COPY_LOGS),
+            client.prepare(INSERT_LOGS_UNNEST),
+            client.prepare(UPSERT_COUNTS),
+        )?;
+        Ok(BulkConnection {
+            client,
+            copy,
+            unnest,
+            upsert,
+        })
+    }
+
+    /// Whether the connection is gone (it is then replaced).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Writes events and their rollups in one transaction. `shard` tells this writer's
+    /// rollup rows apart from other writers' (see `log_counts.shard`).
+    pub async fn write_batch(
+        &mut self,
+        events: &[&LogEvent],
+        shard: i16,
+        method: BulkMethod,
+    ) -> StoreResult<u64> {
+        let transaction = self.client.transaction().await?;
+        let written = match method {
+            BulkMethod::Copy => copy_logs(&transaction, &self.copy, events).await?,
+            BulkMethod::Unnest => insert_logs_unnest(&transaction, &self.unnest, events).await?,
+        };
+        upsert_counts(&transaction, &self.upsert, events, shard).await?;
+        transaction.commit().await?;
+        Ok(written)
+    }
+}
+
+async fn copy_logs(
+    transaction: &tokio_postgres::Transaction<'_>,
+    statement: &tokio_postgres::Statement,
     events: &[&LogEvent],
-    shard: i16,
 ) -> StoreResult<u64> {
-    let transaction = client.transaction().await?;
-    let sink = transaction.copy_in(COPY_LOGS).await?;
+    let sink = transaction.copy_in(statement).await?;
     let writer = BinaryCopyInWriter::new(sink, &COLUMN_TYPES);
     pin_mut!(writer);
     for event in events {
@@ -103,8 +163,52 @@ pub async fn write_batch(
         ];
         writer.as_mut().write(&row).await?;
     }
-    let written = writer.finish().await?;
+    Ok(writer.finish().await?)
+}
 
+async fn insert_logs_unnest(
+    transaction: &tokio_postgres::Transaction<'_>,
+    statement: &tokio_postgres::Statement,
+    events: &[&LogEvent],
+) -> StoreResult<u64> {
+    let ts: Vec<DateTime<Utc>> = events.iter().map(|event| event.ts).collect();
+    let services: Vec<&str> = events.iter().map(|event| event.service.as_str()).collect();
+    let levels: Vec<i16> = events.iter().map(|event| event.level.as_i16()).collect();
+    let messages: Vec<&str> = events.iter().map(|event| event.message.as_str()).collect();
+    let attributes: Vec<JsonText<'_>> = events
+        .iter()
+        .map(|event| JsonText(&event.attributes))
+        .collect();
+    let trace_ids: Vec<Option<&str>> = events
+        .iter()
+        .map(|event| event.trace_id.as_deref())
+        .collect();
+    let span_ids: Vec<Option<&str>> = events
+        .iter()
+        .map(|event| event.span_id.as_deref())
+        .collect();
+    Ok(transaction
+        .execute(
+            statement,
+            &[
+                &ts,
+                &services,
+                &levels,
+                &messages,
+                &attributes,
+                &trace_ids,
+                &span_ids,
+            ],
+        )
+        .await?)
+}
+
+async fn upsert_counts(
+    transaction: &tokio_postgres::Transaction<'_>,
+    statement: &tokio_postgres::Statement,
+    events: &[&LogEvent],
+    shard: i16,
+) -> StoreResult<()> {
     let counts = rollups(events.iter().copied());
     let mut services = Vec::with_capacity(counts.len());
     let mut minutes: Vec<DateTime<Utc>> = Vec::with_capacity(counts.len());
@@ -117,8 +221,7 @@ pub async fn write_batch(
         ns.push(n);
     }
     transaction
-        .execute(UPSERT_COUNTS, &[&services, &minutes, &levels, &shard, &ns])
+        .execute(statement, &[&services, &minutes, &levels, &shard, &ns])
         .await?;
-    transaction.commit().await?;
-    Ok(written)
+    Ok(())
 }

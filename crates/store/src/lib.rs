@@ -6,6 +6,7 @@
 //! - [`models`]: row types.
 //! - [`pool`]: the deadpool + diesel-async pool with explicit timeouts, and raw connections.
 //! - [`migrate`]: embedded migrations and the schema-is-current check.
+//! - [`cluster`]: a private PostgreSQL cluster (for `threesigma up` and fault tests).
 //! - [`bulk`]: the ingest hot path (binary COPY + rollup upsert in one transaction).
 //! - [`counts`]: per-minute rollup reads for the detector.
 //! - [`incidents`]: incident lifecycle statements and incident pages.
@@ -14,6 +15,7 @@
 //! - `testing` (feature `testing`): a fresh database per test from a migrated template.
 
 pub mod bulk;
+pub mod cluster;
 pub mod counts;
 pub mod error;
 pub mod incidents;

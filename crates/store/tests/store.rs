@@ -15,9 +15,9 @@ async fn connect(db: &TestDatabase) -> AsyncPgConnection {
     AsyncPgConnection::establish(&db.url).await.unwrap()
 }
 
-async fn raw(db: &TestDatabase) -> tokio_postgres::Client {
+async fn raw(db: &TestDatabase) -> store::bulk::BulkConnection {
     let config = store::pool::connection_config(&db.url, &store::PoolSettings::default()).unwrap();
-    store::pool::connect_raw(&config).await.unwrap()
+    store::bulk::BulkConnection::connect(&config).await.unwrap()
 }
 
 fn event(service: &str, level: &str, ts: chrono::DateTime<Utc>, message: &str) -> LogEvent {
@@ -79,13 +79,19 @@ async fn a_batch_writes_logs_and_rollups_together() {
     ];
     let mut client = raw(&db).await;
     assert_eq!(
-        store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0)
+        client
+            .write_batch(
+                &events.iter().collect::<Vec<_>>(),
+                0,
+                store::bulk::BulkMethod::Copy
+            )
             .await
             .unwrap(),
         4
     );
     assert_eq!(
-        store::bulk::write_batch(&mut client, &[&events[0]], 1)
+        client
+            .write_batch(&[&events[0]], 1, store::bulk::BulkMethod::Unnest)
             .await
             .unwrap(),
         1
@@ -118,6 +124,51 @@ async fn a_batch_writes_logs_and_rollups_together() {
 }
 
 #[tokio::test]
+async fn copy_and_unnest_store_the_same_rows() {
+    let db = TestDatabase::create().await;
+    let now = Utc::now();
+    let mut with_ids = event("a", "fatal", now, "with ids");
+    with_ids.trace_id = Some("t1".to_owned());
+    with_ids.span_id = Some("s1".to_owned());
+    let events = [with_ids, event("b", "debug", now, "plain")];
+    let refs: Vec<&LogEvent> = events.iter().collect();
+    let mut client = raw(&db).await;
+    for method in [
+        store::bulk::BulkMethod::Copy,
+        store::bulk::BulkMethod::Unnest,
+    ] {
+        assert_eq!(client.write_batch(&refs, 0, method).await.unwrap(), 2);
+    }
+    let mut conn = connect(&db).await;
+    type Row = (
+        String,
+        i16,
+        String,
+        serde_json::Value,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = logs::table
+        .order((logs::service, logs::id))
+        .select((
+            logs::service,
+            logs::level,
+            logs::message,
+            logs::attributes,
+            logs::trace_id,
+            logs::span_id,
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0], rows[1], "COPY and UNNEST rows are identical");
+    assert_eq!(rows[2], rows[3]);
+    assert_eq!(rows[0].4.as_deref(), Some("t1"));
+    assert_eq!(rows[0].3, json!({"k": 1}));
+}
+
+#[tokio::test]
 async fn a_failed_batch_leaves_nothing_behind() {
     let db = TestDatabase::create().await;
     let mut client = raw(&db).await;
@@ -128,7 +179,12 @@ async fn a_failed_batch_leaves_nothing_behind() {
     bad.message.push('\0');
     let events = [event("a", "error", Utc::now(), "fine"), bad];
     assert!(
-        store::bulk::write_batch(&mut client, &events.iter().collect::<Vec<_>>(), 0)
+        client
+            .write_batch(
+                &events.iter().collect::<Vec<_>>(),
+                0,
+                store::bulk::BulkMethod::Copy
+            )
             .await
             .is_err()
     );

@@ -322,6 +322,8 @@ async fn wait_until_queued(app: &crate::helpers::TestApp, events: usize) {
 async fn buffered_mode_answers_202_and_stopping_flushes() {
     let mut app = spawn_app_with(|settings| {
         settings.ingest.ack = ingest::settings::AckMode::Buffered;
+        // One writer lingers for the whole linger (no other writer could take the batch).
+        settings.ingest.writers = 1;
         settings.ingest.linger = Duration::from_secs(30);
     })
     .await;
@@ -339,8 +341,13 @@ async fn buffered_mode_answers_202_and_stopping_flushes() {
 
 #[tokio::test]
 async fn stopping_answers_and_stores_everything_in_flight() {
-    // A batch that would linger for 30 s: stopping must not wait for it.
-    let mut app = spawn_app_with(|settings| settings.ingest.linger = Duration::from_secs(30)).await;
+    // A batch that would linger for 30 s (one writer lingers for the whole linger):
+    // stopping must not wait for it.
+    let mut app = spawn_app_with(|settings| {
+        settings.ingest.writers = 1;
+        settings.ingest.linger = Duration::from_secs(30);
+    })
+    .await;
     let requests: Vec<_> = (0..20)
         .map(|i| {
             let client = app.client.clone();
@@ -365,4 +372,17 @@ async fn stopping_answers_and_stores_everything_in_flight() {
         assert_eq!(request.await.unwrap(), Ok(200));
     }
     assert_eq!(app.stored_messages().await.len(), 20);
+}
+
+#[tokio::test]
+async fn a_lone_request_is_not_held_for_the_linger() {
+    // With a writer free, lingering would only add latency: the batch closes at once.
+    let app = spawn_app_with(|settings| settings.ingest.linger = Duration::from_secs(60)).await;
+    let response = tokio::time::timeout(
+        Duration::from_secs(20),
+        app.post_logs(&json!({"service": "a", "message": "prompt"})),
+    )
+    .await
+    .expect("answered well before the 60 s linger");
+    assert_eq!(response.status(), 200);
 }

@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Ingest benchmark: one run, every figure side by side, reported as ratios.
+
+Run with `just bench-ingest` (or `bash bench/ingest.sh`), which installs oha and builds the
+release binaries first. Everything targets 127.0.0.1 only. Each scenario gets a fresh,
+migrated database on the PostgreSQL server of BENCH_ADMIN_URL (default: the local server).
+
+Scenarios:
+  healthz      GET /healthz, 100 connections: the HTTP ceiling of this machine
+  durable      single-event POSTs, 100 connections, default settings (group commit)
+  naive        the same with --max-batch-events 1 (a transaction per request)
+  bulk-copy    1,000-event NDJSON POSTs, default settings (binary COPY)
+  bulk-unnest  the same with --bulk-method unnest
+  psql-copy    psql \\copy of the same rows into the same table and indexes
+  overload     1,000-event POSTs offered at 10x the bulk capacity; peak RSS of ingest
+  kill9        --ack buffered --max-batch-events 100 --linger 5s (the original design's
+               settings) and the default, each killed with -9 under load: acknowledged
+               events that are not in the database
+"""
+
+import datetime
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release")
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+DURATION = os.environ.get("BENCH_DURATION", "30s")
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
+BULK_CONNECTIONS = int(os.environ.get("BENCH_BULK_CONNECTIONS", "16"))
+OHA = os.environ.get("OHA", "oha")
+EVENT = json.dumps({"service": "bench", "level": "info", "message": "GET /api/cart 200 12ms",
+                    "attributes": {"host": "web-1", "region": "eu"}})
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def psql(url, sql):
+    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], check=True,
+                   stdout=subprocess.PIPE)
+
+
+def psql_value(url, sql):
+    out = subprocess.run(["psql", url, "-qAtc", sql], check=True, stdout=subprocess.PIPE, text=True)
+    return out.stdout.strip()
+
+
+def database_url(name):
+    base = ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def fresh_database(name):
+    psql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    psql(ADMIN_URL, f'CREATE DATABASE "{name}"')
+    url = database_url(name)
+    subprocess.run([os.path.join(BIN, "threesigma"), "migrate", "--database-url", url], check=True,
+                   stdout=subprocess.DEVNULL)
+    return url
+
+
+def drop_database(name):
+    psql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Ingest:
+    def __init__(self, url, *args):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, DATABASE_URL=url, RUST_LOG="warn")
+        self.process = subprocess.Popen(
+            [os.path.join(BIN, "threesigma-ingest"), "--bind", f"127.0.0.1:{self.port}", *args],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(self.base + "/healthz", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("ingest did not start")
+
+    def peak_rss_mib(self):
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+    def kill9(self):
+        self.process.kill()
+        self.process.wait()
+
+
+def oha(url, *args, duration=DURATION, connections=CONNECTIONS):
+    command = [OHA, "--no-tui", "--output-format", "json", "-z", duration, "-c", str(connections),
+               "-t", "30s", *args, url]
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+    result = json.loads(out.stdout)
+    statuses = result.get("statusCodeDistribution", {})
+    seconds = result["summary"]["total"]
+    return {
+        "rps": sum(statuses.values()) / seconds if seconds else 0.0,
+        "ok_rps": (statuses.get("200", 0) + statuses.get("202", 0)) / seconds if seconds else 0.0,
+        "p50_ms": (result["latencyPercentiles"]["p50"] or 0) * 1000,
+        "p99_ms": (result["latencyPercentiles"]["p99"] or 0) * 1000,
+        "statuses": statuses,
+        "errors": result.get("errorDistribution", {}),
+        "seconds": seconds,
+    }
+
+
+def post_single(ingest, **kwargs):
+    return oha(ingest.base + "/api/v1/logs", "-m", "POST", "-T", "application/json", "-d", EVENT, **kwargs)
+
+
+def bulk_body(events=1000):
+    path = os.path.join(tempfile.gettempdir(), f"threesigma-bench-{events}.ndjson")
+    with open(path, "w") as body:
+        for i in range(events):
+            body.write(json.dumps({"service": f"bench-{i % 10}", "level": "error" if i % 50 == 0 else "info",
+                                   "message": f"request {i} served in {i % 97} ms",
+                                   "attributes": {"host": f"web-{i % 7}", "path": "/api/cart"}}) + "\n")
+    return path
+
+
+def post_bulk(ingest, body, *args, **kwargs):
+    return oha(ingest.base + "/api/v1/logs", "-m", "POST", "-T", "application/x-ndjson", "-D", body, *args, **kwargs)
+
+
+def stored(url):
+    return int(psql_value(url, "SELECT count(*) FROM logs"))
+
+
+def scenario(name, args, run):
+    db = f"threesigma_bench_{name.replace('-', '_')}"
+    url = fresh_database(db)
+    ingest = Ingest(url, *args)
+    try:
+        result = run(ingest, url)
+    finally:
+        if ingest.process.poll() is None:
+            ingest.stop()
+        drop_database(db)
+    log(f"{name}: {json.dumps({k: v for k, v in result.items() if k != 'statuses'}, default=str)}")
+    return result
+
+
+def psql_copy(rows):
+    """\\copy of `rows` rows shaped like the bulk body into a fresh migrated database."""
+    db = "threesigma_bench_psql_copy"
+    url = fresh_database(db)
+    path = os.path.join(tempfile.gettempdir(), "threesigma-bench-copy.tsv")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    with open(path, "w") as data:
+        for i in range(rows):
+            ts = (now - datetime.timedelta(microseconds=(rows - i) * 10)).isoformat()
+            attributes = json.dumps({"host": f"web-{i % 7}", "path": "/api/cart"})
+            level = 17 if i % 50 == 0 else 9
+            data.write(f"{ts}\tbench-{i % 10}\t{level}\trequest {i % 1000} served in {i % 97} ms\t{attributes}\n")
+    started = time.monotonic()
+    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc",
+                    f"\\copy logs (ts, service, level, message, attributes) FROM '{path}'"], check=True)
+    seconds = time.monotonic() - started
+    count = stored(url)
+    drop_database(db)
+    os.remove(path)
+    result = {"rows": count, "seconds": seconds, "events_per_s": count / seconds}
+    log(f"psql-copy: {result}")
+    return result
+
+
+def kill9_loss(args):
+    """Single-event load for 10 s, kill -9 at 8 s; acknowledged minus stored."""
+    def run(ingest, url):
+        load = subprocess.Popen(
+            [OHA, "--no-tui", "--output-format", "json", "-z", "10s", "-c", str(CONNECTIONS), "-t", "5s",
+             "-m", "POST", "-T", "application/json", "-d", EVENT, ingest.base + "/api/v1/logs"],
+            stdout=subprocess.PIPE, text=True)
+        time.sleep(8)
+        ingest.kill9()
+        out, _ = load.communicate()
+        statuses = json.loads(out).get("statusCodeDistribution", {})
+        acknowledged = statuses.get("200", 0) + statuses.get("202", 0)
+        in_db = stored(url)
+        return {"acknowledged": acknowledged, "stored": in_db, "lost": max(0, acknowledged - in_db),
+                "statuses": statuses}
+    return run
+
+
+def main():
+    results = {}
+    body = bulk_body()
+    results["healthz"] = scenario("healthz", [], lambda i, u: oha(i.base + "/healthz"))
+    results["durable"] = scenario("durable", [], lambda i, u: post_single(i))
+    results["naive"] = scenario("naive", ["--max-batch-events", "1"], lambda i, u: post_single(i))
+
+    def bulk(ingest, url):
+        result = post_bulk(ingest, body, connections=BULK_CONNECTIONS)
+        result["events_per_s"] = result["statuses"].get("200", 0) * 1000 / result["seconds"]
+        result["stored"] = stored(url)
+        return result
+
+    results["bulk-copy"] = scenario("bulk-copy", [], bulk)
+    results["bulk-unnest"] = scenario("bulk-unnest", ["--bulk-method", "unnest"], bulk)
+    results["psql-copy"] = psql_copy(1_000_000)
+
+    capacity_rps = results["bulk-copy"]["ok_rps"]
+    offered = max(1, int(capacity_rps * 10))
+
+    def overload(ingest, url):
+        result = post_bulk(ingest, body, "-q", str(offered), connections=200, duration="20s")
+        result["peak_rss_mib"] = ingest.peak_rss_mib()
+        result["offered_rps"] = offered
+        try:
+            result["healthy_after"] = urllib.request.urlopen(ingest.base + "/healthz", timeout=5).status
+        except OSError:
+            result["healthy_after"] = None
+        return result
+
+    results["overload"] = scenario("overload", [], overload)
+    results["kill9-original"] = scenario(
+        "kill9-original", ["--ack", "buffered", "--max-batch-events", "100", "--linger", "5s"], kill9_loss([]))
+    results["kill9-default"] = scenario("kill9-default", [], kill9_loss([]))
+    out_dir = os.path.join(ROOT, "bench", "results")
+    os.makedirs(out_dir, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%MZ")
+    with open(os.path.join(out_dir, f"ingest-{stamp}.json"), "w") as raw:
+        json.dump(results, raw, indent=2, default=str)
+    print(render(results, stamp))
+
+
+def render(r, stamp):
+    """The markdown table of docs/BENCHMARKS.md, ratios against baselines of the same run."""
+    d, n, h = r["durable"], r["naive"], r["healthz"]
+    bc, bu, pc = r["bulk-copy"], r["bulk-unnest"], r["psql-copy"]
+    o, ko, kd = r["overload"], r["kill9-original"], r["kill9-default"]
+    verdict = lambda ok: "met" if ok else "missed"
+    lines = [
+        f"Run {stamp}, {DURATION} per scenario, {CONNECTIONS} connections (bulk: {BULK_CONNECTIONS}).",
+        "",
+        "| measurement | result | baseline (same run) | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| durable single-event req/s vs naive (`--max-batch-events 1`) | {d['ok_rps']:,.0f} | {n['ok_rps']:,.0f} | "
+        f"{d['ok_rps'] / n['ok_rps']:.1f}x | >= 5x: {verdict(d['ok_rps'] >= 5 * n['ok_rps'])} |",
+        f"| durable single-event req/s vs GET /healthz ceiling | {d['ok_rps']:,.0f} | {h['ok_rps']:,.0f} | "
+        f"{d['ok_rps'] / h['ok_rps']:.0%} | >= 50%: {verdict(d['ok_rps'] >= 0.5 * h['ok_rps'])} |",
+        f"| durable single-event latency p50 / p99 | {d['p50_ms']:.1f} / {d['p99_ms']:.1f} ms | naive {n['p50_ms']:.1f} / "
+        f"{n['p99_ms']:.1f} ms | | p99 <= 50 ms: {verdict(d['p99_ms'] <= 50)} |",
+        f"| bulk (1,000-event NDJSON) events/s, COPY vs psql \\copy | {bc['events_per_s']:,.0f} | {pc['events_per_s']:,.0f} | "
+        f"{bc['events_per_s'] / pc['events_per_s']:.0%} | >= 60%: {verdict(bc['events_per_s'] >= 0.6 * pc['events_per_s'])} |",
+        f"| bulk events/s, UNNEST vs COPY | {bu['events_per_s']:,.0f} | {bc['events_per_s']:,.0f} | "
+        f"{bu['events_per_s'] / bc['events_per_s']:.0%} | keep the faster |",
+        f"| peak ingest RSS, 1,000-event POSTs offered at {o['offered_rps']:,} req/s (10x capacity) | "
+        f"{o['peak_rss_mib']:.0f} MiB | | | <= 200 MiB: {verdict(o['peak_rss_mib'] <= 200)} |",
+        f"| overload answers | {o['statuses']} | | | excess 503, p99 {o['p99_ms']:.0f} ms; healthz after: {o['healthy_after']} |",
+        f"| kill -9 under load, original settings (`--ack buffered --max-batch-events 100 --linger 5s`) | "
+        f"{ko['lost']:,} acknowledged events lost | {ko['acknowledged']:,} acknowledged | | |",
+        f"| kill -9 under load, default (durable) | {kd['lost']:,} acknowledged events lost | {kd['acknowledged']:,} acknowledged | | 0 |",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,472 @@
+//! Reliability of the real `threesigma-ingest` binary under faults, against PostgreSQL:
+//! kill -9 under load, PostgreSQL stopped and restarted under load, SIGTERM with requests
+//! in flight, and overload. Every event carries a unique id in its attributes, so what
+//! was acknowledged can be counted in the database.
+//!
+//! The tests print what they measured; `cargo test -p ingest --test reliability --
+//! --nocapture --test-threads 1` shows it (docs/RELIABILITY.md has a run).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use store::cluster::PrivateCluster;
+use store::testing::TestDatabase;
+use tokio::sync::Mutex;
+
+/// These tests load the machine; they run one at a time.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The ingest binary on `port`, with `env` settings on top of small test pools.
+fn spawn_ingest(database_url: &str, port: u16, env: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_threesigma-ingest"));
+    command
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", database_url)
+        .env("THREESIGMA__SERVER__WORKERS", "1")
+        .env("THREESIGMA__DATABASE__POOL_SIZE", "2")
+        .env("THREESIGMA__INGEST__WRITERS", "2")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.spawn().expect("start threesigma-ingest")
+}
+
+async fn wait_healthy(client: &reqwest::Client, base: &str) {
+    for _ in 0..300 {
+        if let Ok(response) = client.get(format!("{base}/healthz")).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("ingest did not come up at {base}");
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Peak resident memory of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone)]
+struct Outcome {
+    uid: u64,
+    /// HTTP status, or None for a connection-level failure.
+    status: Option<u16>,
+    started: Instant,
+    finished: Instant,
+}
+
+/// Closed-loop load: `workers` tasks posting `events_per_request` events each, every
+/// event with a unique `uid` attribute.
+struct Load {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Outcome>>>,
+}
+
+impl Load {
+    fn start(base: &str, workers: usize, events_per_request: u64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let next = Arc::new(AtomicU64::new(0));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let tasks = (0..workers)
+            .map(|_| {
+                let (stop, acked, next, client) = (stop.clone(), acked.clone(), next.clone(), client.clone());
+                let url = format!("{base}/api/v1/logs");
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    let mut failures_in_a_row = 0;
+                    while !stop.load(Ordering::Relaxed) && failures_in_a_row < 20 {
+                        let first = next.fetch_add(events_per_request, Ordering::Relaxed);
+                        let body: String = (first..first + events_per_request)
+                            .map(|uid| {
+                                format!(
+                                    "{}\n",
+                                    json!({"service": "load", "level": "error", "message": "reliability",
+                                           "attributes": {"uid": uid.to_string()}})
+                                )
+                            })
+                            .collect();
+                        let started = Instant::now();
+                        let status = client
+                            .post(&url)
+                            .header("Content-Type", "application/x-ndjson")
+                            .body(body)
+                            .send()
+                            .await
+                            .map(|response| response.status().as_u16())
+                            .ok();
+                        if status == Some(200) {
+                            acked.fetch_add(events_per_request, Ordering::Relaxed);
+                        }
+                        failures_in_a_row = if status.is_none() { failures_in_a_row + 1 } else { 0 };
+                        if status.is_none() {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        for uid in first..first + events_per_request {
+                            outcomes.push(Outcome {
+                                uid,
+                                status,
+                                started,
+                                finished: Instant::now(),
+                            });
+                        }
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        Load { stop, acked, tasks }
+    }
+
+    fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    async fn wait_for_acked(&self, at_least: u64) {
+        for _ in 0..600 {
+            if self.acked() >= at_least {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "load never reached {at_least} acknowledged events (got {})",
+            self.acked()
+        );
+    }
+
+    async fn finish(self) -> Vec<Outcome> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for task in self.tasks {
+            all.extend(task.await.unwrap());
+        }
+        all
+    }
+}
+
+/// How many times each uid is stored.
+async fn stored_uids(database_url: &str) -> HashMap<u64, u32> {
+    use diesel::prelude::*;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    use store::schema::logs;
+    let mut conn = AsyncPgConnection::establish(database_url).await.unwrap();
+    let uids: Vec<serde_json::Value> = logs::table
+        .filter(logs::service.eq("load"))
+        .select(logs::attributes)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    let mut counts = HashMap::new();
+    for attributes in uids {
+        let uid: u64 = attributes["uid"].as_str().unwrap().parse().unwrap();
+        *counts.entry(uid).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Acknowledged events missing from the database.
+fn lost(outcomes: &[Outcome], stored: &HashMap<u64, u32>) -> Vec<u64> {
+    outcomes
+        .iter()
+        .filter(|outcome| outcome.status == Some(200) && !stored.contains_key(&outcome.uid))
+        .map(|outcome| outcome.uid)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_acknowledged_event() {
+    let _serial = SERIAL.lock().await;
+    let db = TestDatabase::create().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = spawn_ingest(&db.url, port, &[]);
+    wait_healthy(&reqwest::Client::new(), &base).await;
+
+    let load = Load::start(&base, 32, 1);
+    load.wait_for_acked(2_000).await;
+    child.kill().unwrap(); // SIGKILL: no drain, no flush.
+    child.wait().unwrap();
+    let outcomes = load.finish().await;
+
+    let stored = stored_uids(&db.url).await;
+    let acked = outcomes.iter().filter(|o| o.status == Some(200)).count();
+    let lost = lost(&outcomes, &stored);
+    let unacked_stored = stored.len() - acked;
+    println!(
+        "kill -9: {acked} events acknowledged, {} stored, {} lost, {unacked_stored} stored without an acknowledgement (in flight at the kill)",
+        stored.len(),
+        lost.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "acknowledged but lost: {:?}",
+        &lost[..lost.len().min(20)]
+    );
+    assert!(stored.values().all(|&count| count == 1), "no duplicates");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_and_stores_everything_in_flight() {
+    let _serial = SERIAL.lock().await;
+    let db = TestDatabase::create().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // One writer whose batch lingers for 5 s: requests are still waiting when the signal
+    // arrives.
+    let mut child = spawn_ingest(
+        &db.url,
+        port,
+        &[("THREESIGMA__INGEST__LINGER", "5s"), ("THREESIGMA__INGEST__WRITERS", "1")],
+    );
+    let client = reqwest::Client::new();
+    wait_healthy(&client, &base).await;
+
+    let requests: Vec<_> = (0..40)
+        .map(|uid| {
+            let client = client.clone();
+            let url = format!("{base}/api/v1/logs");
+            tokio::spawn(async move {
+                let event = json!({"service": "load", "message": "m", "attributes": {"uid": uid.to_string()}});
+                client.post(url).json(&event).send().await.map(|r| r.status().as_u16()).ok()
+            })
+        })
+        .collect();
+    let queued = "threesigma_ingest_queue_events 40\n";
+    for _ in 0..200 {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(queued) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let signalled = Instant::now();
+    signal(&child, "TERM");
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.unwrap());
+    }
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let took = signalled.elapsed();
+    let stored = stored_uids(&db.url).await;
+    println!(
+        "SIGTERM: {} of 40 in-flight requests answered 200, {} events stored, exit {exit} after {took:?}",
+        statuses.iter().filter(|s| **s == Some(200)).count(),
+        stored.len()
+    );
+    assert!(statuses.iter().all(|s| *s == Some(200)), "{statuses:?}");
+    assert_eq!(stored.len(), 40);
+    assert!(exit.success());
+    assert!(
+        took < Duration::from_secs(10),
+        "exit within 10 s, took {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_gives_only_503s_and_recovers() {
+    let _serial = SERIAL.lock().await;
+    let dir =
+        std::env::temp_dir().join(format!("threesigma-reliability-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pg_port = free_port();
+    let cluster = PrivateCluster::start(&dir, pg_port).unwrap();
+    let admin = format!("postgres://postgres@127.0.0.1:{pg_port}/postgres");
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE DATABASE reliability")
+        .await
+        .unwrap();
+    drop(client);
+    let database_url = format!("postgres://postgres@127.0.0.1:{pg_port}/reliability");
+    store::migrate::run_pending(&database_url).await.unwrap();
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = spawn_ingest(
+        &database_url,
+        port,
+        &[
+            ("THREESIGMA__INGEST__REQUEST_TIMEOUT", "2s"),
+            ("THREESIGMA__DATABASE__CONNECT_TIMEOUT", "1s"),
+        ],
+    );
+    let http = reqwest::Client::new();
+    wait_healthy(&http, &base).await;
+
+    let load = Load::start(&base, 16, 1);
+    load.wait_for_acked(500).await;
+    cluster.stop().unwrap();
+    let down = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ready_during_outage = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    PrivateCluster::start(&dir, pg_port).unwrap();
+    let up = Instant::now();
+    let acked_before = load.acked();
+    for _ in 0..200 {
+        if load.acked() > acked_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let outcomes = load.finish().await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let stored = stored_uids(&database_url).await;
+    cluster.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let recovered_after = outcomes
+        .iter()
+        .filter(|o| o.status == Some(200) && o.finished > up)
+        .map(|o| o.finished - up)
+        .min()
+        .expect("a request succeeded after PostgreSQL returned");
+    let count = |status: Option<u16>| outcomes.iter().filter(|o| o.status == status).count();
+    let answered_during = outcomes
+        .iter()
+        .filter(|o| o.started > down && o.finished < up)
+        .count();
+    let lost = lost(&outcomes, &stored);
+    let duplicates = stored.values().filter(|&&count| count > 1).count();
+    let stored_after_503: usize = outcomes
+        .iter()
+        .filter(|o| o.status == Some(503) && stored.contains_key(&o.uid))
+        .count();
+    println!(
+        "PostgreSQL restart: outage {:?}; {} answered 200, {} answered 503, {} other; {answered_during} requests answered during the outage; /readyz during the outage: {ready_during_outage}; first 200 {recovered_after:?} after PostgreSQL was back; {} acknowledged events lost; {duplicates} duplicates; {stored_after_503} events answered 503 but stored",
+        up - down,
+        count(Some(200)),
+        count(Some(503)),
+        outcomes.len() - count(Some(200)) - count(Some(503)),
+        lost.len()
+    );
+    assert_eq!(
+        outcomes.len(),
+        count(Some(200)) + count(Some(503)),
+        "only 200 and 503"
+    );
+    assert!(
+        count(Some(503)) > 0,
+        "the outage outlasted the request timeout"
+    );
+    assert_eq!(ready_during_outage, 503);
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    assert_eq!(duplicates, 0);
+    assert!(
+        recovered_after <= Duration::from_secs(5),
+        "recovery took {recovered_after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_refused_quickly_with_bounded_memory() {
+    let _serial = SERIAL.lock().await;
+    let db = TestDatabase::create().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // A deliberately small queue: 64 clients sending 1,000 events each overload it many times.
+    let mut child = spawn_ingest(
+        &db.url,
+        port,
+        &[
+            ("THREESIGMA__INGEST__QUEUE_MAX_EVENTS", "4000"),
+            ("THREESIGMA__INGEST__ENQUEUE_TIMEOUT", "200ms"),
+            ("THREESIGMA__INGEST__MAX_INFLIGHT_BYTES", "8388608"),
+        ],
+    );
+    wait_healthy(&reqwest::Client::new(), &base).await;
+
+    let load = Load::start(&base, 64, 1_000);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let outcomes = load.finish().await;
+    let peak_kib = peak_rss_kib(child.id());
+    let alive = reqwest::get(format!("{base}/healthz"))
+        .await
+        .map(|r| r.status().as_u16())
+        .ok();
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let stored = stored_uids(&db.url).await;
+    let requests: Vec<&Outcome> = outcomes.iter().step_by(1_000).collect();
+    let refused: Vec<Duration> = requests
+        .iter()
+        .filter(|o| o.status == Some(503))
+        .map(|o| o.finished - o.started)
+        .collect();
+    let accepted = requests.iter().filter(|o| o.status == Some(200)).count();
+    let slowest_refusal = refused.iter().max().copied().unwrap_or_default();
+    println!(
+        "overload: {} requests of 1,000 events, {accepted} answered 200, {} answered 503 (slowest 503 after {slowest_refusal:?}); peak RSS {} MiB; healthz after: {alive:?}",
+        requests.len(),
+        refused.len(),
+        peak_kib / 1024
+    );
+    assert!(!refused.is_empty(), "the queue was overloaded");
+    assert_eq!(requests.len(), accepted + refused.len(), "only 200 and 503");
+    assert!(lost(&outcomes, &stored).is_empty());
+    assert_eq!(alive, Some(200));
+    assert!(peak_kib < 256 * 1024, "peak RSS {peak_kib} KiB");
+}
