@@ -227,7 +227,7 @@ def main():
     offered = max(1, int(capacity_rps * 10))
 
     def overload(ingest, url):
-        result = post_bulk(ingest, body, "-q", str(offered), connections=200, duration="20s")
+        result = post_bulk(ingest, body, "-q", str(offered), connections=2000, duration="20s")
         result["peak_rss_mib"] = ingest.peak_rss_mib()
         result["offered_rps"] = offered
         try:

@@ -42,10 +42,10 @@ pub struct LogEvent {
 }
 
 impl LogEvent {
-    /// Approximate bytes the event occupies in memory and on the wire to PostgreSQL; used to
-    /// bound queues and batches.
+    /// Approximate bytes the event occupies in memory (the struct, its heap allocations and
+    /// their allocator overhead); used to bound queues and batches.
     pub fn weight(&self) -> usize {
-        const FIXED: usize = 96;
+        const FIXED: usize = 256;
         FIXED
             + self.service.as_str().len()
             + self.message.len()

@@ -167,15 +167,13 @@ impl BatchWriter {
         (writer, WriterTasks { shared, tasks })
     }
 
-    /// Queues `events` and waits until they are committed (durable acknowledgement).
-    pub async fn submit(&self, events: Vec<LogEvent>) -> Result<(), WriteError> {
-        let Some(reply) = self.enqueue(events, true).await? else {
-            return Err(WriteError::ShuttingDown);
-        };
-        // A writer answers every submission: committed, or 503 once its deadline has passed
-        // (checked before every attempt, and every attempt is bounded). A reply dropped
-        // unanswered means the writers are gone.
-        reply.await.unwrap_or(Err(WriteError::ShuttingDown))
+    /// Queues `events` for a durable acknowledgement; await [`Pending::committed`] for the
+    /// outcome.
+    pub async fn submit(&self, events: Vec<LogEvent>) -> Result<Pending, WriteError> {
+        match self.enqueue(events, true).await? {
+            Some(reply) => Ok(Pending(reply)),
+            None => Err(WriteError::ShuttingDown),
+        }
     }
 
     /// Queues `events` and returns once they are queued (buffered acknowledgement: they may
@@ -252,6 +250,18 @@ impl BatchWriter {
     /// Whether the last write attempt reached the database.
     pub fn database_ok(&self) -> bool {
         self.shared.database_ok.load(Ordering::Relaxed)
+    }
+}
+
+/// A queued submission whose commit has not been reported yet.
+pub struct Pending(oneshot::Receiver<Result<(), WriteError>>);
+
+impl Pending {
+    /// Waits for the batch carrying the submission. A writer answers every submission:
+    /// committed, or 503 once its deadline has passed (checked before every attempt, and
+    /// every attempt is bounded). A reply dropped unanswered means the writers are gone.
+    pub async fn committed(self) -> Result<(), WriteError> {
+        self.0.await.unwrap_or(Err(WriteError::ShuttingDown))
     }
 }
 

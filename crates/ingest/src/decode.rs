@@ -164,7 +164,8 @@ pub struct Decoded {
     pub rejections: Vec<Rejection>,
 }
 
-/// Validates every event of a decompressed body.
+/// Validates every event of a decompressed body. Events are validated as they are parsed,
+/// so a request never holds more than one event's JSON tree at a time beside its events.
 pub fn decode_events(
     body: &[u8],
     shape: Shape,
@@ -172,19 +173,15 @@ pub fn decode_events(
     limits: &EventLimits,
 ) -> Result<Decoded, BodyError> {
     let text = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    if text.iter().all(u8::is_ascii_whitespace) {
+    let Some(first) = text.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Err(BodyError::Unusable("body is empty".to_owned()));
-    }
-    match shape {
-        Shape::Ndjson => decode_lines(text, received_at, limits),
-        Shape::Json => match serde_json::from_slice::<Value>(text) {
-            Ok(Value::Array(items)) => Ok(validate_all(
-                items.into_iter().enumerate().map(|(i, item)| (i, Ok(item))),
-                received_at,
-                limits,
-            )),
-            Ok(single @ Value::Object(_)) => {
-                // A single event is the whole body: its refusal is the body's.
+    };
+    match (shape, first) {
+        (Shape::Ndjson, _) => decode_lines(text, received_at, limits),
+        (Shape::Json, b'[') => decode_array(text, received_at, limits),
+        (Shape::Json, b'{') => match serde_json::from_slice::<Value>(text) {
+            // A single event is the whole body: its refusal is the body's.
+            Ok(single) => {
                 let event = LogEvent::from_json(single, received_at, limits)
                     .map_err(|error| BodyError::Unusable(error.to_string()))?;
                 Ok(Decoded {
@@ -192,13 +189,13 @@ pub fn decode_events(
                     rejections: Vec::new(),
                 })
             }
-            Ok(_) => Err(BodyError::Unusable(
-                "body must be a JSON object, an array of objects, or NDJSON".to_owned(),
-            )),
             // Several lines that do not form one JSON document: NDJSON sent as JSON.
             Err(_) if count_lines(text) > 1 => decode_lines(text, received_at, limits),
             Err(error) => Err(BodyError::Unusable(format!("invalid JSON: {error}"))),
         },
+        (Shape::Json, _) => Err(BodyError::Unusable(
+            "body must be a JSON object, an array of objects, or NDJSON".to_owned(),
+        )),
     }
 }
 
@@ -208,60 +205,85 @@ fn count_lines(text: &[u8]) -> usize {
         .count()
 }
 
+/// Validates one parsed candidate into `decoded`.
+fn validate(decoded: &mut Decoded, index: usize, value: Value, received_at: DateTime<Utc>, limits: &EventLimits) {
+    match LogEvent::from_json(value, received_at, limits) {
+        Ok(event) => decoded.events.push(event),
+        Err(error) => decoded.rejections.push(Rejection {
+            index,
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// A JSON array, element by element.
+fn decode_array(text: &[u8], received_at: DateTime<Utc>, limits: &EventLimits) -> Result<Decoded, BodyError> {
+    use serde::Deserializer;
+    use serde::de::{SeqAccess, Visitor};
+
+    struct Elements<'a> {
+        received_at: DateTime<Utc>,
+        limits: &'a EventLimits,
+    }
+
+    impl<'de> Visitor<'de> for Elements<'_> {
+        type Value = Decoded;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("an array of events")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Decoded, A::Error> {
+            let mut decoded = Decoded::default();
+            if let Some(size) = seq.size_hint() {
+                decoded.events.reserve(size);
+            }
+            let mut index = 0;
+            while let Some(value) = seq.next_element::<Value>()? {
+                validate(&mut decoded, index, value, self.received_at, self.limits);
+                index += 1;
+            }
+            Ok(decoded)
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    let decoded = deserializer
+        .deserialize_seq(Elements { received_at, limits })
+        .and_then(|decoded| deserializer.end().map(|()| decoded))
+        .map_err(|error| BodyError::Unusable(format!("invalid JSON: {error}")))?;
+    Ok(decoded)
+}
+
 /// NDJSON: each non-blank line on its own. A line that is not JSON is rejected with its
 /// line number; only when no line is JSON is the whole body refused.
-fn decode_lines(
-    text: &[u8],
-    received_at: DateTime<Utc>,
-    limits: &EventLimits,
-) -> Result<Decoded, BodyError> {
+fn decode_lines(text: &[u8], received_at: DateTime<Utc>, limits: &EventLimits) -> Result<Decoded, BodyError> {
+    let mut decoded = Decoded::default();
     let mut first_syntax_error = None;
     let mut parsed_any = false;
     let lines = text
         .split(|&b| b == b'\n')
         .enumerate()
-        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-        .enumerate()
-        .map(|(index, (line_index, line))| {
-            let line_number = line_index + 1;
-            let value = serde_json::from_slice::<Value>(line).map_err(|error| {
-                let reason = format!("line {line_number}: invalid JSON: {error}");
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace));
+    for (index, (line_index, line)) in lines.enumerate() {
+        match serde_json::from_slice::<Value>(line) {
+            Ok(value) => {
+                parsed_any = true;
+                validate(&mut decoded, index, value, received_at, limits);
+            }
+            Err(error) => {
+                let reason = format!("line {}: invalid JSON: {error}", line_index + 1);
                 first_syntax_error.get_or_insert_with(|| reason.clone());
-                reason
-            });
-            parsed_any |= value.is_ok();
-            (index, value.map_err(|reason| (reason, line_number)))
-        })
-        .collect::<Vec<_>>();
+                decoded.rejections.push(Rejection { index, reason });
+            }
+        }
+    }
     if !parsed_any {
         return Err(BodyError::Unusable(
             first_syntax_error.unwrap_or_else(|| "body has no JSON lines".to_owned()),
         ));
     }
-    Ok(validate_all(lines.into_iter(), received_at, limits))
-}
-
-type Candidate = (usize, Result<Value, (String, usize)>);
-
-fn validate_all(
-    candidates: impl Iterator<Item = Candidate>,
-    received_at: DateTime<Utc>,
-    limits: &EventLimits,
-) -> Decoded {
-    let mut decoded = Decoded::default();
-    for (index, candidate) in candidates {
-        match candidate {
-            Ok(value) => match LogEvent::from_json(value, received_at, limits) {
-                Ok(event) => decoded.events.push(event),
-                Err(error) => decoded.rejections.push(Rejection {
-                    index,
-                    reason: error.to_string(),
-                }),
-            },
-            Err((reason, _line)) => decoded.rejections.push(Rejection { index, reason }),
-        }
-    }
-    decoded
+    Ok(decoded)
 }
 
 #[cfg(test)]

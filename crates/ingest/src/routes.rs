@@ -87,7 +87,12 @@ fn header(
         .transpose()
 }
 
-/// Permits for in-flight bytes held by one request until it is answered.
+/// A body being decoded needs room for itself and for the events made from it; both are
+/// admitted up front.
+const DECODE_FACTOR: usize = 2;
+
+/// Permits for in-flight bytes, held by one request until its events are queued (the queue
+/// accounts for them from then on).
 struct Admission(Vec<OwnedSemaphorePermit>);
 
 impl IngestState {
@@ -131,7 +136,7 @@ async fn read_body(
     // waiting for the rest); a chunked body chunk by chunk.
     let mut admitted = declared.unwrap_or(0);
     if admitted > 0 {
-        state.admit(admission, admitted).await?;
+        state.admit(admission, admitted * DECODE_FACTOR).await?;
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
     while let Some(chunk) = payload.next().await {
@@ -141,7 +146,7 @@ async fn read_body(
             return Err(too_large());
         }
         if body.len() + chunk.len() > admitted {
-            state.admit(admission, chunk.len()).await?;
+            state.admit(admission, chunk.len() * DECODE_FACTOR).await?;
             admitted += chunk.len();
         }
         body.extend_from_slice(&chunk);
@@ -161,9 +166,9 @@ pub async fn ingest_logs(
     let mut admission = Admission(Vec::new());
     let body = read_body(&request, payload, &state, &mut admission).await?;
     if encoding != Encoding::Identity {
-        // The decompressed copy needs room too (at most max_body_bytes).
+        // The decompressed copy and its events need room too (at most max_body_bytes each).
         let expected = body.len().saturating_mul(4).min(state.max_body_bytes);
-        state.admit(&mut admission, expected).await?;
+        state.admit(&mut admission, expected * DECODE_FACTOR).await?;
     }
 
     let large = match encoding {
@@ -190,7 +195,11 @@ pub async fn ingest_logs(
     state.metrics.events_rejected.inc_by(rejected as u64);
     if accepted > 0 {
         match state.ack {
-            AckMode::Durable => state.writer.submit(events).await?,
+            AckMode::Durable => {
+                let pending = state.writer.submit(events).await?;
+                drop(admission);
+                pending.committed().await?;
+            }
             AckMode::Buffered => state.writer.enqueue_buffered(events).await?,
         }
         state.metrics.events_accepted.inc_by(accepted as u64);
