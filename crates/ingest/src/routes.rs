@@ -31,6 +31,11 @@ pub struct IngestState {
     pub inflight_capacity: usize,
     /// How long a request waits for in-flight room.
     pub admission_timeout: std::time::Duration,
+    /// Requests waiting for in-flight room now, and how many may wait: beyond that a
+    /// request is refused at once, so waiting connections (each holding a few buffers of
+    /// unread body) stay bounded too.
+    pub waiting: std::sync::atomic::AtomicUsize,
+    pub max_waiting: usize,
     pub metrics: IngestMetrics,
     pub ack: AckMode,
     pub max_body_bytes: usize,
@@ -63,9 +68,11 @@ impl From<BodyError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> Self {
         match error {
-            WriteError::Overloaded | WriteError::ShuttingDown => {
-                ApiError::unavailable(error.to_string(), 1)
-            }
+            WriteError::Overloaded => ApiError::Overloaded {
+                message: error.to_string(),
+                retry_after_secs: 1,
+            },
+            WriteError::ShuttingDown => ApiError::unavailable(error.to_string(), 1),
             WriteError::Unavailable => ApiError::unavailable(error.to_string(), 2),
             WriteError::Failed(reason) => ApiError::Internal(reason),
         }
@@ -103,8 +110,16 @@ impl IngestState {
             admission.0.push(permit);
             return Ok(());
         }
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.overloaded.inc();
+            return Err(WriteError::Overloaded.into());
+        }
         let acquire = Arc::clone(&self.inflight).acquire_many_owned(permits);
-        match tokio::time::timeout(self.admission_timeout, acquire).await {
+        let outcome = tokio::time::timeout(self.admission_timeout, acquire).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        match outcome {
             Ok(Ok(permit)) => {
                 admission.0.push(permit);
                 Ok(())

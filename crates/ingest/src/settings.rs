@@ -64,6 +64,8 @@ pub struct IngestSettings {
     /// Request bodies being read or decoded, in bytes, across all requests; beyond it
     /// requests wait up to `enqueue_timeout`, then get 503.
     pub max_inflight_bytes: usize,
+    /// Requests that may wait for in-flight room at once; more are refused (503) at once.
+    pub max_waiting_requests: usize,
     /// Queue bound in events (queued plus being written).
     pub queue_max_events: usize,
     /// Queue bound in bytes (queued plus being written).
@@ -102,13 +104,14 @@ impl Default for IngestSettings {
             ack: AckMode::Durable,
             max_body_bytes: 16 * 1024 * 1024,
             max_batch_events: 5_000,
-            max_batch_bytes: 8 * 1024 * 1024,
+            max_batch_bytes: 4 * 1024 * 1024,
             linger: Duration::from_millis(10),
             writers: 4,
             bulk_method: BulkMethod::Copy,
-            max_inflight_bytes: 64 * 1024 * 1024,
-            queue_max_events: 100_000,
-            queue_max_bytes: 64 * 1024 * 1024,
+            max_inflight_bytes: 16 * 1024 * 1024,
+            max_waiting_requests: 256,
+            queue_max_events: 50_000,
+            queue_max_bytes: 16 * 1024 * 1024,
             enqueue_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
             attempt_timeout: Duration::from_secs(10),
@@ -133,6 +136,7 @@ impl Settings {
         require_nonzero("ingest.max_batch_bytes", ingest.max_batch_bytes)?;
         require_nonzero("ingest.writers", ingest.writers)?;
         require_nonzero("ingest.max_inflight_bytes", ingest.max_inflight_bytes)?;
+        require_nonzero("ingest.max_waiting_requests", ingest.max_waiting_requests)?;
         require_nonzero("ingest.queue_max_events", ingest.queue_max_events)?;
         require_nonzero("ingest.queue_max_bytes", ingest.queue_max_bytes)?;
         require_nonzero("ingest.enqueue_timeout", ingest.enqueue_timeout)?;

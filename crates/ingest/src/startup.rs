@@ -93,6 +93,8 @@ impl Application {
             )),
             inflight_capacity: settings.ingest.max_inflight_bytes,
             admission_timeout: settings.ingest.enqueue_timeout,
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting: settings.ingest.max_waiting_requests,
             metrics,
             ack: settings.ingest.ack,
             max_body_bytes: settings.ingest.max_body_bytes,
@@ -106,7 +108,7 @@ impl Application {
         let registry = Data::new(web::metrics::MetricsRegistry(Arc::new(registry)));
         let http_metrics = Data::new(http_metrics);
 
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             let (query_config, path_config, json_config) = web::error::extractor_configs();
             App::new()
                 .wrap(middleware::from_fn(web::metrics::record_request))
@@ -123,10 +125,9 @@ impl Application {
                 .default_service(to(web::error::not_found))
         })
         .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_grace.as_secs().max(1));
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
+        .shutdown_timeout(settings.server.shutdown_grace.as_secs().max(1))
+            .workers(settings.server.worker_count())
+            .max_connections(settings.server.connections_per_worker());
         let server = server.listen(listener)?.run();
         Ok(Application {
             port,

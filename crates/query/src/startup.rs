@@ -47,7 +47,7 @@ impl Application {
             max_limit: settings.query.max_limit,
         });
 
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             let (query_config, path_config, json_config) = web::error::extractor_configs();
             App::new()
                 .wrap(middleware::from_fn(web::metrics::record_request))
@@ -69,10 +69,9 @@ impl Application {
                 .default_service(to(web::error::not_found))
         })
         .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_grace.as_secs().max(1));
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
+        .shutdown_timeout(settings.server.shutdown_grace.as_secs().max(1))
+            .workers(settings.server.worker_count())
+            .max_connections(settings.server.connections_per_worker());
         let server = server.listen(listener)?.run();
         Ok(Application {
             port,

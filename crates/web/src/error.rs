@@ -38,6 +38,14 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// A 503 that also closes the connection: under overload this frees the connection's
+    /// buffers at once (an unread request body is discarded, not drained) and lets a load
+    /// balancer's retry reach another replica.
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -62,6 +70,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Overloaded { .. } => "overloaded",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -81,6 +90,9 @@ impl ApiError {
             }
             | ApiError::Unavailable {
                 retry_after_secs, ..
+            }
+            | ApiError::Overloaded {
+                retry_after_secs, ..
             } => Some(*retry_after_secs),
             _ => None,
         }
@@ -98,7 +110,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,6 +129,9 @@ impl ResponseError for ApiError {
         }
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let ApiError::Overloaded { .. } = self {
+            response.force_close();
         }
         response.json(ErrorBody {
             error: self.kind(),

@@ -144,16 +144,35 @@ pub struct ServerSettings {
     pub bind: String,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
+    /// Most open client connections (spread over the workers); further clients wait in the
+    /// listen backlog. Each connection with a request in flight holds up to ~64 KiB of
+    /// buffered body, so this also bounds that memory.
+    pub max_connections: usize,
     /// How long a graceful stop may take before connections are cut.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
 }
 
 impl ServerSettings {
+    /// Worker threads to start.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }
+    }
+
+    /// Connections each worker may hold.
+    pub fn connections_per_worker(&self) -> usize {
+        self.max_connections.div_ceil(self.worker_count()).max(1)
+    }
+
     pub fn with_bind(bind: &str) -> ServerSettings {
         ServerSettings {
             bind: bind.to_owned(),
             workers: 0,
+            max_connections: 512,
             shutdown_grace: Duration::from_secs(10),
         }
     }
