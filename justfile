@@ -39,3 +39,7 @@ bench-ingest:
 
 # Every benchmark.
 bench: bench-ingest
+
+# COPY against UNNEST, alternating runs (docs/BENCHMARKS.md).
+bench-copy-vs-unnest:
+    bash bench/ingest.sh copy-vs-unnest

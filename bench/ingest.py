@@ -279,5 +279,27 @@ def render(r, stamp):
     return "\n".join(lines)
 
 
+def copy_vs_unnest(rounds=3, duration="15s"):
+    """Alternating runs of both bulk methods, bulk and single-event, medians compared."""
+    import statistics
+    body = bulk_body()
+    runs = {"copy": {"bulk": [], "single": []}, "unnest": {"bulk": [], "single": []}}
+    for _ in range(rounds):
+        for method in runs:
+            r = scenario(f"ab-{method}", ["--bulk-method", method],
+                         lambda i, u: post_bulk(i, body, connections=BULK_CONNECTIONS, duration=duration))
+            runs[method]["bulk"].append(r["ok_rps"] * 1000)
+            r = scenario(f"ab-{method}", ["--bulk-method", method], lambda i, u: post_single(i, duration=duration))
+            runs[method]["single"].append(r["ok_rps"])
+    lines = ["| method | bulk events/s (runs) | median | single-event req/s (runs) | median |", "|---|---|---|---|---|"]
+    for method, r in runs.items():
+        lines.append(f"| {method} | {', '.join(f'{x:,.0f}' for x in r['bulk'])} | {statistics.median(r['bulk']):,.0f} | "
+                     f"{', '.join(f'{x:,.0f}' for x in r['single'])} | {statistics.median(r['single']):,.0f} |")
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["copy-vs-unnest"]:
+        copy_vs_unnest()
+    else:
+        main()

@@ -4,6 +4,9 @@ use clap::Parser;
 use ingest::settings::{AckMode, Settings};
 use web::settings::{self, Overrides};
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// threesigma-ingest: HTTP log ingestion into PostgreSQL.
 #[derive(Debug, Parser)]
 #[command(version, after_help = settings::settings_help::<Settings>())]
