@@ -203,8 +203,12 @@ impl BatchWriter {
             // The queue is (nearly) full: wait for room, at most `enqueue_timeout`.
             _ => {
                 let acquire = async {
-                    let events = Arc::clone(&self.events_capacity).acquire_many_owned(event_permits).await;
-                    let bytes = Arc::clone(&self.bytes_capacity).acquire_many_owned(byte_permits).await;
+                    let events = Arc::clone(&self.events_capacity)
+                        .acquire_many_owned(event_permits)
+                        .await;
+                    let bytes = Arc::clone(&self.bytes_capacity)
+                        .acquire_many_owned(byte_permits)
+                        .await;
                     (events, bytes)
                 };
                 match tokio::time::timeout(shared.config.enqueue_timeout, acquire).await {

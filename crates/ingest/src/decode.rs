@@ -206,7 +206,13 @@ fn count_lines(text: &[u8]) -> usize {
 }
 
 /// Validates one parsed candidate into `decoded`.
-fn validate(decoded: &mut Decoded, index: usize, value: Value, received_at: DateTime<Utc>, limits: &EventLimits) {
+fn validate(
+    decoded: &mut Decoded,
+    index: usize,
+    value: Value,
+    received_at: DateTime<Utc>,
+    limits: &EventLimits,
+) {
     match LogEvent::from_json(value, received_at, limits) {
         Ok(event) => decoded.events.push(event),
         Err(error) => decoded.rejections.push(Rejection {
@@ -217,7 +223,11 @@ fn validate(decoded: &mut Decoded, index: usize, value: Value, received_at: Date
 }
 
 /// A JSON array, element by element.
-fn decode_array(text: &[u8], received_at: DateTime<Utc>, limits: &EventLimits) -> Result<Decoded, BodyError> {
+fn decode_array(
+    text: &[u8],
+    received_at: DateTime<Utc>,
+    limits: &EventLimits,
+) -> Result<Decoded, BodyError> {
     use serde::Deserializer;
     use serde::de::{SeqAccess, Visitor};
 
@@ -249,7 +259,10 @@ fn decode_array(text: &[u8], received_at: DateTime<Utc>, limits: &EventLimits) -
 
     let mut deserializer = serde_json::Deserializer::from_slice(text);
     let decoded = deserializer
-        .deserialize_seq(Elements { received_at, limits })
+        .deserialize_seq(Elements {
+            received_at,
+            limits,
+        })
         .and_then(|decoded| deserializer.end().map(|()| decoded))
         .map_err(|error| BodyError::Unusable(format!("invalid JSON: {error}")))?;
     Ok(decoded)
@@ -257,7 +270,11 @@ fn decode_array(text: &[u8], received_at: DateTime<Utc>, limits: &EventLimits) -
 
 /// NDJSON: each non-blank line on its own. A line that is not JSON is rejected with its
 /// line number; only when no line is JSON is the whole body refused.
-fn decode_lines(text: &[u8], received_at: DateTime<Utc>, limits: &EventLimits) -> Result<Decoded, BodyError> {
+fn decode_lines(
+    text: &[u8],
+    received_at: DateTime<Utc>,
+    limits: &EventLimits,
+) -> Result<Decoded, BodyError> {
     let mut decoded = Decoded::default();
     let mut first_syntax_error = None;
     let mut parsed_any = false;

@@ -183,7 +183,9 @@ pub async fn ingest_logs(
     if encoding != Encoding::Identity {
         // The decompressed copy and its events need room too (at most max_body_bytes each).
         let expected = body.len().saturating_mul(4).min(state.max_body_bytes);
-        state.admit(&mut admission, expected * DECODE_FACTOR).await?;
+        state
+            .admit(&mut admission, expected * DECODE_FACTOR)
+            .await?;
     }
 
     let large = match encoding {

@@ -126,8 +126,8 @@ impl Application {
         })
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_grace.as_secs().max(1))
-            .workers(settings.server.worker_count())
-            .max_connections(settings.server.connections_per_worker());
+        .workers(settings.server.worker_count())
+        .max_connections(settings.server.connections_per_worker());
         let server = server.listen(listener)?.run();
         Ok(Application {
             port,

@@ -257,7 +257,10 @@ async fn sigterm_answers_and_stores_everything_in_flight() {
     let mut child = spawn_ingest(
         &db.url,
         port,
-        &[("THREESIGMA__INGEST__LINGER", "5s"), ("THREESIGMA__INGEST__WRITERS", "1")],
+        &[
+            ("THREESIGMA__INGEST__LINGER", "5s"),
+            ("THREESIGMA__INGEST__WRITERS", "1"),
+        ],
     );
     let client = reqwest::Client::new();
     wait_healthy(&client, &base).await;

@@ -21,8 +21,16 @@ use crate::error::StoreResult;
 const COPY_LOGS: &str = "COPY logs (ts, service, level, message, attributes, trace_id, span_id) \
                          FROM STDIN (FORMAT binary)";
 
-const INSERT_LOGS_UNNEST: &str = "INSERT INTO logs (ts, service, level, message, attributes, trace_id, span_id) \
-     SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int2[], $4::text[], $5::jsonb[], $6::text[], $7::text[])";
+/// Logs and rollups in one statement: a data-modifying CTE inserts the rows, the outer
+/// statement upserts the rollups. One statement is one implicit transaction, so the batch
+/// costs a single round trip (no BEGIN, no COMMIT).
+const INSERT_BATCH_UNNEST: &str = "WITH inserted AS ( \
+       INSERT INTO logs (ts, service, level, message, attributes, trace_id, span_id) \
+       SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int2[], $4::text[], $5::jsonb[], $6::text[], $7::text[])) \
+     INSERT INTO log_counts (service, minute, level, shard, n) \
+     SELECT service, minute, level, $8::int2, n \
+     FROM unnest($9::text[], $10::timestamptz[], $11::int2[], $12::int4[]) AS t(service, minute, level, n) \
+     ON CONFLICT (service, minute, level, shard) DO UPDATE SET n = log_counts.n + EXCLUDED.n";
 
 const UPSERT_COUNTS: &str = "INSERT INTO log_counts (service, minute, level, shard, n) \
      SELECT service, minute, level, $4::int2, n \
@@ -88,7 +96,8 @@ pub fn rollups<'a>(
 pub enum BulkMethod {
     /// Binary `COPY ... FROM STDIN`.
     Copy,
-    /// `INSERT ... SELECT FROM unnest($1::timestamptz[], ...)`: one statement, arrays bound.
+    /// `INSERT ... SELECT FROM unnest($1::timestamptz[], ...)` with the rollup upsert in the
+    /// same statement: one round trip per batch.
     Unnest,
 }
 
@@ -107,7 +116,7 @@ impl BulkConnection {
         let client = crate::pool::connect_raw(config).await?;
         let (copy, unnest, upsert) = tokio::try_join!(
             client.prepare(COPY_LOGS),
-            client.prepare(INSERT_LOGS_UNNEST),
+            client.prepare(INSERT_BATCH_UNNEST),
             client.prepare(UPSERT_COUNTS),
         )?;
         Ok(BulkConnection {
@@ -131,14 +140,50 @@ impl BulkConnection {
         shard: i16,
         method: BulkMethod,
     ) -> StoreResult<u64> {
-        let transaction = self.client.transaction().await?;
-        let written = match method {
-            BulkMethod::Copy => copy_logs(&transaction, &self.copy, events).await?,
-            BulkMethod::Unnest => insert_logs_unnest(&transaction, &self.unnest, events).await?,
-        };
-        upsert_counts(&transaction, &self.upsert, events, shard).await?;
-        transaction.commit().await?;
-        Ok(written)
+        let counts = RollupColumns::of(events);
+        match method {
+            BulkMethod::Copy => {
+                let transaction = self.client.transaction().await?;
+                let written = copy_logs(&transaction, &self.copy, events).await?;
+                transaction
+                    .execute(
+                        &self.upsert,
+                        &[
+                            &counts.services,
+                            &counts.minutes,
+                            &counts.levels,
+                            &shard,
+                            &counts.ns,
+                        ],
+                    )
+                    .await?;
+                transaction.commit().await?;
+                Ok(written)
+            }
+            BulkMethod::Unnest => {
+                let logs = LogColumns::of(events);
+                self.client
+                    .execute(
+                        &self.unnest,
+                        &[
+                            &logs.ts,
+                            &logs.services,
+                            &logs.levels,
+                            &logs.messages,
+                            &logs.attributes,
+                            &logs.trace_ids,
+                            &logs.span_ids,
+                            &shard,
+                            &counts.services,
+                            &counts.minutes,
+                            &counts.levels,
+                            &counts.ns,
+                        ],
+                    )
+                    .await?;
+                Ok(events.len() as u64)
+            }
+        }
     }
 }
 
@@ -166,62 +211,63 @@ async fn copy_logs(
     Ok(writer.finish().await?)
 }
 
-async fn insert_logs_unnest(
-    transaction: &tokio_postgres::Transaction<'_>,
-    statement: &tokio_postgres::Statement,
-    events: &[&LogEvent],
-) -> StoreResult<u64> {
-    let ts: Vec<DateTime<Utc>> = events.iter().map(|event| event.ts).collect();
-    let services: Vec<&str> = events.iter().map(|event| event.service.as_str()).collect();
-    let levels: Vec<i16> = events.iter().map(|event| event.level.as_i16()).collect();
-    let messages: Vec<&str> = events.iter().map(|event| event.message.as_str()).collect();
-    let attributes: Vec<JsonText<'_>> = events
-        .iter()
-        .map(|event| JsonText(&event.attributes))
-        .collect();
-    let trace_ids: Vec<Option<&str>> = events
-        .iter()
-        .map(|event| event.trace_id.as_deref())
-        .collect();
-    let span_ids: Vec<Option<&str>> = events
-        .iter()
-        .map(|event| event.span_id.as_deref())
-        .collect();
-    Ok(transaction
-        .execute(
-            statement,
-            &[
-                &ts,
-                &services,
-                &levels,
-                &messages,
-                &attributes,
-                &trace_ids,
-                &span_ids,
-            ],
-        )
-        .await?)
+/// A batch's log rows as column arrays.
+struct LogColumns<'a> {
+    ts: Vec<DateTime<Utc>>,
+    services: Vec<&'a str>,
+    levels: Vec<i16>,
+    messages: Vec<&'a str>,
+    attributes: Vec<JsonText<'a>>,
+    trace_ids: Vec<Option<&'a str>>,
+    span_ids: Vec<Option<&'a str>>,
 }
 
-async fn upsert_counts(
-    transaction: &tokio_postgres::Transaction<'_>,
-    statement: &tokio_postgres::Statement,
-    events: &[&LogEvent],
-    shard: i16,
-) -> StoreResult<()> {
-    let counts = rollups(events.iter().copied());
-    let mut services = Vec::with_capacity(counts.len());
-    let mut minutes: Vec<DateTime<Utc>> = Vec::with_capacity(counts.len());
-    let mut levels = Vec::with_capacity(counts.len());
-    let mut ns = Vec::with_capacity(counts.len());
-    for ((service, minute, level), n) in counts {
-        services.push(service);
-        minutes.push(minute.start());
-        levels.push(level);
-        ns.push(n);
+impl<'a> LogColumns<'a> {
+    fn of(events: &[&'a LogEvent]) -> LogColumns<'a> {
+        LogColumns {
+            ts: events.iter().map(|event| event.ts).collect(),
+            services: events.iter().map(|event| event.service.as_str()).collect(),
+            levels: events.iter().map(|event| event.level.as_i16()).collect(),
+            messages: events.iter().map(|event| event.message.as_str()).collect(),
+            attributes: events
+                .iter()
+                .map(|event| JsonText(&event.attributes))
+                .collect(),
+            trace_ids: events
+                .iter()
+                .map(|event| event.trace_id.as_deref())
+                .collect(),
+            span_ids: events
+                .iter()
+                .map(|event| event.span_id.as_deref())
+                .collect(),
+        }
     }
-    transaction
-        .execute(statement, &[&services, &minutes, &levels, &shard, &ns])
-        .await?;
-    Ok(())
+}
+
+/// A batch's pre-aggregated rollup rows as column arrays, in lock order.
+struct RollupColumns<'a> {
+    services: Vec<&'a str>,
+    minutes: Vec<DateTime<Utc>>,
+    levels: Vec<i16>,
+    ns: Vec<i32>,
+}
+
+impl<'a> RollupColumns<'a> {
+    fn of(events: &[&'a LogEvent]) -> RollupColumns<'a> {
+        let counts = rollups(events.iter().copied());
+        let mut columns = RollupColumns {
+            services: Vec::with_capacity(counts.len()),
+            minutes: Vec::with_capacity(counts.len()),
+            levels: Vec::with_capacity(counts.len()),
+            ns: Vec::with_capacity(counts.len()),
+        };
+        for ((service, minute, level), n) in counts {
+            columns.services.push(service);
+            columns.minutes.push(minute.start());
+            columns.levels.push(level);
+            columns.ns.push(n);
+        }
+        columns
+    }
 }
