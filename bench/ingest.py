@@ -9,8 +9,8 @@ Scenarios:
   healthz      GET /healthz, 100 connections: the HTTP ceiling of this machine
   durable      single-event POSTs, 100 connections, default settings (group commit)
   naive        the same with --max-batch-events 1 (a transaction per request)
-  bulk-copy    1,000-event NDJSON POSTs, default settings (binary COPY)
-  bulk-unnest  the same with --bulk-method unnest
+  bulk-unnest  1,000-event NDJSON POSTs, default settings (--bulk-method unnest)
+  bulk-copy    the same with --bulk-method copy (binary COPY)
   psql-copy    psql \\copy of the same rows into the same table and indexes
   overload     1,000-event POSTs offered at 10x the bulk capacity; peak RSS of ingest
   kill9        --ack buffered --max-batch-events 100 --linger 5s (the original design's
@@ -219,11 +219,11 @@ def main():
         result["stored"] = stored(url)
         return result
 
-    results["bulk-copy"] = scenario("bulk-copy", [], bulk)
-    results["bulk-unnest"] = scenario("bulk-unnest", ["--bulk-method", "unnest"], bulk)
+    results["bulk-unnest"] = scenario("bulk-unnest", [], bulk)
+    results["bulk-copy"] = scenario("bulk-copy", ["--bulk-method", "copy"], bulk)
     results["psql-copy"] = psql_copy(1_000_000)
 
-    capacity_rps = results["bulk-copy"]["ok_rps"]
+    capacity_rps = results["bulk-unnest"]["ok_rps"]
     offered = max(1, int(capacity_rps * 10))
 
     def overload(ingest, url):
@@ -265,9 +265,9 @@ def render(r, stamp):
         f"{d['ok_rps'] / h['ok_rps']:.0%} | >= 50%: {verdict(d['ok_rps'] >= 0.5 * h['ok_rps'])} |",
         f"| durable single-event latency p50 / p99 | {d['p50_ms']:.1f} / {d['p99_ms']:.1f} ms | naive {n['p50_ms']:.1f} / "
         f"{n['p99_ms']:.1f} ms | | p99 <= 50 ms: {verdict(d['p99_ms'] <= 50)} |",
-        f"| bulk (1,000-event NDJSON) events/s, COPY vs psql \\copy | {bc['events_per_s']:,.0f} | {pc['events_per_s']:,.0f} | "
-        f"{bc['events_per_s'] / pc['events_per_s']:.0%} | >= 60%: {verdict(bc['events_per_s'] >= 0.6 * pc['events_per_s'])} |",
-        f"| bulk events/s, UNNEST vs COPY | {bu['events_per_s']:,.0f} | {bc['events_per_s']:,.0f} | "
+        f"| bulk (1,000-event NDJSON) events/s, default (UNNEST) vs psql \\copy | {bu['events_per_s']:,.0f} | {pc['events_per_s']:,.0f} | "
+        f"{bu['events_per_s'] / pc['events_per_s']:.0%} | >= 60%: {verdict(bu['events_per_s'] >= 0.6 * pc['events_per_s'])} |",
+        f"| bulk events/s, UNNEST vs COPY (`--bulk-method copy`) | {bu['events_per_s']:,.0f} | {bc['events_per_s']:,.0f} | "
         f"{bu['events_per_s'] / bc['events_per_s']:.0%} | keep the faster |",
         f"| peak ingest RSS, 1,000-event POSTs offered at {o['offered_rps']:,} req/s (10x capacity) | "
         f"{o['peak_rss_mib']:.0f} MiB | | | <= 200 MiB: {verdict(o['peak_rss_mib'] <= 200)} |",

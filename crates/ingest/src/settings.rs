@@ -59,7 +59,8 @@ pub struct IngestSettings {
     pub linger: Duration,
     /// Concurrent batch writers, one PostgreSQL connection each.
     pub writers: usize,
-    /// How log rows are written: `copy` (binary COPY) or `unnest` (INSERT ... SELECT FROM unnest).
+    /// How log rows are written: `unnest` (one INSERT ... SELECT FROM unnest statement with
+    /// the rollups, one round trip) or `copy` (binary COPY, then the rollups, in a transaction).
     pub bulk_method: BulkMethod,
     /// Request bodies being read or decoded, in bytes, across all requests; beyond it
     /// requests wait up to `enqueue_timeout`, then get 503.
@@ -106,8 +107,8 @@ impl Default for IngestSettings {
             max_batch_events: 5_000,
             max_batch_bytes: 4 * 1024 * 1024,
             linger: Duration::from_millis(10),
-            writers: 4,
-            bulk_method: BulkMethod::Copy,
+            writers: 2,
+            bulk_method: BulkMethod::Unnest,
             max_inflight_bytes: 16 * 1024 * 1024,
             max_waiting_requests: 256,
             queue_max_events: 50_000,
