@@ -387,9 +387,17 @@ async fn postgres_restart_gives_only_503s_and_recovers() {
         .min()
         .expect("a request succeeded after PostgreSQL returned");
     let count = |status: Option<u16>| outcomes.iter().filter(|o| o.status == status).count();
-    let answered_during = outcomes
+    let started_during: Vec<&Outcome> = outcomes
         .iter()
-        .filter(|o| o.started > down && o.finished < up)
+        .filter(|o| o.started > down && o.started < up)
+        .collect();
+    let during_503 = started_during
+        .iter()
+        .filter(|o| o.status == Some(503))
+        .count();
+    let during_200 = started_during
+        .iter()
+        .filter(|o| o.status == Some(200))
         .count();
     let lost = lost(&outcomes, &stored);
     let duplicates = stored.values().filter(|&&count| count > 1).count();
@@ -398,11 +406,12 @@ async fn postgres_restart_gives_only_503s_and_recovers() {
         .filter(|o| o.status == Some(503) && stored.contains_key(&o.uid))
         .count();
     println!(
-        "PostgreSQL restart: outage {:?}; {} answered 200, {} answered 503, {} other; {answered_during} requests answered during the outage; /readyz during the outage: {ready_during_outage}; first 200 {recovered_after:?} after PostgreSQL was back; {} acknowledged events lost; {duplicates} duplicates; {stored_after_503} events answered 503 but stored",
+        "PostgreSQL restart: outage {:?}; {} answered 200, {} answered 503, {} other; of {} requests sent during the outage {during_503} got 503 (after the 2 s request timeout) and {during_200} got 200 (committed once PostgreSQL was back); /readyz during the outage: {ready_during_outage}; first 200 {recovered_after:?} after PostgreSQL was back; {} acknowledged events lost; {duplicates} duplicates; {stored_after_503} events answered 503 but stored",
         up - down,
         count(Some(200)),
         count(Some(503)),
         outcomes.len() - count(Some(200)) - count(Some(503)),
+        started_during.len(),
         lost.len()
     );
     assert_eq!(
