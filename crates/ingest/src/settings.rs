@@ -135,6 +135,7 @@ impl Settings {
         require_nonzero("ingest.max_body_bytes", ingest.max_body_bytes)?;
         require_nonzero("ingest.max_batch_events", ingest.max_batch_events)?;
         require_nonzero("ingest.max_batch_bytes", ingest.max_batch_bytes)?;
+        require_nonzero("ingest.linger", ingest.linger)?;
         require_nonzero("ingest.writers", ingest.writers)?;
         require_nonzero("ingest.max_inflight_bytes", ingest.max_inflight_bytes)?;
         require_nonzero("ingest.max_waiting_requests", ingest.max_waiting_requests)?;
@@ -191,6 +192,46 @@ impl Settings {
             max_attributes_bytes: ingest.max_attributes_bytes,
             max_age: to_chrono(ingest.max_event_age),
             max_future: to_chrono(ingest.max_future_skew),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> Settings {
+        let mut settings = Settings::default();
+        settings.database.url = "postgres://localhost/x".to_owned();
+        settings
+    }
+
+    #[test]
+    fn defaults_are_valid_once_a_database_is_given() {
+        assert!(valid().validate().is_ok());
+        let error = Settings::default().validate().unwrap_err().to_string();
+        assert!(error.contains("database.url"), "{error}");
+    }
+
+    #[test]
+    fn zero_knobs_are_refused_by_name() {
+        let cases: [(&str, fn(&mut IngestSettings)); 6] = [
+            ("ingest.writers", |i| i.writers = 0),
+            ("ingest.max_batch_events", |i| i.max_batch_events = 0),
+            ("ingest.linger", |i| i.linger = Duration::ZERO),
+            ("ingest.queue_max_bytes", |i| i.queue_max_bytes = 0),
+            ("ingest.enqueue_timeout", |i| {
+                i.enqueue_timeout = Duration::ZERO
+            }),
+            ("ingest.max_waiting_requests", |i| {
+                i.max_waiting_requests = 0
+            }),
+        ];
+        for (name, break_it) in cases {
+            let mut settings = valid();
+            break_it(&mut settings.ingest);
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(error.contains(name), "{name}: {error}");
         }
     }
 }
