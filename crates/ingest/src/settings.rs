@@ -215,7 +215,8 @@ mod tests {
 
     #[test]
     fn zero_knobs_are_refused_by_name() {
-        let cases: [(&str, fn(&mut IngestSettings)); 6] = [
+        type Breaker = fn(&mut IngestSettings);
+        let cases: [(&str, Breaker); 6] = [
             ("ingest.writers", |i| i.writers = 0),
             ("ingest.max_batch_events", |i| i.max_batch_events = 0),
             ("ingest.linger", |i| i.linger = Duration::ZERO),
