@@ -20,12 +20,16 @@ CREATE TABLE incidents (
     current_z          double precision NOT NULL,
     peak_z             double precision NOT NULL,
     current_count      bigint           NOT NULL,
+    -- All events (every level) in the evaluated window: the error rate is count / total.
+    current_total      bigint           NOT NULL DEFAULT 0,
     peak_count         bigint           NOT NULL,
     p_value            double precision,
     -- The baseline in force when the incident opened (frozen while it is active).
     baseline_mean      double precision NOT NULL,
     baseline_stddev    double precision NOT NULL,
     baseline_minutes   integer          NOT NULL,
+    -- Mean events (every level) per minute over the baseline.
+    baseline_total_mean double precision NOT NULL DEFAULT 0,
     -- The thresholds in force.
     algorithm          text             NOT NULL,
     z_threshold        double precision NOT NULL,

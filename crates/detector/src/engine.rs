@@ -4,12 +4,9 @@
 //! decides anything itself.
 
 use domain::detection::{
-    ActiveIncident, Baseline, Evaluation, MinuteSeries, MinuteSpan, Transition,
+    ActiveIncident, Assessment, Baseline, Evaluation, MinuteSeries, MinuteSpan, Transition,
 };
 use domain::{DetectionConfig, Minute, Severity, Signal, Status};
-
-/// The signals the detector evaluates.
-pub const SIGNALS: [Signal; 1] = [Signal::ErrorCount];
 
 /// What the engine needs to know about an incident (live: from its row; replay: from
 /// memory).
@@ -37,69 +34,155 @@ pub struct Decision {
 
 /// Evaluates every signal of one service. `incidents` are this service's active incidents
 /// and those resolved recently enough to matter (reopen window, baseline exclusion).
+///
+/// Signals are evaluated error_count first. An error_rate incident is not opened while the
+/// service has an error_count incident active or opening: one burst pages once. (An
+/// error_rate incident already open carries on with its own lifecycle.)
 pub fn evaluate_service(
     config: &DetectionConfig,
     series: &MinuteSeries,
     incidents: &[IncidentSnapshot],
     now: Minute,
 ) -> Vec<Decision> {
-    SIGNALS
+    // Minutes any incident of the service fired in are anomalous for every signal.
+    let excluded: Vec<MinuteSpan> = incidents
         .iter()
-        .map(|&signal| {
-            let of_signal = || {
-                incidents
-                    .iter()
-                    .filter(move |incident| incident.signal == signal)
-            };
-            let active = of_signal().find(|incident| incident.status.is_active());
-            let active_state = active.map(|incident| ActiveIncident {
-                status: incident.status,
-                last_fired: incident.last_fired,
-                severity: incident.severity,
-                peak_z: incident.peak_z,
-                baseline: incident.baseline,
-            });
-            let last_resolved = of_signal()
-                .filter(|incident| !incident.status.is_active())
-                .filter_map(|incident| incident.resolved_at.map(|at| (at, incident.id)))
-                .max();
-            let excluded: Vec<MinuteSpan> = of_signal()
-                .map(|incident| MinuteSpan {
-                    first: incident.first_minute,
-                    last: incident.last_fired,
-                })
-                .collect();
-            let transition = domain::evaluate(
-                config,
-                Evaluation {
-                    signal,
-                    series,
-                    now,
-                    active: active_state.as_ref(),
-                    last_resolved: last_resolved.map(|(at, _)| at),
-                    excluded: &excluded,
-                },
-            );
-            let incident_id = match &transition {
-                Transition::Reopen(_) => last_resolved.map(|(_, id)| id),
-                _ => active.map(|incident| incident.id),
-            };
-            Decision {
-                signal,
-                transition,
-                incident_id,
-            }
+        .map(|incident| MinuteSpan {
+            first: incident.first_minute,
+            last: incident.last_fired,
         })
-        .collect()
+        .collect();
+    let mut count_engaged = false;
+    let mut decisions = Vec::with_capacity(config.signals().len());
+    for &signal in config.signals() {
+        let of_signal = || {
+            incidents
+                .iter()
+                .filter(move |incident| incident.signal == signal)
+        };
+        let active = of_signal().find(|incident| incident.status.is_active());
+        let active_state = active.map(|incident| ActiveIncident {
+            status: incident.status,
+            last_fired: incident.last_fired,
+            severity: incident.severity,
+            peak_z: incident.peak_z,
+            baseline: incident.baseline,
+        });
+        let last_resolved = of_signal()
+            .filter(|incident| !incident.status.is_active())
+            .filter_map(|incident| incident.resolved_at.map(|at| (at, incident.id)))
+            .max();
+        let mut transition = domain::evaluate(
+            config,
+            Evaluation {
+                signal,
+                series,
+                now,
+                active: active_state.as_ref(),
+                last_resolved: last_resolved.map(|(at, _)| at),
+                excluded: &excluded,
+            },
+        );
+        match signal {
+            Signal::ErrorCount => {
+                count_engaged = active.is_some()
+                    || matches!(transition, Transition::Open(_) | Transition::Reopen(_));
+            }
+            Signal::ErrorRate => {
+                if count_engaged
+                    && matches!(transition, Transition::Open(_) | Transition::Reopen(_))
+                {
+                    transition = Transition::Quiet;
+                }
+            }
+        }
+        let incident_id = match &transition {
+            Transition::Reopen(_) => last_resolved.map(|(_, id)| id),
+            _ => active.map(|incident| incident.id),
+        };
+        decisions.push(Decision {
+            signal,
+            transition,
+            incident_id,
+        });
+    }
+    decisions
 }
 
 /// A one-line human title for an incident.
-pub fn title(service: &str, signal: Signal, count: u64, z: f64, baseline: &Baseline) -> String {
+pub fn title(service: &str, signal: Signal, evidence: &Assessment) -> String {
+    let baseline = &evidence.baseline;
+    let minutes = evidence.minute.since(evidence.first) + 1;
+    let per = if minutes == 1 {
+        "/min".to_owned()
+    } else {
+        format!(" in {minutes} min")
+    };
     match signal {
         Signal::ErrorCount => format!(
-            "{service}: {count} errors/min (z = {z:.1}; baseline {:.1} ± {:.1}/min)",
-            baseline.mean, baseline.stddev
+            "{service}: {} errors{per} (baseline {:.1} ± {:.1}/min, z = {:.1})",
+            evidence.count, baseline.mean, baseline.stddev, evidence.z
         ),
-        Signal::ErrorRate => format!("{service}: error rate up (z = {z:.1})"),
+        Signal::ErrorRate => {
+            let now = evidence.ratio().unwrap_or(0.0) * 100.0;
+            let before = if baseline.total_mean > 0.0 {
+                baseline.mean / baseline.total_mean * 100.0
+            } else {
+                0.0
+            };
+            format!(
+                "{service}: error rate {now:.1}% ({} of {} events; baseline {before:.2}%, z = {:.1})",
+                evidence.count, evidence.total, evidence.z
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `minutes` of (errors, total) from minute 0.
+    fn series(minutes: &[(u64, u64)]) -> MinuteSeries {
+        let mut series = MinuteSeries::new(Minute(0), Minute(minutes.len() as i64 - 1));
+        for (i, &(errors, total)) in minutes.iter().enumerate() {
+            series.add(Minute(i as i64), errors, total);
+        }
+        series
+    }
+
+    fn opened(decisions: &[Decision]) -> Vec<Signal> {
+        decisions
+            .iter()
+            .filter(|d| matches!(d.transition, Transition::Open(_)))
+            .map(|d| d.signal)
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_pages_once() {
+        let mut minutes: Vec<(u64, u64)> = (0..40).map(|i| (2 + i % 3, 40)).collect();
+        minutes[39] = (80, 120);
+        let decisions = evaluate_service(
+            &DetectionConfig::default(),
+            &series(&minutes),
+            &[],
+            Minute(39),
+        );
+        assert_eq!(opened(&decisions), [Signal::ErrorCount]);
+    }
+
+    #[test]
+    fn fewer_requests_with_the_same_errors_is_an_error_rate_incident() {
+        // 20,000 events a minute at 0.5%; then traffic falls to 4,000 but errors do not.
+        let mut minutes: Vec<(u64, u64)> = (0..40).map(|i| (95 + i % 11, 20_000)).collect();
+        minutes[39] = (100, 4_000);
+        let decisions = evaluate_service(
+            &DetectionConfig::default(),
+            &series(&minutes),
+            &[],
+            Minute(39),
+        );
+        assert_eq!(opened(&decisions), [Signal::ErrorRate]);
     }
 }

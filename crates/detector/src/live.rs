@@ -98,8 +98,9 @@ impl Detector {
     async fn evaluate(&self, now: DateTime<Utc>) -> StoreResult<TickReport> {
         let config = &self.config;
         let now_minute = Minute::containing(now);
-        // The baseline of the last complete minute reaches back this far.
-        let first = now_minute.minus(i64::from(config.baseline_minutes) + 1);
+        // The baseline of the two-minute window ending at the last complete minute reaches
+        // back this far.
+        let first = now_minute.minus(i64::from(config.baseline_minutes) + 2);
         let lookback = i64::from(config.baseline_minutes.max(config.reopen_window)) + 1;
         let services = self.services.as_deref();
 
@@ -179,15 +180,15 @@ impl Detector {
         let (action, assessment, id) = match transition {
             Transition::Quiet => return Ok(()),
             Transition::Open(assessment) => {
-                let title = engine::title(
-                    service,
-                    signal,
-                    assessment.count,
-                    assessment.z,
-                    &assessment.baseline,
-                );
+                let title = engine::title(service, signal, &assessment);
                 let new = new_incident(config, service, signal, &title, &assessment, now);
-                let reason = format!("z = {:.2} > {}", assessment.z, config.z_threshold);
+                let reason = match assessment.p_value {
+                    Some(p) => format!(
+                        "tail probability {p:.2e} <= {:.0e} (z = {:.2})",
+                        config.p_open, assessment.z
+                    ),
+                    None => format!("z = {:.2} > {}", assessment.z, config.z_threshold),
+                };
                 let id = incidents::open(
                     conn,
                     &new,
@@ -291,6 +292,7 @@ fn measurement(assessment: &Assessment, now: DateTime<Utc>) -> Measurement {
         at: now,
         z: assessment.z,
         count: i64::try_from(assessment.count).unwrap_or(i64::MAX),
+        total: i64::try_from(assessment.total).unwrap_or(i64::MAX),
         p_value: assessment.p_value,
     }
 }
@@ -311,16 +313,18 @@ fn new_incident<'a>(
         title,
         opened_at: now,
         last_evaluated_at: now,
-        first_minute: assessment.minute.start(),
+        first_minute: assessment.first.start(),
         last_fired_minute: assessment.minute.start(),
         current_z: assessment.z,
         peak_z: assessment.z,
         current_count: count,
+        current_total: i64::try_from(assessment.total).unwrap_or(i64::MAX),
         peak_count: count,
         p_value: assessment.p_value,
         baseline_mean: assessment.baseline.mean,
         baseline_stddev: assessment.baseline.stddev,
         baseline_minutes: i32::try_from(assessment.baseline.minutes).unwrap_or(i32::MAX),
+        baseline_total_mean: assessment.baseline.total_mean,
         algorithm: config.algorithm.as_str(),
         z_threshold: config.z_threshold,
         min_count: i64::try_from(config.min_count).unwrap_or(i64::MAX),
@@ -342,6 +346,7 @@ pub fn snapshot(row: &IncidentRow) -> Option<IncidentSnapshot> {
             minutes: u32::try_from(row.baseline_minutes).unwrap_or(0),
             mean: row.baseline_mean,
             stddev: row.baseline_stddev,
+            total_mean: row.baseline_total_mean,
         },
         resolved_at: row.resolved_at.map(Minute::containing),
     })

@@ -164,7 +164,7 @@ fn replay_service(
                             id,
                             signal: decision.signal,
                             status: Status::Open,
-                            first_minute: assessment.minute,
+                            first_minute: assessment.first,
                             last_fired: assessment.minute,
                             severity: assessment.severity,
                             peak_z: assessment.z,

@@ -62,16 +62,28 @@ impl Default for LoopSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DetectionSettings {
-    /// Decision rule: `classic` (the original z > 3 and count > 5).
+    /// Decision rule: `negative_binomial` (tail probability of the count, and the error
+    /// rate signal) or `classic` (the original z > 3 and count > 5, for comparison).
     pub algorithm: Algorithm,
-    /// z above which a minute opens an incident.
+    /// Negative binomial: tail probability at or below which a minute opens an incident.
+    pub p_open: f64,
+    /// Negative binomial: tail probability at or below which a minute keeps an incident
+    /// open (hysteresis).
+    pub p_stay: f64,
+    /// Negative binomial: tail probability at or below which an incident is critical.
+    pub p_critical: f64,
+    /// Whether the error_rate signal (errors / all events) is evaluated.
+    pub error_rate: bool,
+    /// Error rate: the minute's error ratio must be at least this multiple of the baseline's.
+    pub rate_min_factor: f64,
+    /// Classic: z above which a minute opens an incident.
     pub z_threshold: f64,
-    /// z above which a minute keeps an incident open (hysteresis).
+    /// Classic: z above which a minute keeps an incident open (hysteresis).
     pub stay_z: f64,
+    /// Classic: z above which an incident is critical.
+    pub critical_z: f64,
     /// Errors a minute must exceed to open or keep an incident.
     pub min_count: u64,
-    /// z above which an incident is critical.
-    pub critical_z: f64,
     /// Minutes before a bucket that form its baseline.
     #[serde(with = "duration")]
     pub baseline: Duration,
@@ -92,10 +104,15 @@ impl Default for DetectionSettings {
         let minutes = |count: u32| Duration::from_secs(u64::from(count) * 60);
         DetectionSettings {
             algorithm: config.algorithm,
+            p_open: config.p_open,
+            p_stay: config.p_stay,
+            p_critical: config.p_critical,
+            error_rate: config.error_rate,
+            rate_min_factor: config.rate_min_factor,
             z_threshold: config.z_threshold,
             stay_z: config.stay_z,
-            min_count: config.min_count,
             critical_z: config.critical_z,
+            min_count: config.min_count,
             baseline: minutes(config.baseline_minutes),
             min_baseline: minutes(config.min_baseline_minutes),
             resolve_after: minutes(config.resolve_after),
@@ -119,10 +136,15 @@ impl DetectionSettings {
     pub fn config(&self) -> Result<DetectionConfig, SettingsError> {
         let config = DetectionConfig {
             algorithm: self.algorithm,
+            p_open: self.p_open,
+            p_stay: self.p_stay,
+            p_critical: self.p_critical,
+            error_rate: self.error_rate,
+            rate_min_factor: self.rate_min_factor,
             z_threshold: self.z_threshold,
             stay_z: self.stay_z,
-            min_count: self.min_count,
             critical_z: self.critical_z,
+            min_count: self.min_count,
             baseline_minutes: whole_minutes("detection.baseline", self.baseline)?,
             min_baseline_minutes: whole_minutes("detection.min_baseline", self.min_baseline)?,
             resolve_after: whole_minutes("detection.resolve_after", self.resolve_after)?,

@@ -143,7 +143,14 @@ async fn a_burst_opens_one_incident_for_its_service_only() {
         row.baseline_mean
     );
     assert_eq!(row.severity, "critical");
-    assert_eq!(row.algorithm, "classic");
+    assert_eq!(row.algorithm, "negative_binomial");
+    assert!(row.p_value.is_some_and(|p| p < 1e-12), "{:?}", row.p_value);
+    assert_eq!(row.current_total, 80);
+    assert!(
+        (row.baseline_total_mean - 23.0).abs() < 1e-9,
+        "{}",
+        row.baseline_total_mean
+    );
     assert_eq!(row.first_minute, setup.burst.start());
 }
 

@@ -18,14 +18,21 @@ pub const SIGMA_ZERO_Z: f64 = 999.0;
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
     /// The original rule: z > `z_threshold` and count > `min_count`, population σ over the
-    /// zero-filled baseline, σ = 0 giving z = 999.
+    /// zero-filled baseline, σ = 0 giving z = 999. Error counts only.
     Classic,
+    /// A tail-probability test for counts: the chance of seeing at least this many errors
+    /// under the baseline's predictive distribution (negative binomial whose variance is the
+    /// observed variance when that exceeds the mean, never less than the mean, widened for
+    /// the uncertainty of a 30-minute estimate), on the minute alone and on the last two
+    /// minutes together; plus the error-rate signal.
+    NegativeBinomial,
 }
 
 impl Algorithm {
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::Classic => "classic",
+            Algorithm::NegativeBinomial => "negative_binomial",
         }
     }
 }
@@ -35,14 +42,27 @@ impl Algorithm {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DetectionConfig {
     pub algorithm: Algorithm,
-    /// z above which a bucket opens an incident.
+    /// Classic: z above which a bucket opens an incident.
     pub z_threshold: f64,
-    /// z above which a bucket keeps an open incident alive (hysteresis: below `z_threshold`).
+    /// Classic: z above which a bucket keeps an open incident alive (hysteresis).
     pub stay_z: f64,
-    /// Count a bucket must exceed to open or keep an incident (the original's guard).
-    pub min_count: u64,
-    /// z above which an incident is critical.
+    /// Classic: z above which an incident is critical.
     pub critical_z: f64,
+    /// Negative binomial: tail probability at or below which a bucket opens an incident.
+    pub p_open: f64,
+    /// Negative binomial: tail probability at or below which a bucket keeps an incident
+    /// alive (hysteresis: above `p_open`).
+    pub p_stay: f64,
+    /// Negative binomial: tail probability at or below which an incident is critical.
+    pub p_critical: f64,
+    /// Errors a bucket must exceed to open or keep an incident (the original's guard).
+    pub min_count: u64,
+    /// Error rate: the bucket's error ratio must be at least this multiple of the baseline
+    /// ratio (an effect-size guard: at high traffic tiny ratio shifts are "significant"
+    /// without mattering).
+    pub rate_min_factor: f64,
+    /// Whether the error-rate signal is evaluated (negative binomial algorithm only).
+    pub error_rate: bool,
     /// Minutes before a bucket that form its baseline.
     pub baseline_minutes: u32,
     /// Fewest usable baseline minutes for a verdict; with fewer the bucket is not judged.
@@ -56,15 +76,38 @@ pub struct DetectionConfig {
 impl Default for DetectionConfig {
     fn default() -> Self {
         DetectionConfig {
-            algorithm: Algorithm::Classic,
+            algorithm: Algorithm::NegativeBinomial,
             z_threshold: 3.0,
             stay_z: 2.0,
-            min_count: 5,
             critical_z: 5.0,
+            p_open: 1e-6,
+            p_stay: 1e-3,
+            p_critical: 1e-12,
+            min_count: 5,
+            rate_min_factor: 2.0,
+            error_rate: true,
             baseline_minutes: 30,
             min_baseline_minutes: 10,
             resolve_after: 5,
             reopen_window: 30,
+        }
+    }
+}
+
+impl DetectionConfig {
+    /// The original design's rule, for comparison.
+    pub fn classic() -> DetectionConfig {
+        DetectionConfig {
+            algorithm: Algorithm::Classic,
+            ..DetectionConfig::default()
+        }
+    }
+
+    /// The signals this configuration evaluates.
+    pub fn signals(&self) -> &'static [Signal] {
+        match (self.algorithm, self.error_rate) {
+            (Algorithm::NegativeBinomial, true) => &[Signal::ErrorCount, Signal::ErrorRate],
+            _ => &[Signal::ErrorCount],
         }
     }
 }
@@ -76,8 +119,14 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("detection.stay_z must not exceed detection.z_threshold")]
     StayAboveOpen,
+    #[error(
+        "detection.p_open, p_stay and p_critical must be probabilities with p_critical <= p_open <= p_stay"
+    )]
+    Probabilities,
     #[error("detection.min_baseline_minutes must not exceed detection.baseline_minutes")]
     MinBaselineTooLarge,
+    #[error("detection.rate_min_factor must be at least 1")]
+    RateFactor,
 }
 
 impl DetectionConfig {
@@ -97,6 +146,18 @@ impl DetectionConfig {
         }
         if self.stay_z > self.z_threshold {
             return Err(ConfigError::StayAboveOpen);
+        }
+        let probability = |p: f64| p > 0.0 && p < 1.0;
+        if !(probability(self.p_open)
+            && probability(self.p_stay)
+            && probability(self.p_critical)
+            && self.p_critical <= self.p_open
+            && self.p_open <= self.p_stay)
+        {
+            return Err(ConfigError::Probabilities);
+        }
+        if self.rate_min_factor.is_nan() || self.rate_min_factor < 1.0 {
+            return Err(ConfigError::RateFactor);
         }
         Ok(())
     }
@@ -180,7 +241,7 @@ impl MinuteSpan {
     }
 }
 
-/// What a bucket is compared with: the error counts of the minutes before it.
+/// What a bucket is compared with: the minutes before it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     /// How many minutes it summarises.
@@ -189,50 +250,89 @@ pub struct Baseline {
     pub mean: f64,
     /// Population standard deviation of errors per minute.
     pub stddev: f64,
+    /// Mean events (all levels) per minute.
+    pub total_mean: f64,
 }
 
 impl Baseline {
-    /// Mean and population standard deviation of per-minute counts.
+    /// Mean and population standard deviation of per-minute error counts (no totals).
     pub fn from_counts(counts: &[u64]) -> Baseline {
-        let n = counts.len();
+        let pairs: Vec<(u64, u64)> = counts.iter().map(|&c| (c, c)).collect();
+        Baseline::from_minutes(&pairs)
+    }
+
+    /// The baseline of `(errors, total)` per minute.
+    pub fn from_minutes(minutes: &[(u64, u64)]) -> Baseline {
+        let n = minutes.len();
         if n == 0 {
             return Baseline {
                 minutes: 0,
                 mean: 0.0,
                 stddev: 0.0,
+                total_mean: 0.0,
             };
         }
         let n_f = n as f64;
-        let mean = counts.iter().map(|&c| c as f64).sum::<f64>() / n_f;
-        let variance = counts
+        let mean = minutes.iter().map(|&(e, _)| e as f64).sum::<f64>() / n_f;
+        let total_mean = minutes.iter().map(|&(_, t)| t as f64).sum::<f64>() / n_f;
+        let variance = minutes
             .iter()
-            .map(|&c| (c as f64 - mean).powi(2))
+            .map(|&(e, _)| (e as f64 - mean).powi(2))
             .sum::<f64>()
             / n_f;
         Baseline {
             minutes: u32::try_from(n).unwrap_or(u32::MAX),
             mean,
             stddev: variance.sqrt(),
+            total_mean,
         }
     }
 
-    /// The baseline of `bucket`: the `baseline_minutes` before it, skipping unknown minutes
-    /// and minutes inside `excluded` spans. `None` when fewer than `min_baseline_minutes`
-    /// remain.
+    /// The `(errors, total)` of the usable minutes before `bucket`: up to
+    /// `baseline_minutes`, skipping unknown minutes and minutes inside `excluded` spans.
+    fn minutes_before(
+        config: &DetectionConfig,
+        series: &MinuteSeries,
+        bucket: Minute,
+        excluded: &[MinuteSpan],
+    ) -> Vec<(u64, u64)> {
+        (1..=i64::from(config.baseline_minutes))
+            .map(|back| bucket.minus(back))
+            .filter(|minute| series.is_known(*minute))
+            .filter(|minute| !excluded.iter().any(|span| span.contains(*minute)))
+            .map(|minute| (series.errors(minute), series.totals(minute)))
+            .collect()
+    }
+
+    /// The baseline of `bucket`, or `None` when fewer than `min_baseline_minutes` usable
+    /// minutes precede it.
     pub fn for_bucket(
         config: &DetectionConfig,
         series: &MinuteSeries,
         bucket: Minute,
         excluded: &[MinuteSpan],
     ) -> Option<Baseline> {
-        let counts: Vec<u64> = (1..=i64::from(config.baseline_minutes))
-            .map(|back| bucket.minus(back))
-            .filter(|minute| series.is_known(*minute))
-            .filter(|minute| !excluded.iter().any(|span| span.contains(*minute)))
-            .map(|minute| series.errors(minute))
-            .collect();
-        (counts.len() >= config.min_baseline_minutes as usize)
-            .then(|| Baseline::from_counts(&counts))
+        let minutes = Baseline::minutes_before(config, series, bucket, excluded);
+        (minutes.len() >= config.min_baseline_minutes as usize)
+            .then(|| Baseline::from_minutes(&minutes))
+    }
+
+    /// The predictive distribution of the error count of a `window`-minute sum, as
+    /// (mean, variance): the mean smoothed by half an event (so an all-zero baseline still
+    /// has a finite expectation), the variance the larger of the unbiased sample variance and
+    /// the mean (never under-dispersed: counts are at least Poisson), widened by 1/n for the
+    /// uncertainty of an n-minute estimate.
+    pub fn predictive(&self, window: u32) -> (f64, f64) {
+        let n = f64::from(self.minutes.max(1));
+        let mean = (self.mean * n + 0.5) / n;
+        let sample_variance = if self.minutes > 1 {
+            self.stddev * self.stddev * n / (n - 1.0)
+        } else {
+            0.0
+        };
+        let variance = sample_variance.max(mean) * (1.0 + 1.0 / n);
+        let window = f64::from(window);
+        (mean * window, variance * window)
     }
 }
 
@@ -245,17 +345,40 @@ pub fn z_score(count: u64, baseline: &Baseline) -> f64 {
     }
 }
 
-/// The verdict on one minute bucket.
+/// P(X >= count) for X negative binomial with this mean and variance (variance > mean).
+pub fn negative_binomial_tail(count: u64, mean: f64, variance: f64) -> f64 {
+    use statrs::distribution::{DiscreteCDF, NegativeBinomial};
+    if count == 0 {
+        return 1.0;
+    }
+    let variance = variance.max(mean * (1.0 + 1e-9));
+    let p = mean / variance;
+    let r = mean * mean / (variance - mean);
+    match NegativeBinomial::new(r, p) {
+        Ok(distribution) => distribution.sf(count - 1).clamp(0.0, 1.0),
+        Err(_) => 1.0,
+    }
+}
+
+/// P(Z >= z) for a standard normal Z.
+fn normal_tail(z: f64) -> f64 {
+    0.5 * statrs::function::erf::erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// The verdict on one bucket (or a window of buckets ending at it).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Assessment {
+    /// The bucket judged (the last minute of the window).
     pub minute: Minute,
-    /// Errors in the bucket.
+    /// The first minute of the window the evidence covers.
+    pub first: Minute,
+    /// Errors in the window.
     pub count: u64,
-    /// All events in the bucket.
+    /// All events in the window.
     pub total: u64,
     pub baseline: Baseline,
     pub z: f64,
-    /// Tail probability of a count this high under the baseline, where the test has one.
+    /// Tail probability of evidence this strong under the baseline, where the test has one.
     pub p_value: Option<f64>,
     /// Strong enough to open an incident.
     pub fires: bool,
@@ -264,7 +387,14 @@ pub struct Assessment {
     pub severity: Severity,
 }
 
-/// Judges one bucket against a baseline.
+impl Assessment {
+    /// The error ratio of the window, if it had events.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.count as f64 / self.total as f64)
+    }
+}
+
+/// Judges the errors of one bucket against a baseline (the classic rule or the count test).
 pub fn assess(
     config: &DetectionConfig,
     minute: Minute,
@@ -272,17 +402,46 @@ pub fn assess(
     total: u64,
     baseline: &Baseline,
 ) -> Assessment {
-    let z = z_score(count, baseline);
+    assess_window(config, minute, 1, count, total, baseline)
+}
+
+/// Judges the error count of a `window`-minute sum ending at `minute`.
+fn assess_window(
+    config: &DetectionConfig,
+    minute: Minute,
+    window: u32,
+    count: u64,
+    total: u64,
+    baseline: &Baseline,
+) -> Assessment {
     let guard = count > config.min_count;
-    let (fires, holds, p_value) = match config.algorithm {
-        Algorithm::Classic => (
-            guard && z > config.z_threshold,
-            guard && z > config.stay_z,
-            None,
-        ),
+    let (z, p_value, fires, holds, critical) = match config.algorithm {
+        Algorithm::Classic => {
+            let z = z_score(count, baseline);
+            (
+                z,
+                None,
+                guard && z > config.z_threshold,
+                guard && z > config.stay_z,
+                z > config.critical_z,
+            )
+        }
+        Algorithm::NegativeBinomial => {
+            let (mean, variance) = baseline.predictive(window);
+            let z = (count as f64 - mean) / variance.sqrt();
+            let p = negative_binomial_tail(count, mean, variance);
+            (
+                z,
+                Some(p),
+                guard && p <= config.p_open,
+                guard && p <= config.p_stay,
+                p <= config.p_critical,
+            )
+        }
     };
     Assessment {
         minute,
+        first: minute.minus(i64::from(window) - 1),
         count,
         total,
         baseline: *baseline,
@@ -290,11 +449,79 @@ pub fn assess(
         p_value,
         fires,
         holds,
-        severity: if z > config.critical_z {
+        severity: if critical {
             Severity::Critical
         } else {
             Severity::Warning
         },
+    }
+}
+
+/// Judges the error *ratio* of one bucket against the baseline ratio: a quasi-binomial test
+/// (binomial variance scaled by the baseline's own over-dispersion, widened for the
+/// uncertainty of the baseline ratio), with the count guard and the effect-size guard
+/// (`rate_min_factor`). `dispersion` is the baseline's variance ratio (at least 1).
+fn assess_rate(
+    config: &DetectionConfig,
+    minute: Minute,
+    errors: u64,
+    total: u64,
+    baseline: &Baseline,
+    dispersion: f64,
+) -> Assessment {
+    let n = f64::from(baseline.minutes.max(1));
+    let base_errors = baseline.mean * n;
+    let base_total = baseline.total_mean * n;
+    let ratio = (base_errors + 0.5) / (base_total + 1.0);
+    let t = total as f64;
+    let expected = t * ratio;
+    let variance = (dispersion * t * ratio * (1.0 - ratio) * (1.0 + t / (base_total + 1.0)))
+        .max(f64::MIN_POSITIVE);
+    let z = (errors as f64 - expected) / variance.sqrt();
+    let p = if total == 0 { 1.0 } else { normal_tail(z) };
+    let observed = if total == 0 { 0.0 } else { errors as f64 / t };
+    let material = observed >= config.rate_min_factor * ratio;
+    let guard = errors > config.min_count && material;
+    Assessment {
+        minute,
+        first: minute,
+        count: errors,
+        total,
+        baseline: *baseline,
+        z,
+        p_value: Some(p),
+        fires: guard && p <= config.p_open,
+        holds: guard && p <= config.p_stay,
+        severity: if p <= config.p_critical {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+    }
+}
+
+/// The over-dispersion of the baseline's error ratio: the observed variance of errors
+/// around `total × ratio` over the binomial variance (at least 1).
+fn rate_dispersion(minutes: &[(u64, u64)]) -> f64 {
+    let errors: f64 = minutes.iter().map(|&(e, _)| e as f64).sum();
+    let totals: f64 = minutes.iter().map(|&(_, t)| t as f64).sum();
+    if totals <= 0.0 {
+        return 1.0;
+    }
+    let ratio = (errors + 0.5) / (totals + 1.0);
+    let (observed, binomial) = minutes
+        .iter()
+        .fold((0.0, 0.0), |(observed, binomial), &(e, t)| {
+            let t = t as f64;
+            (
+                observed + (e as f64 - t * ratio).powi(2),
+                binomial + t * ratio * (1.0 - ratio),
+            )
+        });
+    if binomial <= 0.0 {
+        1.0
+    } else {
+        (observed / binomial).max(1.0)
     }
 }
 
@@ -321,7 +548,7 @@ pub enum Transition {
     /// Nothing active, a bucket fired, and an incident resolved within `reopen_window`:
     /// reopen it instead of opening a duplicate.
     Reopen(Assessment),
-    /// An incident is active and stays so; `current` is the strongest bucket now.
+    /// An incident is active and stays so; `current` is the strongest evidence now.
     Update {
         current: Assessment,
         /// The newest minute that held the incident open (unchanged when none did now).
@@ -347,20 +574,99 @@ pub struct Evaluation<'a> {
     pub excluded: &'a [MinuteSpan],
 }
 
+/// The baselines a verdict on a bucket needs: the minutes before it, and for the two-minute
+/// window the minutes before that window. Each with the dispersion of its error ratio.
+struct Baselines {
+    single: (Baseline, f64),
+    pair: Option<Baseline>,
+}
+
+impl Baselines {
+    /// Baselines from the series, or `None` when too little history precedes the bucket.
+    fn before(
+        config: &DetectionConfig,
+        series: &MinuteSeries,
+        bucket: Minute,
+        excluded: &[MinuteSpan],
+    ) -> Option<Baselines> {
+        let minutes = Baseline::minutes_before(config, series, bucket, excluded);
+        if minutes.len() < config.min_baseline_minutes as usize {
+            return None;
+        }
+        let single = (Baseline::from_minutes(&minutes), rate_dispersion(&minutes));
+        let pair = Baseline::for_bucket(config, series, bucket.minus(1), excluded);
+        Some(Baselines { single, pair })
+    }
+
+    /// The frozen baseline of an active incident. Only single minutes keep an incident
+    /// alive: a two-minute window still holding the last firing minute would delay
+    /// resolution by a minute without new evidence.
+    fn frozen(baseline: Baseline) -> Baselines {
+        Baselines {
+            // The dispersion is not kept with the incident; assuming none keeps it open
+            // rather than closing it early.
+            single: (baseline, 1.0),
+            pair: None,
+        }
+    }
+}
+
+/// Every verdict on `bucket` for `signal`: the minute alone, and for error counts under the
+/// count test also the two minutes ending at it (a rise spread over a minute boundary, or
+/// sustained but moderate, shows there first).
+fn judge(
+    config: &DetectionConfig,
+    signal: Signal,
+    series: &MinuteSeries,
+    bucket: Minute,
+    baselines: &Baselines,
+) -> Vec<Assessment> {
+    let (errors, total) = (series.errors(bucket), series.totals(bucket));
+    let (baseline, dispersion) = &baselines.single;
+    match (signal, config.algorithm) {
+        (Signal::ErrorRate, _) => vec![assess_rate(
+            config,
+            bucket,
+            errors,
+            total,
+            baseline,
+            *dispersion,
+        )],
+        (Signal::ErrorCount, Algorithm::Classic) => {
+            vec![assess(config, bucket, errors, total, baseline)]
+        }
+        (Signal::ErrorCount, Algorithm::NegativeBinomial) => {
+            let mut verdicts = vec![assess_window(config, bucket, 1, errors, total, baseline)];
+            if let Some(pair_baseline) = &baselines.pair {
+                let previous = bucket.minus(1);
+                let pair_errors = errors + series.errors(previous);
+                let pair_total = total + series.totals(previous);
+                verdicts.push(assess_window(
+                    config,
+                    bucket,
+                    2,
+                    pair_errors,
+                    pair_total,
+                    pair_baseline,
+                ));
+            }
+            verdicts
+        }
+    }
+}
+
 /// Runs one tick of the lifecycle: judges the last complete minute and the current partial
 /// minute, so a burst that straddles a minute boundary or a tick is still seen.
 pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
     let buckets = [input.now.minus(1), input.now];
-    let judge = |minute: Minute, baseline: &Baseline| {
-        let count = match input.signal {
-            Signal::ErrorCount | Signal::ErrorRate => input.series.errors(minute),
-        };
-        assess(config, minute, count, input.series.totals(minute), baseline)
-    };
-
     match input.active {
         Some(active) => {
-            let assessments = buckets.map(|minute| judge(minute, &active.baseline));
+            // Judged against the baseline frozen when it opened.
+            let frozen = Baselines::frozen(active.baseline);
+            let assessments: Vec<Assessment> = buckets
+                .iter()
+                .flat_map(|&minute| judge(config, input.signal, input.series, minute, &frozen))
+                .collect();
             let current = strongest(&assessments);
             let held = assessments
                 .iter()
@@ -387,9 +693,11 @@ pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
             let fired: Vec<Assessment> = buckets
                 .iter()
                 .filter_map(|&minute| {
-                    Baseline::for_bucket(config, input.series, minute, input.excluded)
-                        .map(|baseline| judge(minute, &baseline))
+                    Baselines::before(config, input.series, minute, input.excluded).map(
+                        |baselines| judge(config, input.signal, input.series, minute, &baselines),
+                    )
                 })
+                .flatten()
                 .filter(|a| a.fires)
                 .collect();
             if fired.is_empty() {
@@ -408,11 +716,13 @@ pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
     }
 }
 
-/// The assessment with the highest z (the latest one on ties).
+/// The strongest assessment: the smallest tail probability, else the highest z (the latest
+/// one on ties).
 fn strongest(assessments: &[Assessment]) -> Assessment {
+    let strength = |a: &Assessment| (-a.p_value.unwrap_or(1.0), a.z);
     let mut best = assessments[0];
     for assessment in &assessments[1..] {
-        if assessment.z >= best.z {
+        if strength(assessment) >= strength(&best) {
             best = *assessment;
         }
     }
@@ -453,7 +763,7 @@ mod tests {
 
     #[test]
     fn classic_rule_needs_both_z_and_count() {
-        let config = DetectionConfig::default();
+        let config = DetectionConfig::classic();
         let baseline = Baseline::from_counts(&[0, 1, 0, 1, 0, 1]);
         // mean 0.5, stddev 0.5: a count of 5 has z = 9 but does not exceed min_count.
         assert!(!assess(&config, Minute(0), 5, 5, &baseline).fires);
@@ -468,7 +778,7 @@ mod tests {
     fn sigma_zero_gives_the_sentinel() {
         let flat = Baseline::from_counts(&[3; 30]);
         assert_eq!(z_score(3, &flat), SIGMA_ZERO_Z);
-        let verdict = assess(&DetectionConfig::default(), Minute(0), 6, 6, &flat);
+        let verdict = assess(&DetectionConfig::classic(), Minute(0), 6, 6, &flat);
         assert!(verdict.fires);
         assert_eq!(verdict.severity, Severity::Critical);
     }
@@ -575,7 +885,7 @@ mod tests {
 
     #[test]
     fn stronger_evidence_escalates() {
-        let config = DetectionConfig::default();
+        let config = DetectionConfig::classic();
         let mut counts: Vec<u64> = vec![10; 40];
         for (i, c) in counts.iter_mut().enumerate() {
             *c += (i % 2) as u64 * 4;
@@ -619,9 +929,131 @@ mod tests {
             ..DetectionConfig::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::Zero("resolve_after")));
+        let bad = DetectionConfig {
+            p_open: 0.1,
+            p_stay: 0.01,
+            ..DetectionConfig::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::Probabilities));
+    }
+
+    /// A series with `errors` and `totals` per minute from minute 0.
+    fn series_of(minutes: &[(u64, u64)]) -> MinuteSeries {
+        let mut series = MinuteSeries::new(Minute(0), Minute(minutes.len() as i64 - 1));
+        for (i, &(errors, total)) in minutes.iter().enumerate() {
+            series.add(Minute(i as i64), errors, total);
+        }
+        series
+    }
+
+    fn rate_input(series: &MinuteSeries, now: i64) -> Evaluation<'_> {
+        Evaluation {
+            signal: Signal::ErrorRate,
+            ..input(series, now)
+        }
+    }
+
+    #[test]
+    fn the_count_test_uses_tail_probabilities() {
+        let config = DetectionConfig::default();
+        // Poisson-like baseline of mean 3: 6 errors is ordinary, 30 is not.
+        let baseline = Baseline::from_counts(&[2, 3, 4, 3, 2, 4, 3, 3, 2, 4]);
+        let ordinary = assess(&config, Minute(0), 6, 6, &baseline);
+        assert!(!ordinary.fires);
+        assert!(ordinary.p_value.unwrap() > 0.01);
+        let burst = assess(&config, Minute(0), 30, 30, &baseline);
+        assert!(burst.fires);
+        assert!(burst.p_value.unwrap() < 1e-9);
+        assert!(burst.z > 5.0);
+    }
+
+    #[test]
+    fn a_silent_baseline_has_no_infinite_z() {
+        // The classic rule gives z = 999 to anything against an all-zero baseline; the count
+        // test needs the count guard and a real tail probability.
+        let config = DetectionConfig::default();
+        let silent = Baseline::from_counts(&[0; 30]);
+        let one = assess(&config, Minute(0), 1, 1, &silent);
+        assert!(!one.fires && one.z.is_finite());
+        assert!(assess(&config, Minute(0), 6, 6, &silent).fires);
+    }
+
+    #[test]
+    fn over_dispersed_baselines_need_more_evidence() {
+        let config = DetectionConfig::default();
+        let steady = Baseline::from_counts(&[10; 30]);
+        let bursty: Vec<u64> = (0..30).map(|i| if i % 2 == 0 { 2 } else { 18 }).collect();
+        let bursty = Baseline::from_counts(&bursty);
+        assert_eq!(steady.mean, bursty.mean);
+        let against_steady = assess(&config, Minute(0), 30, 30, &steady);
+        let against_bursty = assess(&config, Minute(0), 30, 30, &bursty);
+        assert!(against_steady.fires);
+        assert!(!against_bursty.fires);
+        assert!(against_bursty.p_value.unwrap() > against_steady.p_value.unwrap());
+    }
+
+    #[test]
+    fn a_moderate_rise_over_two_minutes_is_caught_by_the_pair_window() {
+        let config = DetectionConfig::default();
+        // Mean 2 per minute; then 11 and 11: each minute alone is borderline, the pair is not.
+        let mut minutes: Vec<(u64, u64)> = (0..40).map(|i| (1 + (i % 3), 100)).collect();
+        minutes[38] = (11, 100);
+        minutes[39] = (11, 100);
+        let series = series_of(&minutes);
+        let Transition::Open(opening) = evaluate(&config, input(&series, 39)) else {
+            panic!("a sustained rise must open");
+        };
+        assert_eq!(opening.minute, Minute(39));
+        assert_eq!(opening.first, Minute(38));
+        assert_eq!(opening.count, 22);
+    }
+
+    #[test]
+    fn an_error_ratio_jump_opens_an_error_rate_incident() {
+        let config = DetectionConfig::default();
+        // 2,000 events a minute at 0.5% errors, then 5%.
+        let mut minutes: Vec<(u64, u64)> = (0..40).map(|i| (8 + (i % 5), 2_000)).collect();
+        minutes[39] = (100, 2_000);
+        let series = series_of(&minutes);
+        let Transition::Open(opening) = evaluate(&config, rate_input(&series, 39)) else {
+            panic!("0.5% to 5% must open an error_rate incident");
+        };
+        assert!((opening.ratio().unwrap() - 0.05).abs() < 1e-9);
+    }
+
+    #[test]
+    fn traffic_doubling_at_the_same_ratio_is_not_an_error_rate_incident() {
+        let config = DetectionConfig::default();
+        let mut minutes: Vec<(u64, u64)> = (0..40).map(|i| (8 + (i % 5), 2_000)).collect();
+        minutes[38] = (21, 4_000);
+        minutes[39] = (20, 4_000);
+        let series = series_of(&minutes);
+        assert_eq!(
+            evaluate(&config, rate_input(&series, 39)),
+            Transition::Quiet
+        );
+    }
+
+    #[test]
+    fn classic_evaluates_error_counts_only() {
+        assert_eq!(DetectionConfig::classic().signals(), &[Signal::ErrorCount]);
+        assert_eq!(
+            DetectionConfig::default().signals(),
+            &[Signal::ErrorCount, Signal::ErrorRate]
+        );
     }
 
     proptest! {
+        #[test]
+        fn tail_probabilities_fall_as_counts_rise(mean in 0.2f64..200.0, extra in 1.0f64..5.0, a in 0u64..400, b in 0u64..400) {
+            let variance = mean * extra;
+            let (low, high) = (a.min(b), a.max(b));
+            let p_low = negative_binomial_tail(low, mean, variance);
+            let p_high = negative_binomial_tail(high, mean, variance);
+            prop_assert!((0.0..=1.0).contains(&p_low));
+            prop_assert!(p_high <= p_low + 1e-12);
+        }
+
         #[test]
         fn mean_and_stddev_are_sane(counts in prop::collection::vec(0u64..10_000, 1..60)) {
             let baseline = Baseline::from_counts(&counts);
@@ -645,7 +1077,7 @@ mod tests {
             counts in prop::collection::vec(0u64..50, 30),
             count in 0u64..200,
         ) {
-            let config = DetectionConfig::default();
+            let config = DetectionConfig::classic();
             let baseline = Baseline::from_counts(&counts);
             let n = counts.len() as f64;
             let mean = counts.iter().sum::<u64>() as f64 / n;

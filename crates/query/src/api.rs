@@ -21,6 +21,8 @@ pub struct BaselineView {
     pub stddev: f64,
     /// Minutes it summarises.
     pub minutes: i32,
+    /// Mean events (every level) per minute.
+    pub total_mean: f64,
 }
 
 /// The decision rule and thresholds in force when the incident opened.
@@ -52,6 +54,8 @@ pub struct IncidentView {
     pub last_fired_minute: DateTime<Utc>,
     pub current_z: f64,
     pub current_count: i64,
+    /// All events in the evaluated window (the error rate is `current_count / current_total`).
+    pub current_total: i64,
     pub peak_z: f64,
     pub peak_count: i64,
     pub p_value: Option<f64>,
@@ -79,6 +83,7 @@ impl From<IncidentRow> for IncidentView {
             last_fired_minute: row.last_fired_minute,
             current_z: row.current_z,
             current_count: row.current_count,
+            current_total: row.current_total,
             peak_z: row.peak_z,
             peak_count: row.peak_count,
             p_value: row.p_value,
@@ -86,6 +91,7 @@ impl From<IncidentRow> for IncidentView {
                 mean: row.baseline_mean,
                 stddev: row.baseline_stddev,
                 minutes: row.baseline_minutes,
+                total_mean: row.baseline_total_mean,
             },
             thresholds: ThresholdsView {
                 algorithm: row.algorithm,

@@ -25,6 +25,8 @@ pub struct Measurement {
     pub at: DateTime<Utc>,
     pub z: f64,
     pub count: i64,
+    /// All events in the evaluated window.
+    pub total: i64,
     pub p_value: Option<f64>,
 }
 
@@ -94,6 +96,7 @@ pub async fn reopen(
                     incidents::last_fired_minute.eq(fired_minute),
                     incidents::current_z.eq(measurement.z),
                     incidents::current_count.eq(measurement.count),
+                    incidents::current_total.eq(measurement.total),
                     incidents::p_value.eq(measurement.p_value),
                     incidents::severity.eq(severity.as_str()),
                     incidents::peak_z.eq(greatest(incidents::peak_z, measurement.z)),
@@ -140,6 +143,7 @@ pub async fn update(
                 incidents::last_evaluated_at.eq(measurement.at),
                 incidents::current_z.eq(measurement.z),
                 incidents::current_count.eq(measurement.count),
+                incidents::current_total.eq(measurement.total),
                 incidents::p_value.eq(measurement.p_value),
                 incidents::peak_z.eq(greatest(incidents::peak_z, measurement.z)),
                 incidents::peak_count.eq(greatest(incidents::peak_count, measurement.count)),

@@ -49,11 +49,13 @@ fn new_incident(service: &str, at: chrono::DateTime<Utc>) -> NewIncident<'_> {
         current_z: 4.0,
         peak_z: 4.0,
         current_count: 20,
+        current_total: 200,
         peak_count: 20,
         p_value: None,
         baseline_mean: 2.0,
         baseline_stddev: 1.0,
         baseline_minutes: 30,
+        baseline_total_mean: 40.0,
         algorithm: "classic",
         z_threshold: 3.0,
         min_count: 5,
@@ -221,6 +223,7 @@ async fn only_one_active_incident_per_service_and_signal() {
         at: now,
         z: 7.0,
         count: 50,
+        total: 500,
         p_value: None,
     };
     incidents::update(
