@@ -38,8 +38,13 @@ bench-ingest:
     bash bench/ingest.sh
 
 # Every benchmark.
-bench: bench-ingest
+bench: bench-ingest bench-detection
 
 # COPY against UNNEST, alternating runs (docs/BENCHMARKS.md).
 bench-copy-vs-unnest:
     bash bench/ingest.sh copy-vs-unnest
+
+# Detection quality: simulated traffic through `threesigma-detector replay` (docs/DETECTION.md).
+bench-detection:
+    cargo build --release --bin threesigma-detector
+    python3 bench/detection.py

@@ -80,7 +80,7 @@ impl Default for DetectionConfig {
             z_threshold: 3.0,
             stay_z: 2.0,
             critical_z: 5.0,
-            p_open: 1e-6,
+            p_open: 1e-5,
             p_stay: 1e-3,
             p_critical: 1e-12,
             min_count: 5,
@@ -318,10 +318,13 @@ impl Baseline {
     }
 
     /// The predictive distribution of the error count of a `window`-minute sum, as
-    /// (mean, variance): the mean smoothed by half an event (so an all-zero baseline still
-    /// has a finite expectation), the variance the larger of the unbiased sample variance and
-    /// the mean (never under-dispersed: counts are at least Poisson), widened by 1/n for the
-    /// uncertainty of an n-minute estimate.
+    /// (mean, variance). The mean is smoothed by half an event, so an all-zero baseline still
+    /// has a finite expectation. The variance is the mean (Poisson) unless the baseline is
+    /// significantly over-dispersed — its index of dispersion (n−1)s²/mean beyond the 95th
+    /// percentile of χ²(n−1) — in which case it is the sample variance: a Poisson baseline's
+    /// sample variance is noisy, and taking the larger of the two every time would blunt
+    /// the test for no reason. Either way it is widened by 1/n for the uncertainty of an
+    /// n-minute estimate.
     pub fn predictive(&self, window: u32) -> (f64, f64) {
         let n = f64::from(self.minutes.max(1));
         let mean = (self.mean * n + 0.5) / n;
@@ -330,10 +333,24 @@ impl Baseline {
         } else {
             0.0
         };
-        let variance = sample_variance.max(mean) * (1.0 + 1.0 / n);
+        let over_dispersed =
+            self.minutes > 1 && (n - 1.0) * sample_variance / mean > chi_squared_95(n - 1.0);
+        let variance = if over_dispersed {
+            sample_variance
+        } else {
+            mean
+        } * (1.0 + 1.0 / n);
         let window = f64::from(window);
         (mean * window, variance * window)
     }
+}
+
+/// The 95th percentile of χ² with `k` degrees of freedom (Wilson–Hilferty; within 1% for
+/// k >= 5, which `min_baseline_minutes` ensures in practice).
+fn chi_squared_95(k: f64) -> f64 {
+    const Z_95: f64 = 1.644_853_626_951_472_2;
+    let a = 2.0 / (9.0 * k);
+    k * (1.0 - a + Z_95 * a.sqrt()).powi(3)
 }
 
 /// The z-score of `count` against `baseline`, with the original's σ = 0 sentinel.
@@ -358,11 +375,6 @@ pub fn negative_binomial_tail(count: u64, mean: f64, variance: f64) -> f64 {
         Ok(distribution) => distribution.sf(count - 1).clamp(0.0, 1.0),
         Err(_) => 1.0,
     }
-}
-
-/// P(Z >= z) for a standard normal Z.
-fn normal_tail(z: f64) -> f64 {
-    0.5 * statrs::function::erf::erfc(z / std::f64::consts::SQRT_2)
 }
 
 /// The verdict on one bucket (or a window of buckets ending at it).
@@ -457,10 +469,12 @@ fn assess_window(
     }
 }
 
-/// Judges the error *ratio* of one bucket against the baseline ratio: a quasi-binomial test
-/// (binomial variance scaled by the baseline's own over-dispersion, widened for the
-/// uncertainty of the baseline ratio), with the count guard and the effect-size guard
-/// (`rate_min_factor`). `dispersion` is the baseline's variance ratio (at least 1).
+/// Judges the error *ratio* of one bucket against the baseline ratio: the errors expected
+/// at the baseline ratio for this bucket's traffic, with a quasi-binomial variance (binomial,
+/// scaled by the baseline's own over-dispersion, widened for the uncertainty of the
+/// baseline ratio), tested with the negative-binomial tail of that mean and variance; plus
+/// the count guard and the effect-size guard (`rate_min_factor`). `dispersion` is the
+/// baseline's variance ratio (at least 1).
 fn assess_rate(
     config: &DetectionConfig,
     minute: Minute,
@@ -478,7 +492,17 @@ fn assess_rate(
     let variance = (dispersion * t * ratio * (1.0 - ratio) * (1.0 + t / (base_total + 1.0)))
         .max(f64::MIN_POSITIVE);
     let z = (errors as f64 - expected) / variance.sqrt();
-    let p = if total == 0 { 1.0 } else { normal_tail(z) };
+    // A discrete, right-skewed tail with this mean and variance: at small counts a normal
+    // approximation would call ordinary minutes extraordinary.
+    let p = if total == 0 {
+        1.0
+    } else {
+        negative_binomial_tail(
+            errors,
+            expected.max(f64::MIN_POSITIVE),
+            variance.max(expected * (1.0 + 1e-9)),
+        )
+    };
     let observed = if total == 0 { 0.0 } else { errors as f64 / t };
     let material = observed >= config.rate_min_factor * ratio;
     let guard = errors > config.min_count && material;

@@ -17,7 +17,7 @@ pub struct CommonArgs {
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// TOML settings file.
-    #[arg(long, env = "THREESIGMA_CONFIG", value_name = "FILE")]
+    #[arg(long, env = "THREESIGMA_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Apply pending database migrations before starting.
     #[arg(long, env = "THREESIGMA__DATABASE__MIGRATE")]
