@@ -105,3 +105,10 @@ COMMENT ON COLUMN log_counts.shard IS
     'The ingest writer that upserted the row. Concurrent writers never contend for the same hot row; readers sum over shards.';
 
 CREATE INDEX log_counts_minute ON log_counts (minute);
+
+-- The bucket (0 .. buckets-1) a service belongs to when detector replicas share the work;
+-- computed in the database so every replica agrees whatever it is built with.
+CREATE FUNCTION threesigma_service_bucket(service text, buckets integer)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT (abs(hashtextextended(service, 0) % buckets))::integer $$;

@@ -3,17 +3,22 @@
 //! `store::incidents`), so any number of detectors can run this at once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::detection::{Assessment, Baseline, MinuteSeries, Transition};
 use domain::{DetectionConfig, Level, Minute, Severity, Signal, Status};
 use serde::Serialize;
 use store::incidents::{self, Actor, Measurement};
+use store::leases::BucketLeases;
 use store::models::{IncidentRow, NewIncident};
+use store::scope::Scope;
 use store::{DbPool, StoreResult};
+use tokio::sync::Mutex;
 
 use crate::engine::{self, Decision, IncidentSnapshot};
 use crate::metrics::DetectorMetrics;
+use crate::notify::Notifier;
 
 const ACTOR: &str = "detector";
 
@@ -43,28 +48,56 @@ pub struct DecisionRecord {
     pub baseline_stddev: f64,
 }
 
-/// The live detector: a pool, the detection settings and optionally the services it is
-/// scoped to (sidecar mode).
+/// Which services this detector evaluates.
+#[derive(Clone)]
+pub enum Share {
+    /// A fixed list (sidecar mode); no coordination needed.
+    Services(Vec<String>),
+    /// The services of the hash buckets this replica holds among all replicas.
+    Buckets(Arc<Mutex<BucketLeases>>),
+}
+
+/// The live detector: a pool, the detection settings, its share of the services and
+/// optionally a webhook notifier.
 #[derive(Clone)]
 pub struct Detector {
     pool: DbPool,
     config: DetectionConfig,
-    services: Option<Vec<String>>,
+    share: Share,
     metrics: DetectorMetrics,
+    notifier: Option<Notifier>,
 }
 
 impl Detector {
     pub fn new(
         pool: DbPool,
         config: DetectionConfig,
-        services: Option<Vec<String>>,
+        share: Share,
         metrics: DetectorMetrics,
+        notifier: Option<Notifier>,
     ) -> Detector {
         Detector {
             pool,
             config,
-            services,
+            share,
             metrics,
+            notifier,
+        }
+    }
+
+    /// The services this detector evaluates right now (rebalancing bucket leases).
+    pub async fn scope(&self) -> StoreResult<Scope> {
+        match &self.share {
+            Share::Services(services) => Ok(Scope::Services(services.clone())),
+            Share::Buckets(leases) => {
+                let mut leases = leases.lock().await;
+                let held = leases.refresh().await?;
+                self.metrics.buckets_held.set(held.len() as i64);
+                Ok(Scope::Buckets {
+                    buckets: leases.buckets(),
+                    held,
+                })
+            }
         }
     }
 
@@ -102,20 +135,20 @@ impl Detector {
         // back this far.
         let first = now_minute.minus(i64::from(config.baseline_minutes) + 2);
         let lookback = i64::from(config.baseline_minutes.max(config.reopen_window)) + 1;
-        let services = self.services.as_deref();
+        let scope = self.scope().await?;
 
         let mut conn = store::pool::connection(&self.pool).await?;
         let counts = store::counts::minute_counts(
             &mut conn,
             first.start(),
             now_minute.start(),
-            services,
+            &scope,
             Level::Error.as_i16(),
         )
         .await?;
-        let mut incident_rows = incidents::active(&mut conn, services).await?;
+        let mut incident_rows = incidents::active(&mut conn, &scope).await?;
         incident_rows.extend(
-            incidents::resolved_since(&mut conn, now_minute.minus(lookback).start(), services)
+            incidents::resolved_since(&mut conn, now_minute.minus(lookback).start(), &scope)
                 .await?,
         );
 
@@ -177,6 +210,7 @@ impl Detector {
             incident_id,
         } = decision;
         let config = &self.config;
+        let mut notify = None;
         let (action, assessment, id) = match transition {
             Transition::Quiet => return Ok(()),
             Transition::Open(assessment) => {
@@ -198,9 +232,10 @@ impl Detector {
                     },
                 )
                 .await?;
-                if id.is_some() {
+                if let Some(id) = id {
                     report.opened += 1;
                     tracing::info!(service, signal = %signal, z = assessment.z, count = assessment.count, "Incident opened.");
+                    notify = Some(("opened", id));
                 }
                 ("opened", assessment, id)
             }
@@ -225,6 +260,7 @@ impl Detector {
                 if reopened {
                     report.reopened += 1;
                     tracing::info!(service, signal = %signal, incident = id, "Incident reopened.");
+                    notify = Some(("reopened", id));
                 }
                 ("reopened", assessment, Some(id))
             }
@@ -237,7 +273,7 @@ impl Detector {
                 let reason = escalate_to.map_or_else(String::new, |severity| {
                     format!("evidence grew to {severity} (z = {:.2})", current.z)
                 });
-                incidents::update(
+                let escalated = incidents::update(
                     conn,
                     id,
                     measurement(&current, now),
@@ -250,6 +286,9 @@ impl Detector {
                 )
                 .await?;
                 report.updated += 1;
+                if escalated {
+                    notify = Some(("escalated", id));
+                }
                 ("updated", current, Some(id))
             }
             Transition::Resolve { current } => {
@@ -268,6 +307,7 @@ impl Detector {
                 {
                     report.resolved += 1;
                     tracing::info!(service, signal = %signal, incident = id, "Incident resolved.");
+                    notify = Some(("resolved", id));
                 }
                 ("resolved", current, Some(id))
             }
@@ -283,6 +323,11 @@ impl Detector {
             baseline_mean: assessment.baseline.mean,
             baseline_stddev: assessment.baseline.stddev,
         });
+        if let (Some(notifier), Some((event, id))) = (&self.notifier, notify)
+            && let Some(row) = incidents::find(conn, id).await?
+        {
+            notifier.notify(event, row);
+        }
         Ok(())
     }
 }

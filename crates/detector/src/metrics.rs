@@ -20,6 +20,13 @@ pub struct DetectorMetrics {
     pub cycle_seconds: Histogram,
     /// Unix time of the last successful cycle.
     pub last_success: Gauge,
+    /// Service buckets this replica holds (when replicas share the work).
+    pub buckets_held: Gauge,
+    /// Webhook notifications delivered, given up, retried, and dropped (queue full).
+    pub webhook_delivered: Counter,
+    pub webhook_failed: Counter,
+    pub webhook_retries: Counter,
+    pub webhook_dropped: Counter,
 }
 
 impl DetectorMetrics {
@@ -32,6 +39,11 @@ impl DetectorMetrics {
             failed_cycles: Counter::default(),
             cycle_seconds: web::metrics::latency_histogram(),
             last_success: Gauge::default(),
+            buckets_held: Gauge::default(),
+            webhook_delivered: Counter::default(),
+            webhook_failed: Counter::default(),
+            webhook_retries: Counter::default(),
+            webhook_dropped: Counter::default(),
         };
         let detector = registry.sub_registry_with_prefix("detector");
         detector.register(
@@ -63,6 +75,31 @@ impl DetectorMetrics {
             "last_success_timestamp_seconds",
             "Unix time of the last successful cycle",
             metrics.last_success.clone(),
+        );
+        detector.register(
+            "buckets_held",
+            "Service buckets this replica evaluates",
+            metrics.buckets_held.clone(),
+        );
+        detector.register(
+            "webhook_delivered",
+            "Webhook notifications delivered",
+            metrics.webhook_delivered.clone(),
+        );
+        detector.register(
+            "webhook_failed",
+            "Webhook notifications given up",
+            metrics.webhook_failed.clone(),
+        );
+        detector.register(
+            "webhook_retries",
+            "Webhook delivery attempts that failed",
+            metrics.webhook_retries.clone(),
+        );
+        detector.register(
+            "webhook_dropped",
+            "Webhook notifications dropped because the queue was full",
+            metrics.webhook_dropped.clone(),
         );
         metrics
     }

@@ -16,6 +16,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub detector: LoopSettings,
     pub detection: DetectionSettings,
+    pub webhook: crate::notify::WebhookSettings,
 }
 
 impl Default for Settings {
@@ -28,6 +29,7 @@ impl Default for Settings {
             },
             detector: LoopSettings::default(),
             detection: DetectionSettings::default(),
+            webhook: crate::notify::WebhookSettings::default(),
         }
     }
 }
@@ -39,8 +41,11 @@ pub struct LoopSettings {
     /// Time between evaluations.
     #[serde(with = "duration")]
     pub interval: Duration,
-    /// Evaluate only these services (sidecar mode); empty means every active service.
+    /// Evaluate only these services (sidecar mode); empty means every active service,
+    /// shared with the other replicas.
     pub services: Vec<String>,
+    /// Hash buckets services are spread over when replicas share the work.
+    pub buckets: u32,
     /// Daily log partitions kept ready ahead of today.
     pub partition_days_ahead: u32,
     /// Log partitions older than this many days are dropped; 0 keeps everything.
@@ -52,6 +57,7 @@ impl Default for LoopSettings {
         LoopSettings {
             interval: Duration::from_secs(10),
             services: Vec::new(),
+            buckets: 64,
             partition_days_ahead: 3,
             retention_days: 30,
         }
@@ -162,6 +168,14 @@ impl Settings {
     pub fn validate(&self) -> Result<DetectionConfig, SettingsError> {
         self.database.validate()?;
         require_nonzero("detector.interval", self.detector.interval)?;
+        if !(1..=4096).contains(&self.detector.buckets) {
+            return Err(SettingsError::invalid(
+                "detector.buckets",
+                "must be between 1 and 4096",
+            ));
+        }
+        require_nonzero("webhook.max_attempts", self.webhook.max_attempts)?;
+        require_nonzero("webhook.timeout", self.webhook.timeout)?;
         for service in &self.detector.services {
             domain::ServiceName::parse(service)
                 .map_err(|error| SettingsError::invalid("detector.services", error.to_string()))?;

@@ -13,9 +13,11 @@ use prometheus_client::registry::Registry;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::live::Detector;
+use crate::live::{Detector, Share};
 use crate::metrics::DetectorMetrics;
+use crate::notify::Notifier;
 use crate::settings::Settings;
+use store::leases::BucketLeases;
 
 /// How often partitions are checked.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
@@ -28,6 +30,8 @@ pub struct Application {
     pool: store::DbPool,
     settings: Settings,
     last_success: Arc<AtomicI64>,
+    /// Delivers webhook notifications; finishes once the detector (its sender) is gone.
+    notifier_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Ready when the database answers and the last cycle succeeded recently.
@@ -81,7 +85,25 @@ impl Application {
         let mut registry = Registry::with_prefix("threesigma");
         let http_metrics = Data::new(web::metrics::HttpMetrics::register(&mut registry));
         let metrics = DetectorMetrics::register(&mut registry);
-        let detector = Detector::new(pool.clone(), config, settings.scope(), metrics);
+        let share = match settings.scope() {
+            Some(services) => Share::Services(services),
+            None => {
+                let leases = store::pool::connection_config(
+                    &settings.database.url,
+                    &settings.database.pool("threesigma-detector-leases"),
+                )?;
+                let buckets = i32::try_from(settings.detector.buckets).unwrap_or(i32::MAX);
+                Share::Buckets(Arc::new(tokio::sync::Mutex::new(BucketLeases::new(
+                    leases, buckets,
+                ))))
+            }
+        };
+        let notifier = Notifier::start(&settings.webhook, metrics.clone())?;
+        let (notifier, notifier_task) = match notifier {
+            Some((notifier, task)) => (Some(notifier), Some(task)),
+            None => (None, None),
+        };
+        let detector = Detector::new(pool.clone(), config, share, metrics, notifier);
         let last_success = Arc::new(AtomicI64::new(0));
         let readiness = Data::new(web::health::ReadinessCheck(Arc::new(DetectorReadiness {
             pool: pool.clone(),
@@ -109,6 +131,7 @@ impl Application {
             pool,
             settings,
             last_success,
+            notifier_task,
         })
     }
 
@@ -140,6 +163,13 @@ impl Application {
         );
         let (served, ()) = tokio::join!(server, evaluation);
         served?;
+        // Let queued notifications go out (the notifier's sender goes with the detector).
+        drop(self.detector);
+        if let Some(task) = self.notifier_task
+            && tokio::time::timeout(grace, task).await.is_err()
+        {
+            tracing::warn!("Undelivered webhook notifications dropped at shutdown.");
+        }
         tracing::info!("Detector stopped.");
         Ok(())
     }

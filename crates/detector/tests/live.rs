@@ -240,3 +240,143 @@ async fn a_sidecar_sees_only_its_service() {
     assert_eq!((report.services, report.opened), (1, 0));
     assert!(incidents_of(&setup.db).await.is_empty());
 }
+
+#[tokio::test]
+async fn three_replicas_share_the_services_and_open_one_incident() {
+    let setup = setup(60).await;
+    let replicas = [
+        &setup.app,
+        &detector::Application::build(settings(&setup.db))
+            .await
+            .unwrap(),
+        &detector::Application::build(settings(&setup.db))
+            .await
+            .unwrap(),
+    ];
+    let now = at(setup.burst, 40);
+    // Whatever each replica holds while they rebalance, together they open one incident.
+    for round in 0..3 {
+        let ticks = futures_util_join(
+            replicas.map(|replica| replica.detector().tick(now + Duration::seconds(round))),
+        );
+        let opened: usize = ticks
+            .await
+            .into_iter()
+            .map(|report| report.unwrap().opened)
+            .sum();
+        assert!(opened <= 1);
+    }
+    let found = incidents_of(&setup.db).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, "checkout");
+    assert_eq!(timeline(&setup.db, found[0].0).await, ["opened"]);
+
+    // After rebalancing, the 64 buckets are split between the three, each held once.
+    let mut held = Vec::new();
+    for replica in replicas {
+        match replica.detector().scope().await.unwrap() {
+            store::scope::Scope::Buckets {
+                buckets,
+                held: mine,
+            } => {
+                assert_eq!(buckets, 64);
+                assert!((20..=22).contains(&mine.len()), "{mine:?}");
+                held.extend(mine);
+            }
+            other => panic!("replicas share buckets, got {other:?}"),
+        }
+    }
+    held.sort_unstable();
+    assert_eq!(held, (0..64).collect::<Vec<i32>>());
+}
+
+async fn futures_util_join<F: std::future::Future>(futures: [F; 3]) -> Vec<F::Output> {
+    let [a, b, c] = futures;
+    let (a, b, c) = tokio::join!(a, b, c);
+    vec![a, b, c]
+}
+
+#[tokio::test]
+async fn webhooks_announce_transitions_and_are_retried() {
+    use std::sync::Mutex as StdMutex;
+
+    use actix_web::{App, HttpResponse, HttpServer, web};
+
+    // A receiver that refuses its first delivery with a 500, then accepts.
+    let received: std::sync::Arc<StdMutex<Vec<serde_json::Value>>> = Default::default();
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (sink, tries) = (received.clone(), attempts.clone());
+    let server = HttpServer::new(move || {
+        let (sink, tries) = (sink.clone(), tries.clone());
+        App::new().route(
+            "/hook",
+            web::post().to(
+                move |body: web::Json<serde_json::Value>, request: actix_web::HttpRequest| {
+                    let (sink, tries) = (sink.clone(), tries.clone());
+                    async move {
+                        if tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                            return HttpResponse::InternalServerError().finish();
+                        }
+                        assert_eq!(
+                            request.headers().get("authorization").unwrap(),
+                            "Bearer hook-secret"
+                        );
+                        sink.lock().unwrap().push(body.into_inner());
+                        HttpResponse::NoContent().finish()
+                    }
+                },
+            ),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+
+    let setup = setup(60).await;
+    let mut hooked = settings(&setup.db);
+    hooked.webhook.url = format!("http://127.0.0.1:{port}/hook");
+    hooked.webhook.authorization = "Bearer hook-secret".to_owned();
+    hooked.webhook.link_base = "http://query.example:8081".to_owned();
+    hooked.webhook.retry_min = std::time::Duration::from_millis(50);
+    let app = detector::Application::build(hooked).await.unwrap();
+    app.detector().tick(at(setup.burst, 40)).await.unwrap();
+    app.detector()
+        .tick(at(setup.burst.plus(6), 5))
+        .await
+        .unwrap();
+
+    for _ in 0..200 {
+        if received.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let bodies = received.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    let opened = bodies
+        .iter()
+        .find(|b| b["event"] == "opened")
+        .expect("an opened notification");
+    let resolved = bodies
+        .iter()
+        .find(|b| b["event"] == "resolved")
+        .expect("a resolved notification");
+    let id = opened["incident"]["id"].as_i64().unwrap();
+    assert_eq!(opened["incident"]["service"], "checkout");
+    assert_eq!(opened["incident"]["status"], "open");
+    assert_eq!(
+        opened["link"],
+        format!("http://query.example:8081/api/v1/incidents/{id}")
+    );
+    assert_eq!(resolved["incident"]["status"], "resolved");
+    let attempts =
+        std::sync::atomic::AtomicUsize::load(&attempts, std::sync::atomic::Ordering::SeqCst);
+    assert!(attempts >= 3, "the refused delivery was retried");
+    handle.stop(false).await;
+}

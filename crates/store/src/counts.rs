@@ -8,6 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::error::StoreResult;
 use crate::models::MinuteCountRow;
 use crate::schema::log_counts;
+use crate::scope::{Scope, scoped};
 
 /// Services with any event in minutes `>= since`.
 pub async fn active_services(
@@ -24,15 +25,15 @@ pub async fn active_services(
 }
 
 /// Errors (level >= `error_level`) and totals per service and minute for minutes in
-/// `from..=to`, optionally only for `services`.
+/// `from..=to`, for the services of `scope`.
 pub async fn minute_counts(
     conn: &mut AsyncPgConnection,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    services: Option<&[String]>,
+    scope: &Scope,
     error_level: i16,
 ) -> StoreResult<Vec<MinuteCountRow>> {
-    let mut query = log_counts::table
+    let query = log_counts::table
         .filter(log_counts::minute.ge(from))
         .filter(log_counts::minute.le(to))
         .group_by((log_counts::service, log_counts::minute))
@@ -43,8 +44,7 @@ pub async fn minute_counts(
             sum(log_counts::n),
         ))
         .into_boxed();
-    if let Some(services) = services {
-        query = query.filter(log_counts::service.eq_any(services));
-    }
-    Ok(query.load(conn).await?)
+    Ok(scoped!(query, scope, log_counts::service)
+        .load(conn)
+        .await?)
 }

@@ -10,6 +10,7 @@ use domain::{EventKind, Severity, Status};
 use crate::error::{StoreError, StoreResult};
 use crate::models::{IncidentEventRow, IncidentRow, NewIncident, NewIncidentEvent};
 use crate::schema::{incident_events, incidents};
+use crate::scope::{Scope, scoped};
 
 const RESOLVED: &str = "resolved";
 
@@ -126,7 +127,7 @@ pub async fn reopen(
 
 /// Writes the latest measurement onto an active incident, moving its peak and its last
 /// firing minute forward, and escalates its severity when asked (recording the escalation
-/// only if this call changed it).
+/// only if this call changed it). Returns whether this call escalated it.
 pub async fn update(
     conn: &mut AsyncPgConnection,
     id: i64,
@@ -134,7 +135,7 @@ pub async fn update(
     last_fired_minute: DateTime<Utc>,
     escalate_to: Option<Severity>,
     actor: Actor<'_>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     conn.transaction::<_, StoreError, _>(async |conn| {
         diesel::update(incidents::table)
             .filter(incidents::id.eq(id))
@@ -152,15 +153,17 @@ pub async fn update(
             ))
             .execute(conn)
             .await?;
+        let mut escalated = false;
         if let Some(severity) = escalate_to {
-            let escalated = diesel::update(incidents::table)
+            let escalated_rows = diesel::update(incidents::table)
                 .filter(incidents::id.eq(id))
                 .filter(incidents::status.ne(RESOLVED))
                 .filter(incidents::severity.ne(severity.as_str()))
                 .set(incidents::severity.eq(severity.as_str()))
                 .execute(conn)
                 .await?;
-            if escalated == 1 {
+            if escalated_rows == 1 {
+                escalated = true;
                 record(
                     conn,
                     id,
@@ -172,7 +175,7 @@ pub async fn update(
                 .await?;
             }
         }
-        Ok(())
+        Ok(escalated)
     })
     .await
 }
@@ -253,19 +256,13 @@ async fn record(
     Ok(())
 }
 
-/// Active (open or acknowledged) incidents, optionally of some services only.
-pub async fn active(
-    conn: &mut AsyncPgConnection,
-    services: Option<&[String]>,
-) -> StoreResult<Vec<IncidentRow>> {
-    let mut query = incidents::table
+/// Active (open or acknowledged) incidents of the services of `scope`.
+pub async fn active(conn: &mut AsyncPgConnection, scope: &Scope) -> StoreResult<Vec<IncidentRow>> {
+    let query = incidents::table
         .filter(incidents::status.ne(RESOLVED))
         .select(IncidentRow::as_select())
         .into_boxed();
-    if let Some(services) = services {
-        query = query.filter(incidents::service.eq_any(services));
-    }
-    Ok(query.load(conn).await?)
+    Ok(scoped!(query, scope, incidents::service).load(conn).await?)
 }
 
 /// Incidents resolved at or after `since` (for reopening and for keeping their minutes out
@@ -273,18 +270,15 @@ pub async fn active(
 pub async fn resolved_since(
     conn: &mut AsyncPgConnection,
     since: DateTime<Utc>,
-    services: Option<&[String]>,
+    scope: &Scope,
 ) -> StoreResult<Vec<IncidentRow>> {
-    let mut query = incidents::table
+    let query = incidents::table
         .filter(incidents::status.eq(RESOLVED))
         .filter(incidents::resolved_at.ge(since))
         .order(incidents::resolved_at.desc())
         .select(IncidentRow::as_select())
         .into_boxed();
-    if let Some(services) = services {
-        query = query.filter(incidents::service.eq_any(services));
-    }
-    Ok(query.load(conn).await?)
+    Ok(scoped!(query, scope, incidents::service).load(conn).await?)
 }
 
 /// Which incidents a page lists.

@@ -11,6 +11,7 @@
 //! - [`counts`]: per-minute rollup reads for the detector.
 //! - [`incidents`]: incident lifecycle statements and incident pages.
 //! - [`logs`]: log pages.
+//! - [`scope`], [`leases`]: which services a detector replica evaluates.
 //! - [`partitions`]: daily log partitions ahead, retention behind.
 //! - `testing` (feature `testing`): a fresh database per test from a migrated template.
 
@@ -19,12 +20,14 @@ pub mod cluster;
 pub mod counts;
 pub mod error;
 pub mod incidents;
+pub mod leases;
 pub mod logs;
 pub mod migrate;
 pub mod models;
 pub mod partitions;
 pub mod pool;
 pub mod schema;
+pub mod scope;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,10 +1,10 @@
 //! Daily partitions of `logs`: created ahead of time, dropped after retention.
 
 use chrono::{Duration, NaiveDate, Utc};
-use diesel::sql_types::{Date, Integer, Text};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel::sql_types::{Bool, Date, Integer, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 
 #[derive(diesel::QueryableByName)]
 struct Created {
@@ -45,4 +45,44 @@ pub async fn drop_expired(
         .load(conn)
         .await?;
     Ok(rows.into_iter().map(|row| row.name).collect())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+/// What one maintenance run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintenance {
+    pub created: i32,
+    pub dropped: Vec<String>,
+}
+
+/// Creates partitions ahead and drops expired ones (`retention_days` 0 keeps everything),
+/// unless another process is doing it right now: then `None`. However many detectors run
+/// it, each partition is created and dropped by exactly one of them.
+pub async fn maintain(
+    conn: &mut AsyncPgConnection,
+    days_ahead: u32,
+    retention_days: u32,
+) -> StoreResult<Option<Maintenance>> {
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        let lock: Locked =
+            diesel::sql_query("SELECT pg_try_advisory_xact_lock(29811, -2) AS locked")
+                .get_result(conn)
+                .await?;
+        if !lock.locked {
+            return Ok(None);
+        }
+        let created = ensure_ahead(conn, days_ahead).await?;
+        let dropped = if retention_days > 0 {
+            drop_expired(conn, retention_days).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(Maintenance { created, dropped }))
+    })
+    .await
 }

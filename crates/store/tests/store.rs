@@ -109,10 +109,15 @@ async fn a_batch_writes_logs_and_rollups_together() {
         .await
         .unwrap();
     assert_eq!(attributes, json!({"k": 1}));
-    let counts =
-        store::counts::minute_counts(&mut conn, now - Duration::minutes(10), now, None, 17)
-            .await
-            .unwrap();
+    let counts = store::counts::minute_counts(
+        &mut conn,
+        now - Duration::minutes(10),
+        now,
+        &store::scope::Scope::All,
+        17,
+    )
+    .await
+    .unwrap();
     let a = counts.iter().find(|row| row.service == "a").unwrap();
     assert_eq!((a.errors, a.total), (Some(3), Some(4)));
     let b = counts.iter().find(|row| row.service == "b").unwrap();
