@@ -38,7 +38,7 @@ bench-ingest:
     bash bench/ingest.sh
 
 # Every benchmark.
-bench: bench-ingest bench-detection
+bench: bench-ingest bench-detection bench-detector
 
 # COPY against UNNEST, alternating runs (docs/BENCHMARKS.md).
 bench-copy-vs-unnest:
@@ -48,3 +48,7 @@ bench-copy-vs-unnest:
 bench-detection:
     cargo build --release --bin threesigma-detector
     python3 bench/detection.py
+
+# Detector cycle time over 1,000 services, with 100k and 10M log rows (docs/BENCHMARKS.md).
+bench-detector:
+    cargo run --release -p detector --example cycle_bench

@@ -390,7 +390,8 @@ pub struct Assessment {
     pub total: u64,
     pub baseline: Baseline,
     pub z: f64,
-    /// Tail probability of evidence this strong under the baseline, where the test has one.
+    /// Tail probability of evidence this strong under the baseline, where the test has one
+    /// and the count is past its guards (below them nothing can fire, so it is not computed).
     pub p_value: Option<f64>,
     /// Strong enough to open an incident.
     pub fires: bool,

@@ -44,7 +44,7 @@ pub async fn minute_counts(
             sum(log_counts::n),
         ))
         .into_boxed();
-    Ok(scoped!(query, scope, log_counts::service)
+    Ok(scoped!(query, scope, log_counts::service, having)
         .load(conn)
         .await?)
 }

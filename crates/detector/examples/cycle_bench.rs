@@ -1,0 +1,133 @@
+//! Detector cycle time: one evaluation over 1,000 active services with 30-minute
+//! baselines, first with 100k log rows in the database, then with 10M, to show that the
+//! detector reads only the rollups. Run with `just bench-detector`
+//! (`cargo run --release -p detector --example cycle_bench`).
+//!
+//! Uses the PostgreSQL server of BENCH_ADMIN_URL (default: the local one) and a scratch
+//! database `threesigma_bench_detector`, dropped at the end.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+const SERVICES: i64 = 1_000;
+const TICKS: usize = 30;
+
+async fn sql(url: &str, statement: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(statement).await.unwrap();
+}
+
+async fn measure(app: &detector::Application) -> (Duration, Duration, usize) {
+    let mut times = Vec::with_capacity(TICKS);
+    let mut services = 0;
+    for _ in 0..TICKS {
+        let started = Instant::now();
+        let report = app.detector().tick(Utc::now()).await.unwrap();
+        times.push(started.elapsed());
+        services = report.services;
+    }
+    times.sort();
+    (times[TICKS / 2], times[TICKS * 9 / 10], services)
+}
+
+#[tokio::main]
+async fn main() {
+    let admin = std::env::var("BENCH_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = "threesigma_bench_detector";
+    sql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
+    sql(&admin, &format!("CREATE DATABASE {name}")).await;
+    let url = store::pool::with_database(&admin, name);
+    store::migrate::run_pending(&url).await.unwrap();
+
+    // 1,000 services, 45 minutes of rollups: errors and infos, from two ingest writers.
+    sql(
+        &url,
+        &format!(
+            "INSERT INTO log_counts (service, minute, level, shard, n) \
+             SELECT 'svc-' || s, date_trunc('minute', now()) - make_interval(mins => m), l, w, \
+                    CASE WHEN l = 17 THEN 1 + (random() * 4)::int ELSE 40 + (random() * 20)::int END \
+             FROM generate_series(0, {} - 1) s, generate_series(0, 44) m, unnest(ARRAY[9, 17]) l, generate_series(0, 1) w",
+            SERVICES
+        ),
+    )
+    .await;
+    let insert_logs = |rows: i64| {
+        format!(
+            "INSERT INTO logs (ts, service, level, message, attributes) \
+             SELECT now() - make_interval(secs => (i % 2700)), 'svc-' || (i % {SERVICES}), \
+                    CASE WHEN i % 20 = 0 THEN 17 ELSE 9 END, 'request ' || i || ' served', '{{\"host\":\"web-1\"}}' \
+             FROM generate_series(1, {rows}) i"
+        )
+    };
+    sql(&url, &insert_logs(100_000)).await;
+    sql(&url, "VACUUM ANALYZE").await;
+
+    let mut settings = detector::Settings::default();
+    settings.server.bind = "127.0.0.1:0".to_owned();
+    settings.database.url = url.clone();
+    let app = detector::Application::build(settings).await.unwrap();
+    measure(&app).await; // warm-up: connections, caches
+    let (small_median, small_p90, services) = measure(&app).await;
+    eprintln!("cycle with 100k rows: median {small_median:?}");
+    if std::env::var_os("BENCH_SPLIT").is_some() {
+        let pool = store::pool::build_pool(&url, &store::PoolSettings::default()).unwrap();
+        let mut conn = store::pool::connection(&pool).await.unwrap();
+        let now = domain::Minute::containing(Utc::now());
+        for _ in 0..5 {
+            let started = Instant::now();
+            let rows = store::counts::minute_counts(
+                &mut conn,
+                now.minus(32).start(),
+                now.start(),
+                &store::scope::Scope::All,
+                17,
+            )
+            .await
+            .unwrap();
+            eprintln!(
+                "minute_counts: {} rows in {:?}",
+                rows.len(),
+                started.elapsed()
+            );
+        }
+        return;
+    }
+
+    let started = Instant::now();
+    sql(&url, &insert_logs(9_900_000)).await;
+    sql(&url, "VACUUM ANALYZE").await;
+    eprintln!("loaded 9.9M more log rows in {:?}", started.elapsed());
+    measure(&app).await;
+    let (large_median, large_p90, _) = measure(&app).await;
+
+    println!("| log rows | services evaluated | cycle median | cycle p90 |");
+    println!("|---|---|---|---|");
+    println!("| 100,000 | {services} | {small_median:.1?} | {small_p90:.1?} |");
+    println!("| 10,000,000 | {services} | {large_median:.1?} | {large_p90:.1?} |");
+    println!();
+    println!(
+        "median cycle with 10M rows / with 100k rows: {:.2}x (target <= 1.5x); median cycle {} 100 ms",
+        large_median.as_secs_f64() / small_median.as_secs_f64(),
+        if large_median <= Duration::from_millis(100) {
+            "<="
+        } else {
+            ">"
+        }
+    );
+    drop(app);
+    sql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
+}
