@@ -207,7 +207,7 @@ async fn incident_detail_has_baseline_and_timeline() {
     assert_eq!(status, 200);
     assert_eq!(
         detail["baseline"],
-        json!({"mean": 2.0, "stddev": 1.0, "minutes": 30})
+        json!({"mean": 2.0, "stddev": 1.0, "minutes": 30, "total_mean": 40.0})
     );
     assert_eq!(detail["thresholds"]["algorithm"], "classic");
     assert_eq!(detail["timeline"][0]["kind"], "opened");
