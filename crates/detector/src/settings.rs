@@ -78,6 +78,9 @@ pub struct DetectionSettings {
     pub p_stay: f64,
     /// Negative binomial: tail probability at or below which an incident is critical.
     pub p_critical: f64,
+    /// Negative binomial: predictive variance at least this multiple of the mean (raise
+    /// above 1 for services whose errors come in clumps).
+    pub min_dispersion: f64,
     /// Whether the error_rate signal (errors / all events) is evaluated.
     pub error_rate: bool,
     /// Error rate: the minute's error ratio must be at least this multiple of the baseline's.
@@ -113,6 +116,7 @@ impl Default for DetectionSettings {
             p_open: config.p_open,
             p_stay: config.p_stay,
             p_critical: config.p_critical,
+            min_dispersion: config.min_dispersion,
             error_rate: config.error_rate,
             rate_min_factor: config.rate_min_factor,
             z_threshold: config.z_threshold,
@@ -145,6 +149,7 @@ impl DetectionSettings {
             p_open: self.p_open,
             p_stay: self.p_stay,
             p_critical: self.p_critical,
+            min_dispersion: self.min_dispersion,
             error_rate: self.error_rate,
             rate_min_factor: self.rate_min_factor,
             z_threshold: self.z_threshold,

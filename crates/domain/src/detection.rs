@@ -55,6 +55,10 @@ pub struct DetectionConfig {
     pub p_stay: f64,
     /// Negative binomial: tail probability at or below which an incident is critical.
     pub p_critical: f64,
+    /// Negative binomial: the predictive variance is at least this multiple of the mean.
+    /// 1 assumes Poisson counts unless the baseline shows otherwise; raise it for services
+    /// whose errors come in clumps shorter than the baseline can show.
+    pub min_dispersion: f64,
     /// Errors a bucket must exceed to open or keep an incident (the original's guard).
     pub min_count: u64,
     /// Error rate: the bucket's error ratio must be at least this multiple of the baseline
@@ -83,6 +87,7 @@ impl Default for DetectionConfig {
             p_open: 1e-5,
             p_stay: 1e-3,
             p_critical: 1e-12,
+            min_dispersion: 1.0,
             min_count: 5,
             rate_min_factor: 2.0,
             error_rate: true,
@@ -127,6 +132,8 @@ pub enum ConfigError {
     MinBaselineTooLarge,
     #[error("detection.rate_min_factor must be at least 1")]
     RateFactor,
+    #[error("detection.min_dispersion must be at least 1")]
+    Dispersion,
 }
 
 impl DetectionConfig {
@@ -158,6 +165,9 @@ impl DetectionConfig {
         }
         if self.rate_min_factor.is_nan() || self.rate_min_factor < 1.0 {
             return Err(ConfigError::RateFactor);
+        }
+        if self.min_dispersion.is_nan() || self.min_dispersion < 1.0 {
+            return Err(ConfigError::Dispersion);
         }
         Ok(())
     }
@@ -325,7 +335,7 @@ impl Baseline {
     /// sample variance is noisy, and taking the larger of the two every time would blunt
     /// the test for no reason. Either way it is widened by 1/n for the uncertainty of an
     /// n-minute estimate.
-    pub fn predictive(&self, window: u32) -> (f64, f64) {
+    pub fn predictive(&self, window: u32, min_dispersion: f64) -> (f64, f64) {
         let n = f64::from(self.minutes.max(1));
         let mean = (self.mean * n + 0.5) / n;
         let sample_variance = if self.minutes > 1 {
@@ -335,11 +345,12 @@ impl Baseline {
         };
         let over_dispersed =
             self.minutes > 1 && (n - 1.0) * sample_variance / mean > chi_squared_95(n - 1.0);
-        let variance = if over_dispersed {
+        let observed = if over_dispersed {
             sample_variance
         } else {
             mean
-        } * (1.0 + 1.0 / n);
+        };
+        let variance = observed.max(mean * min_dispersion) * (1.0 + 1.0 / n);
         let window = f64::from(window);
         (mean * window, variance * window)
     }
@@ -440,7 +451,7 @@ fn assess_window(
             )
         }
         Algorithm::NegativeBinomial => {
-            let (mean, variance) = baseline.predictive(window);
+            let (mean, variance) = baseline.predictive(window, config.min_dispersion);
             let z = (count as f64 - mean) / variance.sqrt();
             let p = negative_binomial_tail(count, mean, variance);
             (
