@@ -51,6 +51,8 @@ pub struct DecisionRecord {
 /// Which services this detector evaluates.
 #[derive(Clone)]
 pub enum Share {
+    /// Every service, without coordination (`threesigma-detector once`).
+    All,
     /// A fixed list (sidecar mode); no coordination needed.
     Services(Vec<String>),
     /// The services of the hash buckets this replica holds among all replicas.
@@ -85,9 +87,20 @@ impl Detector {
         }
     }
 
+    /// The same detector evaluating every service, ignoring the replicas' buckets (safe:
+    /// incident writes are idempotent; used for one-off evaluations).
+    pub fn unshared(&self) -> Detector {
+        let mut detector = self.clone();
+        if let Share::Buckets(_) = detector.share {
+            detector.share = Share::All;
+        }
+        detector
+    }
+
     /// The services this detector evaluates right now (rebalancing bucket leases).
     pub async fn scope(&self) -> StoreResult<Scope> {
         match &self.share {
+            Share::All => Ok(Scope::All),
             Share::Services(services) => Ok(Scope::Services(services.clone())),
             Share::Buckets(leases) => {
                 let mut leases = leases.lock().await;

@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Once) => {
             web::telemetry::init();
             let app = detector::Application::build(cli.settings()?).await?;
-            let report = app.detector().tick(chrono::Utc::now()).await?;
+            let report = app.detector().unshared().tick(chrono::Utc::now()).await?;
             for decision in &report.decisions {
                 println!("{}", serde_json::to_string(decision)?);
             }
