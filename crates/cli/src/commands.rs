@@ -6,9 +6,10 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::postgres;
 use crate::stack::{Stack, StackOptions};
 use crate::traffic;
+use crate::{access, postgres};
+use web::auth::{Role, Scope};
 
 /// Options shared by `up` and `demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -38,12 +39,39 @@ struct Running {
     database: postgres::Database,
     ingest: String,
     query: String,
+    /// A token for sending logs.
+    ingest_token: String,
+    /// A token for reading.
+    read_token: String,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
+/// The JWT secret: `JWT_SECRET`/`JWT_SECRET_FILE`, else a development secret made up for
+/// this run (tokens die with the process).
+fn secret() -> anyhow::Result<(String, bool)> {
+    Ok(match web::auth::secret_from_env()? {
+        Some(secret) => (secret, false),
+        None => (access::random_secret(48), true),
+    })
+}
+
+/// Creates an admin user on a database without users; returns its email and password.
+async fn first_admin(database_url: &str) -> anyhow::Result<Option<(String, String)>> {
+    use diesel_async::AsyncConnection;
+    let mut conn = diesel_async::AsyncPgConnection::establish(database_url).await?;
+    if store::users::count(&mut conn).await? > 0 {
+        return Ok(None);
+    }
+    let email = "admin@localhost".to_owned();
+    let password = access::random_secret(20);
+    access::add_user(database_url, &email, Role::Admin, Some(password.clone())).await?;
+    Ok(Some((email, password)))
+}
+
 async fn start(args: &UpArgs, detector_interval: Option<Duration>) -> anyhow::Result<Running> {
     let database = postgres::resolve(args.database_url.clone(), &args.pg_dir, args.pg_port).await?;
+    let (jwt_secret, generated) = secret()?;
     let options = StackOptions {
         database_url: database.url.clone(),
         config: args.config.clone(),
@@ -51,8 +79,16 @@ async fn start(args: &UpArgs, detector_interval: Option<Duration>) -> anyhow::Re
         query_bind: args.query_bind.clone(),
         detector_bind: args.detector_bind.clone(),
         detector_interval,
+        jwt_secret: Some(jwt_secret.clone()),
     };
     let stack = Stack::build(&options).await?;
+    let mut auth = access::auth_settings(args.config.clone())?;
+    auth.secret = jwt_secret;
+    let day = Duration::from_secs(86_400);
+    let ingest_token =
+        access::issue_token(&auth, "local-shipper", &[Scope::Ingest], day * 90)?.token;
+    let read_token = access::issue_token(&auth, "local-reader", &[Scope::Read], day)?.token;
+    let admin = first_admin(&database.url).await?;
     let host = |bind: &str, port: u16| {
         let host = bind.rsplit_once(':').map_or("127.0.0.1", |(host, _)| host);
         let host = if host == "0.0.0.0" || host.is_empty() {
@@ -69,17 +105,32 @@ async fn start(args: &UpArgs, detector_interval: Option<Duration>) -> anyhow::Re
     let task = tokio::spawn(stack.run_until(shutdown.clone()));
     println!("threesigma is up ({}).", database.description);
     println!("  ingest    POST {ingest}/api/v1/logs");
-    println!("  query     GET  {query}/api/v1/incidents   GET {query}/api/v1/logs");
+    println!(
+        "  query     GET  {query}/api/v1/incidents   GET {query}/api/v1/logs   docs: {query}/api/v1/docs/"
+    );
     println!("  detector  GET  {detector}/metrics");
+    if generated {
+        println!(
+            "No JWT_SECRET set: using a development secret made up for this run (tokens die with it)."
+        );
+    }
+    if let Some((email, password)) = &admin {
+        println!("Admin login (created now): {email} / {password}");
+    }
+    println!("Tokens:");
+    println!("  INGEST_TOKEN={ingest_token}");
+    println!("  READ_TOKEN={read_token}");
     println!("Send a log:");
     println!(
-        "  curl -X POST {ingest}/api/v1/logs -H 'Content-Type: application/json' \\\n       -d '{{\"service\":\"web\",\"level\":\"error\",\"message\":\"boom\"}}'"
+        "  curl -X POST {ingest}/api/v1/logs -H \"Authorization: Bearer $INGEST_TOKEN\" -H 'Content-Type: application/json' \\\n       -d '{{\"service\":\"web\",\"level\":\"error\",\"message\":\"boom\"}}'"
     );
     println!("Press Ctrl-C to stop.");
     Ok(Running {
         database,
         ingest,
         query,
+        ingest_token,
+        read_token,
         shutdown,
         task,
     })
@@ -115,21 +166,24 @@ pub async fn demo(args: UpArgs) -> anyhow::Result<()> {
     println!(
         "Demo: backfilling 30 minutes of baseline traffic for checkout, search and billing..."
     );
-    traffic::backfill(&client, &running.ingest, &profiles, Utc::now(), 30).await?;
+    let shipper = traffic::Shipper::new(client.clone(), &running.ingest, &running.ingest_token);
+    traffic::backfill(&shipper, &profiles, Utc::now(), 30).await?;
 
-    let live = tokio::spawn(live_traffic(
-        client.clone(),
-        running.ingest.clone(),
-        running.shutdown.clone(),
-    ));
+    let live = tokio::spawn(live_traffic(shipper.clone(), running.shutdown.clone()));
     tokio::select! {
         () = tokio::time::sleep(Duration::from_secs(5)) => {}
         () = running.shutdown.cancelled() => {}
     }
     if !running.shutdown.is_cancelled() {
         println!("Demo: checkout starts failing: sending a burst of 120 errors...");
-        traffic::burst(&client, &running.ingest, "checkout", 120).await?;
-        watch_for_incident(&client, &running.query, &running.shutdown).await;
+        traffic::burst(&shipper, "checkout", 120).await?;
+        watch_for_incident(
+            &client,
+            &running.query,
+            &running.read_token,
+            &running.shutdown,
+        )
+        .await;
     }
     let result = finish(running).await;
     live.abort();
@@ -137,7 +191,7 @@ pub async fn demo(args: UpArgs) -> anyhow::Result<()> {
 }
 
 /// Steady traffic in real time: every 5 s, a twelfth of each service's minute.
-async fn live_traffic(client: reqwest::Client, ingest: String, shutdown: CancellationToken) {
+async fn live_traffic(shipper: traffic::Shipper, shutdown: CancellationToken) {
     let profiles = traffic::demo_profiles();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut slice: usize = 0;
@@ -158,14 +212,19 @@ async fn live_traffic(client: reqwest::Client, ingest: String, shutdown: Cancell
                 event
             })
             .collect();
-        if let Err(error) = traffic::send(&client, &ingest, &events).await {
+        if let Err(error) = shipper.send(&events).await {
             tracing::warn!(%error, "Demo traffic was not accepted.");
         }
         slice += 1;
     }
 }
 
-async fn watch_for_incident(client: &reqwest::Client, query: &str, shutdown: &CancellationToken) {
+async fn watch_for_incident(
+    client: &reqwest::Client,
+    query: &str,
+    token: &str,
+    shutdown: &CancellationToken,
+) {
     println!("Demo: waiting for the detector...");
     let url = format!("{query}/api/v1/incidents?status=open");
     loop {
@@ -173,7 +232,7 @@ async fn watch_for_incident(client: &reqwest::Client, query: &str, shutdown: &Ca
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
             () = shutdown.cancelled() => return,
         }
-        let Ok(response) = client.get(&url).send().await else {
+        let Ok(response) = client.get(&url).bearer_auth(token).send().await else {
             continue;
         };
         let Ok(page) = response.json::<serde_json::Value>().await else {
@@ -194,11 +253,11 @@ async fn watch_for_incident(client: &reqwest::Client, query: &str, shutdown: &Ca
                 incident["baseline"]["stddev"].as_f64().unwrap_or(0.0),
             );
             println!(
-                "  details:  curl {query}/api/v1/incidents/{}",
+                "  details:  curl -H \"Authorization: Bearer $READ_TOKEN\" {query}/api/v1/incidents/{}",
                 incident["id"]
             );
             println!(
-                "  its logs: curl {query}/api/v1/incidents/{}/logs",
+                "  its logs: curl -H \"Authorization: Bearer $READ_TOKEN\" {query}/api/v1/incidents/{}/logs",
                 incident["id"]
             );
             println!("It resolves itself after 5 quiet minutes. Press Ctrl-C to stop.");

@@ -17,6 +17,8 @@ pub struct StackOptions {
     pub detector_bind: String,
     /// Overrides the detector's evaluation interval.
     pub detector_interval: Option<Duration>,
+    /// The HS256 secret every service uses (when the config does not choose a key pair).
+    pub jwt_secret: Option<String>,
 }
 
 /// The three services, built and bound.
@@ -31,6 +33,7 @@ fn overrides(options: &StackOptions, bind: &str) -> Overrides {
         ("database.url", Some(options.database_url.clone())),
         ("server.bind", Some(bind.to_owned())),
         ("database.migrate", Some("false".to_owned())),
+        ("auth.secret", options.jwt_secret.clone()),
     ]
 }
 

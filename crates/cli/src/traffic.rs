@@ -70,34 +70,49 @@ pub fn minute_events(profile: &Profile, minute: Minute) -> Vec<serde_json::Value
         .collect()
 }
 
-/// Posts `events` as one NDJSON request; fails unless every event was accepted.
-pub async fn send(
-    client: &reqwest::Client,
-    ingest: &str,
-    events: &[serde_json::Value],
-) -> anyhow::Result<()> {
-    if events.is_empty() {
-        return Ok(());
+/// Sends logs to an ingest endpoint the way a shipper does.
+#[derive(Clone)]
+pub struct Shipper {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Shipper {
+    pub fn new(client: reqwest::Client, ingest: &str, token: &str) -> Shipper {
+        Shipper {
+            client,
+            url: format!("{ingest}/api/v1/logs"),
+            token: token.to_owned(),
+        }
     }
-    let body: String = events.iter().map(|event| format!("{event}\n")).collect();
-    let response = client
-        .post(format!("{ingest}/api/v1/logs"))
-        .header("Content-Type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status();
-    let answer: serde_json::Value = response.json().await.unwrap_or_default();
-    if !status.is_success() || answer["rejected"] != 0 {
-        anyhow::bail!("ingest answered {status}: {answer}");
+
+    /// Posts `events` as one NDJSON request; fails unless every event was accepted.
+    pub async fn send(&self, events: &[serde_json::Value]) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let body: String = events.iter().map(|event| format!("{event}\n")).collect();
+        let response = self
+            .client
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("Content-Type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let answer: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() || answer["rejected"] != 0 {
+            anyhow::bail!("ingest answered {status}: {answer}");
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Sends `minutes` minutes of baseline traffic ending just before the current minute.
 pub async fn backfill(
-    client: &reqwest::Client,
-    ingest: &str,
+    shipper: &Shipper,
     profiles: &[Profile],
     now: DateTime<Utc>,
     minutes: i64,
@@ -109,18 +124,13 @@ pub async fn backfill(
             .iter()
             .flat_map(|profile| minute_events(profile, minute))
             .collect();
-        send(client, ingest, &events).await?;
+        shipper.send(&events).await?;
     }
     Ok(())
 }
 
 /// Sends `count` errors for `service`, stamped now.
-pub async fn burst(
-    client: &reqwest::Client,
-    ingest: &str,
-    service: &str,
-    count: u64,
-) -> anyhow::Result<()> {
+pub async fn burst(shipper: &Shipper, service: &str, count: u64) -> anyhow::Result<()> {
     let now = Utc::now();
     let events: Vec<_> = (0..count)
         .map(|i| {
@@ -132,5 +142,5 @@ pub async fn burst(
             )
         })
         .collect();
-    send(client, ingest, &events).await
+    shipper.send(&events).await
 }

@@ -10,6 +10,7 @@ use cli::traffic;
 use serde_json::Value;
 use store::testing::TestDatabase;
 use tokio_util::sync::CancellationToken;
+use web::auth::Scope;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
@@ -23,6 +24,7 @@ async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
         detector_bind: "127.0.0.1:0".to_owned(),
         // The loop stays out of the way; the test drives evaluations itself.
         detector_interval: Some(Duration::from_secs(3600)),
+        jwt_secret: Some(web::auth::testing::SECRET.to_owned()),
     };
     let stack = Stack::build(&options).await.unwrap();
     let ingest = format!("http://127.0.0.1:{}", stack.ingest_port());
@@ -31,14 +33,23 @@ async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(stack.run_until(shutdown.clone()));
 
-    let client = reqwest::Client::new();
+    let shipper_token = web::auth::testing::token("e2e-shipper", &[Scope::Ingest], None);
+    let reader = web::auth::testing::token("e2e-reader", &[Scope::Read], None);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {reader}")).unwrap(),
+    );
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let shipper = traffic::Shipper::new(reqwest::Client::new(), &ingest, &shipper_token);
     let profiles = traffic::demo_profiles();
-    traffic::backfill(&client, &ingest, &profiles, Utc::now(), 30)
+    traffic::backfill(&shipper, &profiles, Utc::now(), 30)
         .await
         .unwrap();
-    traffic::burst(&client, &ingest, "checkout", 80)
-        .await
-        .unwrap();
+    traffic::burst(&shipper, "checkout", 80).await.unwrap();
 
     // Every event got a 200, so it is committed: one evaluation must see the burst.
     let report = detector.tick(Utc::now()).await.unwrap();

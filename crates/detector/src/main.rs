@@ -36,19 +36,19 @@ enum Command {
 }
 
 impl Cli {
-    fn overrides(&self) -> Overrides {
-        let mut overrides = self.common.overrides();
+    fn overrides(&self) -> Result<Overrides, web::SettingsError> {
+        let mut overrides = self.common.overrides()?;
         overrides.push((
             "detector.interval",
             self.interval
                 .map(|v| humantime::format_duration(v).to_string()),
         ));
-        overrides
+        Ok(overrides)
     }
 
     fn settings(&self) -> anyhow::Result<Settings> {
         let file = settings::config_file(self.common.config.clone());
-        let mut settings: Settings = settings::load(file.as_deref(), self.overrides())?;
+        let mut settings: Settings = settings::load(file.as_deref(), self.overrides()?)?;
         if !self.services.is_empty() {
             settings.detector.services = self.services.clone();
         }
@@ -57,7 +57,11 @@ impl Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    web::server::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Replay { input }) => replay(&cli, input),

@@ -35,12 +35,22 @@ async fn a_burst_becomes_an_incident_within_one_interval() {
     settings.server.workers = 1;
     settings.database.url = db.url.clone();
     settings.database.pool_size = 2;
+    settings.auth = web::auth::testing::settings();
     let ingest = ingest::Application::build(settings).await.unwrap();
     let logs = format!("http://127.0.0.1:{}/api/v1/logs", ingest.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(ingest.run_until(shutdown.clone()));
 
-    let client = reqwest::Client::new();
+    let token = web::auth::testing::token("latency-test", &[web::auth::Scope::Ingest], None);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
     let now = Minute::containing(Utc::now());
     for back in (1..=30).rev() {
         let minute = now.minus(back);

@@ -37,8 +37,8 @@ struct Cli {
 }
 
 impl Cli {
-    fn overrides(&self) -> Overrides {
-        let mut overrides = self.common.overrides();
+    fn overrides(&self) -> Result<Overrides, web::SettingsError> {
+        let mut overrides = self.common.overrides()?;
         overrides.extend([
             ("ingest.writers", self.writers.map(|v| v.to_string())),
             (
@@ -63,16 +63,20 @@ impl Cli {
                 self.max_body_bytes.map(|v| v.to_string()),
             ),
         ]);
-        overrides
+        Ok(overrides)
     }
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    web::server::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     web::telemetry::init();
     let cli = Cli::parse();
     let file = settings::config_file(cli.common.config.clone());
-    let settings: Settings = settings::load(file.as_deref(), cli.overrides())?;
+    let settings: Settings = settings::load(file.as_deref(), cli.overrides()?)?;
     let app = ingest::Application::build(settings).await?;
     app.run_until(web::server::shutdown_on_signal()).await
 }

@@ -9,6 +9,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use serde::Serialize;
 use web::ApiError;
+use web::auth::IngestAccess;
 
 use std::sync::Arc;
 
@@ -171,6 +172,7 @@ async fn read_body(
 
 /// `POST /api/v1/logs` and `POST /ingest`.
 pub async fn ingest_logs(
+    _caller: IngestAccess,
     request: HttpRequest,
     payload: Payload,
     state: Data<IngestState>,

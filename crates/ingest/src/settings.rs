@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use web::auth::AuthSettings;
+use web::ratelimit::RateLimitSettings;
 use web::settings::{DatabaseSettings, ServerSettings, SettingsError, duration, require_nonzero};
 
 use store::bulk::BulkMethod;
@@ -27,6 +29,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub ingest: IngestSettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
 }
 
 impl Default for Settings {
@@ -38,6 +42,9 @@ impl Default for Settings {
                 ..DatabaseSettings::default()
             },
             ingest: IngestSettings::default(),
+            auth: AuthSettings::default(),
+            // Per token: generous, a shipper sends batches; a runaway one is held back.
+            rate_limit: RateLimitSettings::with_rate(5_000, 10_000),
         }
     }
 }
@@ -131,6 +138,8 @@ impl Settings {
     /// Refuses unusable values with a message naming the setting.
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.database.validate()?;
+        self.auth.verifier()?;
+        let _ = self.rate_limit.general()?;
         let ingest = &self.ingest;
         require_nonzero("ingest.max_body_bytes", ingest.max_body_bytes)?;
         require_nonzero("ingest.max_batch_events", ingest.max_batch_events)?;
@@ -203,6 +212,7 @@ mod tests {
     fn valid() -> Settings {
         let mut settings = Settings::default();
         settings.database.url = "postgres://localhost/x".to_owned();
+        settings.auth.secret = "0123456789abcdef0123456789abcdef".to_owned();
         settings
     }
 

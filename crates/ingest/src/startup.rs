@@ -20,6 +20,8 @@ pub struct Application {
     server: actix_web::dev::Server,
     writer_tasks: WriterTasks,
     settings: Settings,
+    verifier: web::auth::TokenVerifier,
+    pool: store::DbPool,
 }
 
 /// Ready when the database answers, the last write reached it, and the queue has room.
@@ -75,6 +77,7 @@ impl Application {
             &settings.database.url,
             &settings.database.pool("threesigma-ingest"),
         )?;
+        let revocation_pool = pool.clone();
         let writer_config = store::pool::connection_config(
             &settings.database.url,
             &settings.database.pool("threesigma-ingest-writer"),
@@ -107,10 +110,15 @@ impl Application {
         })));
         let registry = Data::new(web::metrics::MetricsRegistry(Arc::new(registry)));
         let http_metrics = Data::new(http_metrics);
+        let verifier = settings.auth.verifier()?;
+        let verifier_data = Data::new(verifier.clone());
+        let limiter = settings.rate_limit.general()?;
+        let cors_origins = settings.server.cors_origins.clone();
 
         let server = HttpServer::new(move || {
             let (query_config, path_config, json_config) = web::error::extractor_configs();
             App::new()
+                .wrap(web::server::security_headers())
                 .wrap(middleware::from_fn(web::metrics::record_request))
                 .app_data(state.clone())
                 .app_data(readiness.clone())
@@ -119,9 +127,22 @@ impl Application {
                 .app_data(query_config)
                 .app_data(path_config)
                 .app_data(json_config)
+                .app_data(verifier_data.clone())
                 .configure(web::health::configure)
-                .route("/api/v1/logs", post().to(ingest_logs))
-                .route("/ingest", post().to(ingest_logs))
+                .service(
+                    actix_web::web::scope("")
+                        // Inner first: the rate limiter needs the caller the
+                        // authentication middleware around it records.
+                        .wrap(actix_governor::Governor::new(&limiter))
+                        .wrap(middleware::from_fn(web::auth::authenticate))
+                        .wrap(web::server::api_content_security_policy())
+                        .wrap(middleware::Condition::new(
+                            !cors_origins.is_empty(),
+                            web::server::cors(&cors_origins),
+                        ))
+                        .route("/api/v1/logs", post().to(ingest_logs))
+                        .route("/ingest", post().to(ingest_logs)),
+                )
                 .default_service(to(web::error::not_found))
         })
         .disable_signals()
@@ -134,6 +155,8 @@ impl Application {
             server,
             writer_tasks,
             settings,
+            verifier,
+            pool: revocation_pool,
         })
     }
 
@@ -146,6 +169,11 @@ impl Application {
     /// request, flushes everything queued, and returns.
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "Ingest is listening.");
+        let revocations = self.verifier.refresh_revocations(
+            self.pool.clone(),
+            self.settings.auth.revocation_refresh,
+            shutdown.clone(),
+        );
         let grace = self.settings.server.shutdown_grace;
         let writer_tasks = &self.writer_tasks;
         let hurry = async {
@@ -158,6 +186,7 @@ impl Application {
         );
         served?;
         self.writer_tasks.drain(grace).await;
+        revocations.abort();
         tracing::info!("Ingest stopped.");
         Ok(())
     }

@@ -39,6 +39,9 @@ fn spawn_ingest(database_url: &str, port: u16, env: &[(&str, &str)]) -> Child {
         .env("THREESIGMA__DATABASE__POOL_SIZE", "2")
         .env("THREESIGMA__INGEST__WRITERS", "2")
         .env("RUST_LOG", "warn")
+        .env("JWT_SECRET", web::auth::testing::SECRET)
+        // A single token sends everything here: no per-token limit.
+        .env("THREESIGMA__RATE_LIMIT__PER_SECOND", "0")
         .stdout(Stdio::null())
         .stderr(if std::env::var_os("TEST_LOG").is_some() {
             Stdio::inherit()
@@ -81,6 +84,17 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// A client builder that sends an ingest token.
+fn authorized() -> reqwest::ClientBuilder {
+    let token = web::auth::testing::token("reliability", &[web::auth::Scope::Ingest], None);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    reqwest::Client::builder().default_headers(headers)
+}
+
 /// What happened to one request.
 #[derive(Debug, Clone)]
 struct Outcome {
@@ -104,7 +118,7 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(AtomicU64::new(0));
         let next = Arc::new(AtomicU64::new(0));
-        let client = reqwest::Client::builder()
+        let client = authorized()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
@@ -262,7 +276,7 @@ async fn sigterm_answers_and_stores_everything_in_flight() {
             ("THREESIGMA__INGEST__WRITERS", "1"),
         ],
     );
-    let client = reqwest::Client::new();
+    let client = authorized().build().unwrap();
     wait_healthy(&client, &base).await;
 
     let requests: Vec<_> = (0..40)

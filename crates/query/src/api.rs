@@ -4,16 +4,18 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use store::models::{IncidentEventRow, IncidentRow, LogRow};
+use utoipa::ToSchema;
 
 /// A page of results with the cursor of the next page (`null` on the last page).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
+    /// Pass back as `cursor` for the next page; `null` on the last page. Opaque.
     pub next_cursor: Option<String>,
 }
 
 /// The baseline an incident was judged against.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BaselineView {
     /// Mean errors per minute.
     pub mean: f64,
@@ -26,7 +28,7 @@ pub struct BaselineView {
 }
 
 /// The decision rule and thresholds in force when the incident opened.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ThresholdsView {
     pub algorithm: String,
     pub z_threshold: f64,
@@ -34,7 +36,7 @@ pub struct ThresholdsView {
 }
 
 /// An incident.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IncidentView {
     pub id: i64,
     pub service: String,
@@ -104,7 +106,7 @@ impl From<IncidentRow> for IncidentView {
 }
 
 /// One entry of an incident's timeline.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     pub kind: String,
@@ -128,7 +130,7 @@ impl From<IncidentEventRow> for TimelineEntry {
 }
 
 /// An incident with its timeline.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: IncidentView,
@@ -136,7 +138,7 @@ pub struct IncidentDetail {
 }
 
 /// A stored log event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LogView {
     pub id: i64,
     pub ts: DateTime<Utc>,
@@ -144,6 +146,7 @@ pub struct LogView {
     pub service: String,
     pub level: String,
     pub message: String,
+    #[schema(value_type = Object)]
     pub attributes: serde_json::Value,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,

@@ -3,12 +3,14 @@
 //! # Layout
 //! - [`settings`]: listener, database, paging.
 //! - [`api`]: the response types (no secret has a field in them).
+//! - [`openapi`]: the OpenAPI description (utoipa) and its docs page.
 //! - [`cursor`]: opaque, validated keyset cursors.
 //! - [`routes`]: the handlers.
 //! - [`startup`]: [`Application`], building and running the service.
 
 pub mod api;
 pub mod cursor;
+pub mod openapi;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -11,11 +11,15 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    web::server::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     web::telemetry::init();
     let cli = Cli::parse();
     let file = settings::config_file(cli.common.config.clone());
-    let settings: Settings = settings::load(file.as_deref(), cli.common.overrides())?;
+    let settings: Settings = settings::load(file.as_deref(), cli.common.overrides()?)?;
     let app = query::Application::build(settings).await?;
     app.run_until(web::server::shutdown_on_signal()).await
 }

@@ -1,6 +1,8 @@
 //! Query API settings: defaults here, then the config file, env and flags.
 
 use serde::{Deserialize, Serialize};
+use web::auth::AuthSettings;
+use web::ratelimit::RateLimitSettings;
 use web::settings::{DatabaseSettings, ServerSettings, SettingsError};
 
 /// Everything `threesigma-query` can be told.
@@ -10,6 +12,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub query: QuerySettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
 }
 
 impl Default for Settings {
@@ -18,6 +22,9 @@ impl Default for Settings {
             server: ServerSettings::with_bind("0.0.0.0:8081"),
             database: DatabaseSettings::default(),
             query: QuerySettings::default(),
+            auth: AuthSettings::default(),
+            // Per user: an interactive client or a dashboard, not a scraper.
+            rate_limit: RateLimitSettings::with_rate(50, 100),
         }
     }
 }
@@ -30,6 +37,8 @@ pub struct QuerySettings {
     pub default_limit: i64,
     /// Largest `limit` accepted.
     pub max_limit: i64,
+    /// Largest request body (login and operator actions are small).
+    pub max_body_bytes: usize,
 }
 
 impl Default for QuerySettings {
@@ -37,6 +46,7 @@ impl Default for QuerySettings {
         QuerySettings {
             default_limit: 50,
             max_limit: 500,
+            max_body_bytes: 16 * 1024,
         }
     }
 }
@@ -45,6 +55,10 @@ impl Settings {
     /// Refuses unusable values with a message naming the setting.
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.database.validate()?;
+        self.auth.verifier()?;
+        self.auth.signer()?;
+        let _ = self.rate_limit.general()?;
+        let _ = self.rate_limit.login()?;
         if self.query.max_limit < 1 {
             return Err(SettingsError::invalid(
                 "query.max_limit",

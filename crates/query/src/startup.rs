@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use actix_web::web::{Data, get, scope, to};
+use actix_web::web::{Data, get, post, resource, scope, to};
 use actix_web::{App, HttpServer, middleware};
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
-use crate::routes::{QueryState, incidents, logs};
+use crate::routes::{QueryState, auth, incidents, logs, services};
 use crate::settings::Settings;
 
 /// A built, bound, not yet running query API.
@@ -16,6 +16,8 @@ pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     settings: Settings,
+    verifier: web::auth::TokenVerifier,
+    pool: store::DbPool,
 }
 
 impl Application {
@@ -41,30 +43,68 @@ impl Application {
         let readiness = Data::new(web::health::ReadinessCheck(Arc::new(
             web::health::DatabaseReady(pool.clone()),
         )));
+        let verifier = settings.auth.verifier()?;
+        let verifier_data = Data::new(verifier.clone());
+        let limiter = settings.rate_limit.general()?;
+        let login_limiter = settings.rate_limit.login()?;
+        let cors_origins = settings.server.cors_origins.clone();
+        let max_body = settings.query.max_body_bytes;
+        let openapi = <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi();
         let state = Data::new(QueryState {
-            pool,
+            read_pool: pool.clone(),
+            pool: pool.clone(),
             default_limit: settings.query.default_limit,
             max_limit: settings.query.max_limit,
+            signer: settings.auth.signer()?,
+            session_ttl: settings.auth.session_ttl,
         });
 
         let server = HttpServer::new(move || {
             let (query_config, path_config, json_config) = web::error::extractor_configs();
+            let json_config = json_config.limit(max_body);
             App::new()
+                .wrap(web::server::security_headers())
                 .wrap(middleware::from_fn(web::metrics::record_request))
                 .app_data(state.clone())
                 .app_data(readiness.clone())
                 .app_data(registry.clone())
                 .app_data(http_metrics.clone())
+                .app_data(verifier_data.clone())
                 .app_data(query_config)
                 .app_data(path_config)
                 .app_data(json_config)
+                .app_data(actix_web::web::PayloadConfig::new(max_body))
                 .configure(web::health::configure)
                 .service(
+                    utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs/{_:.*}")
+                        .url("/api/v1/openapi.json", openapi.clone()),
+                )
+                .service(
                     scope("/api/v1")
+                        // Inner first: the rate limiter keys on the caller the authentication
+                        // middleware around it records.
+                        .wrap(actix_governor::Governor::new(&limiter))
+                        .wrap(middleware::from_fn(web::auth::authenticate))
+                        .wrap(web::server::api_content_security_policy())
+                        .wrap(middleware::Condition::new(
+                            !cors_origins.is_empty(),
+                            web::server::cors(&cors_origins),
+                        ))
+                        .service(
+                            resource("/auth/login")
+                                .wrap(actix_governor::Governor::new(&login_limiter))
+                                .route(post().to(auth::login)),
+                        )
                         .route("/incidents", get().to(incidents::list))
                         .route("/incidents/{id}", get().to(incidents::detail))
                         .route("/incidents/{id}/logs", get().to(incidents::logs))
-                        .route("/logs", get().to(logs::list)),
+                        .route(
+                            "/incidents/{id}/acknowledge",
+                            post().to(incidents::acknowledge),
+                        )
+                        .route("/incidents/{id}/resolve", post().to(incidents::resolve))
+                        .route("/logs", get().to(logs::list))
+                        .route("/services", get().to(services::list)),
                 )
                 .default_service(to(web::error::not_found))
         })
@@ -77,6 +117,8 @@ impl Application {
             port,
             server,
             settings,
+            verifier,
+            pool,
         })
     }
 
@@ -87,7 +129,13 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then answers in-flight requests and returns.
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "Query API is listening.");
+        let revocations = self.verifier.refresh_revocations(
+            self.pool.clone(),
+            self.settings.auth.revocation_refresh,
+            shutdown.clone(),
+        );
         web::server::run_until(self.server, shutdown, self.settings.server.shutdown_grace).await?;
+        revocations.abort();
         tracing::info!("Query API stopped.");
         Ok(())
     }

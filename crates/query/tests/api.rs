@@ -9,12 +9,31 @@ use store::incidents::Actor;
 use store::models::NewIncident;
 use store::testing::TestDatabase;
 use tokio_util::sync::CancellationToken;
+use web::auth::{Role, Scope};
 
 struct TestApp {
     address: String,
     db: TestDatabase,
+    /// Sends a read token.
     client: reqwest::Client,
     shutdown: CancellationToken,
+}
+
+/// A client that sends `token` with every request.
+fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+fn token(subject: &str, scopes: &[Scope], role: Option<Role>) -> String {
+    web::auth::testing::token(subject, scopes, role)
 }
 
 impl Drop for TestApp {
@@ -24,6 +43,10 @@ impl Drop for TestApp {
 }
 
 async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+async fn spawn_app_with(customise: impl FnOnce(&mut query::Settings)) -> TestApp {
     web::telemetry::init_for_tests();
     let db = TestDatabase::create().await;
     let mut settings = query::Settings::default();
@@ -31,6 +54,10 @@ async fn spawn_app() -> TestApp {
     settings.server.workers = 1;
     settings.database.url = db.url.clone();
     settings.database.pool_size = 2;
+    settings.auth = web::auth::testing::settings();
+    settings.auth.revocation_refresh = std::time::Duration::from_millis(100);
+    settings.rate_limit.per_second = 0;
+    customise(&mut settings);
     let app = query::Application::build(settings).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
@@ -38,7 +65,7 @@ async fn spawn_app() -> TestApp {
     TestApp {
         address,
         db,
-        client: reqwest::Client::new(),
+        client: client_with(&token("reader", &[Scope::Read], None)),
         shutdown,
     }
 }
@@ -288,4 +315,399 @@ async fn health_and_unknown_routes() {
     let (status, body) = app.get("/api/v1/nope").await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "not_found");
+}
+
+impl TestApp {
+    async fn post(&self, client: &reqwest::Client, path: &str, body: Value) -> (u16, Value) {
+        let response = client
+            .post(format!("{}{path}", self.address))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get_with(&self, client: &reqwest::Client, path: &str) -> (u16, String) {
+        let response = client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn add_user(&self, email: &str, password: &str, role: Role) {
+        let mut conn = self.connection().await;
+        let hash = web::auth::password::hash(password).unwrap();
+        store::users::add(&mut conn, email, &hash, role.as_str())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    async fn login(&self, email: &str, password: &str) -> (u16, Value) {
+        self.post(
+            &reqwest::Client::new(),
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn every_bad_token_is_refused() {
+    let app = spawn_app().await;
+    let (status, _) = app
+        .get_with(&reqwest::Client::new(), "/api/v1/incidents")
+        .await;
+    assert_eq!(status, 401, "missing");
+    for (case, forged) in web::auth::forged::tokens() {
+        let (status, body) = app
+            .get_with(&client_with(&forged), "/api/v1/incidents")
+            .await;
+        assert_eq!(status, 401, "{case}: {body}");
+    }
+    let shipper = client_with(&token("shipper", &[Scope::Ingest], None));
+    let (status, body) = app.get_with(&shipper, "/api/v1/logs").await;
+    assert_eq!(status, 403, "an ingest token cannot read: {body}");
+}
+
+#[tokio::test]
+async fn revoked_tokens_stop_working_within_seconds() {
+    let app = spawn_app().await;
+    let issued = web::auth::testing::settings()
+        .signer()
+        .unwrap()
+        .unwrap()
+        .issue(
+            "reader",
+            &[Scope::Read],
+            None,
+            std::time::Duration::from_secs(600),
+        )
+        .unwrap();
+    let client = client_with(&issued.token);
+    assert_eq!(app.get_with(&client, "/api/v1/incidents").await.0, 200);
+    let mut conn = app.connection().await;
+    store::users::revoke_token(&mut conn, &issued.jti, issued.expires_at, "test")
+        .await
+        .unwrap();
+    let mut status = 200;
+    for _ in 0..100 {
+        status = app.get_with(&client, "/api/v1/incidents").await.0;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn login_gives_a_token_with_the_users_role() {
+    let app = spawn_app().await;
+    app.add_user("Alice@Example.com", "correct horse battery", Role::Operator)
+        .await;
+    let (status, body) = app.login("alice@example.com", "wrong horse battery").await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (401, Some("wrong email or password"))
+    );
+    let (status, unknown) = app
+        .login("nobody@example.com", "correct horse battery")
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        unknown["message"], body["message"],
+        "unknown emails look like wrong passwords"
+    );
+    let (status, body) = app
+        .login("alice@example.com", "correct horse battery")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["role"], "operator");
+    let session = client_with(body["token"].as_str().unwrap());
+    assert_eq!(app.get_with(&session, "/api/v1/incidents").await.0, 200);
+}
+
+#[tokio::test]
+async fn operators_acknowledge_and_resolve_and_the_timeline_says_who() {
+    let app = spawn_app().await;
+    let id = app.incident("checkout", Utc::now(), "critical").await;
+    let viewer = client_with(&token(
+        "vera@example.com",
+        &[Scope::Read],
+        Some(Role::Viewer),
+    ));
+    let operator = client_with(&token(
+        "otto@example.com",
+        &[Scope::Read],
+        Some(Role::Operator),
+    ));
+
+    let (status, body) = app
+        .post(
+            &viewer,
+            &format!("/api/v1/incidents/{id}/acknowledge"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = app
+        .post(
+            &operator,
+            &format!("/api/v1/incidents/{id}/acknowledge"),
+            json!({"reason": "looking"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "acknowledged");
+    assert_eq!(body["acknowledged_by"], "otto@example.com");
+    let (status, _) = app
+        .post(
+            &operator,
+            &format!("/api/v1/incidents/{id}/acknowledge"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "already acknowledged");
+
+    let (status, body) = app
+        .post(
+            &operator,
+            &format!("/api/v1/incidents/{id}/resolve"),
+            json!({"reason": "fixed"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "resolved");
+    assert_eq!(body["resolved_by"], "otto@example.com");
+    let timeline: Vec<(String, String, String)> = body["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["actor"].as_str().unwrap().to_owned(),
+                e["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        timeline[1],
+        (
+            "acknowledged".to_owned(),
+            "otto@example.com".to_owned(),
+            "looking".to_owned()
+        )
+    );
+    assert_eq!(
+        timeline[2],
+        (
+            "resolved".to_owned(),
+            "otto@example.com".to_owned(),
+            "fixed".to_owned()
+        )
+    );
+    let (status, _) = app
+        .post(
+            &operator,
+            &format!("/api/v1/incidents/{id}/resolve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, _) = app
+        .post(&operator, "/api/v1/incidents/424242/resolve", json!({}))
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn services_overview_has_counts_and_z() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let minute = Minute::containing(now);
+    let mut events = Vec::new();
+    for back in 1..=31 {
+        let at = minute.minus(back).start() + Duration::seconds(10);
+        events.push(("checkout", "error", "boom", at));
+        events.push(("checkout", "info", "ok", at));
+    }
+    app.logs(&events).await;
+    app.incident("checkout", now, "warning").await;
+    let (status, body) = app.get("/api/v1/services").await;
+    assert_eq!(status, 200, "{body}");
+    let service = &body.as_array().unwrap()[0];
+    assert_eq!(service["service"], "checkout");
+    assert_eq!(
+        (service["errors"].as_u64(), service["total"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(service["errors_last_hour"], 31);
+    assert_eq!(service["baseline"]["minutes"], 30);
+    assert!(service["z"].as_f64().unwrap().is_finite());
+    assert_eq!(service["active_incidents"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn no_answer_ever_carries_a_password_hash() {
+    let app = spawn_app().await;
+    app.add_user("root@example.com", "correct horse battery", Role::Admin)
+        .await;
+    let (_, login) = app.login("root@example.com", "correct horse battery").await;
+    let admin = client_with(login["token"].as_str().unwrap());
+    let id = app.incident("checkout", Utc::now(), "warning").await;
+    app.logs(&[("checkout", "error", "boom", Utc::now())]).await;
+    let mut bodies = vec![login.to_string()];
+    for path in [
+        "/api/v1/incidents".to_owned(),
+        format!("/api/v1/incidents/{id}"),
+        format!("/api/v1/incidents/{id}/logs"),
+        "/api/v1/logs".to_owned(),
+        "/api/v1/services".to_owned(),
+        "/api/v1/openapi.json".to_owned(),
+        "/healthz".to_owned(),
+        "/readyz".to_owned(),
+        "/metrics".to_owned(),
+    ] {
+        let (status, body) = app.get_with(&admin, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        bodies.push(body);
+    }
+    for action in ["acknowledge", "resolve"] {
+        let (_, body) = app
+            .post(
+                &admin,
+                &format!("/api/v1/incidents/{id}/{action}"),
+                json!({}),
+            )
+            .await;
+        bodies.push(body.to_string());
+    }
+    for body in bodies {
+        assert!(!body.contains("$argon2"), "{body}");
+        assert!(!body.contains("password_hash"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn rate_limits_refuse_the_excess_and_nothing_below() {
+    let app = spawn_app_with(|settings| {
+        settings.rate_limit.per_second = 2;
+        settings.rate_limit.burst = 20;
+    })
+    .await;
+    // Under the limit: the burst passes whole.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(app.get("/api/v1/incidents").await.0);
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // Over it: 300 more as fast as possible; only the replenished few may pass.
+    let started = std::time::Instant::now();
+    let mut refused = 0;
+    for _ in 0..300 {
+        let response = app
+            .client
+            .get(format!("{}/api/v1/incidents", app.address))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            refused += 1;
+            assert!(response.headers().contains_key("retry-after"));
+        }
+    }
+    let replenished = (started.elapsed().as_secs_f64() * 2.0).ceil() as usize;
+    let excess = 300 - replenished.min(300);
+    println!(
+        "rate limit: {refused} of {excess} excess requests refused ({:.1}%)",
+        100.0 * refused as f64 / excess as f64
+    );
+    assert!(
+        refused as f64 >= 0.98 * excess as f64,
+        "{refused} of {excess}"
+    );
+}
+
+#[tokio::test]
+async fn login_attempts_have_their_own_stricter_limit() {
+    let app = spawn_app_with(|settings| {
+        settings.rate_limit.login_per_minute = 6;
+        settings.rate_limit.login_burst = 3;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            app.login("nobody@example.com", "correct horse battery")
+                .await
+                .0,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
+}
+
+#[tokio::test]
+async fn openapi_document_and_docs_page() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .get_with(&reqwest::Client::new(), "/api/v1/openapi.json")
+        .await;
+    assert_eq!(status, 200);
+    let document: Value = serde_json::from_str(&body).unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/incidents",
+        "/api/v1/incidents/{id}",
+        "/api/v1/incidents/{id}/logs",
+        "/api/v1/incidents/{id}/acknowledge",
+        "/api/v1/incidents/{id}/resolve",
+        "/api/v1/logs",
+        "/api/v1/services",
+    ] {
+        assert!(document["paths"][path].is_object(), "{path} is documented");
+    }
+    let (status, page) = app.get_with(&reqwest::Client::new(), "/api/v1/docs/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("swagger"), "{page}");
+}
+
+#[tokio::test]
+async fn security_headers_and_no_cors_by_default() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/api/v1/incidents", app.address))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert!(!headers.contains_key("access-control-allow-origin"));
+    // Bodies are bounded.
+    let big = "x".repeat(64 * 1024);
+    let (status, _) = app
+        .post(
+            &reqwest::Client::new(),
+            "/api/v1/auth/login",
+            json!({"email": big, "password": "p"}),
+        )
+        .await;
+    assert_eq!(status, 413);
 }

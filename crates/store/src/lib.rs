@@ -11,6 +11,7 @@
 //! - [`counts`]: per-minute rollup reads for the detector.
 //! - [`incidents`]: incident lifecycle statements and incident pages.
 //! - [`logs`]: log pages.
+//! - [`users`]: users (credentials stay inside) and revoked tokens.
 //! - [`scope`], [`leases`]: which services a detector replica evaluates.
 //! - [`partitions`]: daily log partitions ahead, retention behind.
 //! - `testing` (feature `testing`): a fresh database per test from a migrated template.
@@ -30,6 +31,7 @@ pub mod schema;
 pub mod scope;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod users;
 
 pub use error::{StoreError, StoreResult};
 pub use pool::{DbPool, PoolSettings, PooledConnection};

@@ -71,5 +71,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        email -> Text,
+        password_hash -> Text,
+        role -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        revoked_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        reason -> Text,
+    }
+}
+
 diesel::joinable!(incident_events -> incidents (incident_id));
-diesel::allow_tables_to_appear_in_same_query!(logs, log_counts, incidents, incident_events);
+diesel::allow_tables_to_appear_in_same_query!(
+    logs,
+    log_counts,
+    incidents,
+    incident_events,
+    users,
+    revoked_tokens
+);

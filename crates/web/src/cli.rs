@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::settings::Overrides;
+use crate::settings::{Overrides, SettingsError};
 
 /// `--bind`, `--database-url`, `--config`, `--migrate`.
 #[derive(Debug, Clone, Args)]
@@ -25,12 +25,14 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    /// The overrides these flags contribute.
-    pub fn overrides(&self) -> Overrides {
-        vec![
+    /// The overrides these flags contribute, and the JWT secret from `JWT_SECRET` or
+    /// `JWT_SECRET_FILE` (secrets are never flags: command lines are visible to every user).
+    pub fn overrides(&self) -> Result<Overrides, SettingsError> {
+        Ok(vec![
             ("server.bind", self.bind.clone()),
             ("database.url", self.database_url.clone()),
             ("database.migrate", self.migrate.then(|| "true".to_owned())),
-        ]
+            ("auth.secret", crate::auth::secret_from_env()?),
+        ])
     }
 }

@@ -51,9 +51,13 @@ pub enum ApiError {
 }
 
 /// The JSON body of every error response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
+    /// Stable machine-readable kind: `bad_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`,
+    /// `rate_limited`, `unavailable`, `overloaded`, `internal`.
     pub error: &'a str,
+    /// What went wrong, for humans.
     pub message: String,
 }
 

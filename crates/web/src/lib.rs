@@ -1,6 +1,8 @@
 //! Shared actix-web plumbing for threesigma's services.
 //!
 //! # Layout
+//! - [`auth`]: tokens, scopes and roles, revocation, passwords.
+//! - [`ratelimit`]: per-caller rate limits.
 //! - [`cli`]: the flags every service shares.
 //! - [`settings`]: layered settings (defaults → file → env → flags), human durations, the
 //!   settings listing of `--help`.
@@ -10,10 +12,12 @@
 //! - [`telemetry`]: `tracing` setup.
 //! - [`server`]: listeners, signals, graceful stop.
 
+pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod ratelimit;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

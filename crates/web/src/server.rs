@@ -70,3 +70,49 @@ pub async fn run_until(
         Err(error) => Err(std::io::Error::other(error)),
     }
 }
+
+/// Response headers every API answer carries: no sniffing, no framing, no referrer, no
+/// caching of (possibly sensitive) answers.
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
+}
+
+/// The Content-Security-Policy of JSON answers (nothing may load from them).
+pub fn api_content_security_policy() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new().add((
+        "Content-Security-Policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ))
+}
+
+/// CORS: off unless origins are listed (then those origins may call with any method and
+/// the Authorization header).
+pub fn cors(origins: &[String]) -> actix_cors::Cors {
+    origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin)
+        })
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+        ])
+        .max_age(3600)
+}
+
+/// The end of every `main`: on error, one line on stderr (the chain of causes, no
+/// backtrace) and exit status 1.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -151,6 +151,8 @@ pub struct ServerSettings {
     /// How long a graceful stop may take before connections are cut.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// Origins allowed to call from a browser (CORS); empty: none (CORS off).
+    pub cors_origins: Vec<String>,
 }
 
 impl ServerSettings {
@@ -174,6 +176,7 @@ impl ServerSettings {
             workers: 0,
             max_connections: 512,
             shutdown_grace: Duration::from_secs(10),
+            cors_origins: Vec::new(),
         }
     }
 }

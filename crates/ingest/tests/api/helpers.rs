@@ -24,7 +24,25 @@ pub fn test_settings(db: &TestDatabase) -> Settings {
     settings.database.pool_size = 2;
     settings.ingest.writers = 2;
     settings.ingest.linger = Duration::from_millis(5);
+    settings.auth = web::auth::testing::settings();
+    settings.auth.revocation_refresh = Duration::from_millis(100);
     settings
+}
+
+/// A token allowed to send logs.
+pub fn ingest_token() -> String {
+    web::auth::testing::token("test-shipper", &[web::auth::Scope::Ingest], None)
+}
+
+/// A client that sends `token` with every request.
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -45,7 +63,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp {
         address,
         db,
-        client: reqwest::Client::new(),
+        client: client_with(&ingest_token()),
         shutdown,
         task: Some(task),
     }

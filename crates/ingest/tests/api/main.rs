@@ -1,5 +1,6 @@
 //! Ingest, end to end over HTTP against a real PostgreSQL (a fresh database per test).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
 mod helpers;
 mod logs;

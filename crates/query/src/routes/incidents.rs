@@ -1,32 +1,55 @@
 //! `/api/v1/incidents...`
 
-use actix_web::web::{Data, Json, Path, Query};
+use actix_web::web::{Bytes, Data, Json, Path, Query};
+use chrono::Utc;
 use domain::{Severity, Status};
 use serde::Deserialize;
-use store::incidents::IncidentFilter;
+use store::incidents::{Actor, IncidentFilter};
 use store::logs::LogFilter;
+use utoipa::{IntoParams, ToSchema};
 use web::ApiError;
+use web::auth::{OperatorAccess, ReadAccess};
+use web::error::ErrorBody;
 
 use super::{QueryState, into_page, parse_cursor, parse_name, parse_time};
 use crate::api::{IncidentDetail, IncidentView, LogView, Page};
 use crate::cursor::CursorKind;
 
 /// Filters and paging of `GET /api/v1/incidents`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IncidentParams {
+    /// `open`, `acknowledged` or `resolved`.
     pub status: Option<String>,
     pub service: Option<String>,
+    /// `warning` or `critical`.
     pub severity: Option<String>,
-    /// Opened at or after (RFC 3339).
+    /// Opened at or after (RFC 3339 or epoch seconds).
     pub since: Option<String>,
-    /// Opened before (RFC 3339).
+    /// Opened before (RFC 3339 or epoch seconds).
     pub until: Option<String>,
+    /// Page size, 1–500 (default 50).
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
-/// `GET /api/v1/incidents`: newest first, keyset-paged.
+/// Incidents, newest first, keyset-paged (page 10,000 costs what page 1 costs).
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    params(IncidentParams),
+    responses(
+        (status = 200, description = "A page of incidents", body = Page<IncidentView>),
+        (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Token lacks the read scope", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
+    _caller: ReadAccess,
     state: Data<QueryState>,
     params: Query<IncidentParams>,
 ) -> Result<Json<Page<IncidentView>>, ApiError> {
@@ -39,52 +62,88 @@ pub async fn list(
     };
     let limit = state.limit(params.limit)?;
     let after = parse_cursor(CursorKind::Incidents, params.cursor.as_deref())?;
-    let mut conn = state.connection().await?;
+    let mut conn = state.read_connection().await?;
     let rows = store::incidents::page(&mut conn, &filter, after, limit + 1).await?;
     Ok(Json(into_page(rows, limit, CursorKind::Incidents, |row| {
         (row.opened_at, row.id)
     })))
 }
 
-async fn find(state: &QueryState, id: i64) -> Result<store::models::IncidentRow, ApiError> {
-    let mut conn = state.connection().await?;
-    store::incidents::find(&mut conn, id)
+async fn find(
+    conn: &mut store::PooledConnection,
+    id: i64,
+) -> Result<store::models::IncidentRow, ApiError> {
+    store::incidents::find(conn, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("incident {id} does not exist")))
 }
 
-/// `GET /api/v1/incidents/{id}`: the incident with its baseline and timeline.
+async fn detail_of(
+    conn: &mut store::PooledConnection,
+    id: i64,
+) -> Result<IncidentDetail, ApiError> {
+    let incident = find(conn, id).await?;
+    let timeline = store::incidents::timeline(conn, id).await?;
+    Ok(IncidentDetail {
+        incident: incident.into(),
+        timeline: timeline.into_iter().map(Into::into).collect(),
+    })
+}
+
+/// One incident with its baseline, thresholds and timeline.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    responses(
+        (status = 200, description = "The incident", body = IncidentDetail),
+        (status = 404, description = "No such incident", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn detail(
+    _caller: ReadAccess,
     state: Data<QueryState>,
     id: Path<i64>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
-    let id = id.into_inner();
-    let incident = find(&state, id).await?;
-    let mut conn = state.connection().await?;
-    let timeline = store::incidents::timeline(&mut conn, id).await?;
-    Ok(Json(IncidentDetail {
-        incident: incident.into(),
-        timeline: timeline.into_iter().map(Into::into).collect(),
-    }))
+    let mut conn = state.read_connection().await?;
+    Ok(Json(detail_of(&mut conn, id.into_inner()).await?))
 }
 
 /// Paging of `GET /api/v1/incidents/{id}/logs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Page size, 1–500 (default 50).
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
-/// `GET /api/v1/incidents/{id}/logs`: the service's ERROR-and-above logs from the first
-/// minute that fired until the resolution (or now), newest first.
+/// The service's ERROR-and-above logs from the first minute that fired until the resolution
+/// (or now), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/logs",
+    tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id"), PageParams),
+    responses(
+        (status = 200, description = "A page of logs", body = Page<LogView>),
+        (status = 404, description = "No such incident", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn logs(
+    _caller: ReadAccess,
     state: Data<QueryState>,
     id: Path<i64>,
     params: Query<PageParams>,
 ) -> Result<Json<Page<LogView>>, ApiError> {
-    let incident = find(&state, id.into_inner()).await?;
     let limit = state.limit(params.limit)?;
     let after = parse_cursor(CursorKind::Logs, params.cursor.as_deref())?;
+    let mut conn = state.read_connection().await?;
+    let incident = find(&mut conn, id.into_inner()).await?;
     let filter = LogFilter {
         service: Some(incident.service),
         min_level: Some(domain::Level::Error.as_i16()),
@@ -92,9 +151,101 @@ pub async fn logs(
         until: incident.resolved_at,
         text: None,
     };
-    let mut conn = state.connection().await?;
     let rows = store::logs::page(&mut conn, &filter, after, limit + 1).await?;
     Ok(Json(into_page(rows, limit, CursorKind::Logs, |row| {
         (row.ts, row.id)
     })))
+}
+
+/// The optional body of an operator action.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ActionRequest {
+    /// Why, recorded in the timeline.
+    #[serde(default)]
+    pub reason: String,
+}
+
+fn action_body(body: &Bytes) -> Result<ActionRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ActionRequest::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::BadRequest(format!("invalid JSON body: {error}")))
+}
+
+/// Acknowledges an open incident (operator or admin): it stays active and keeps being
+/// updated, and the acknowledgement is recorded with who did it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/acknowledge",
+    tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    request_body(content = ActionRequest, description = "Optional reason", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Acknowledged", body = IncidentDetail),
+        (status = 403, description = "Needs the operator or admin role", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "Not open (already acknowledged or resolved)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn acknowledge(
+    caller: OperatorAccess,
+    state: Data<QueryState>,
+    id: Path<i64>,
+    body: Bytes,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let id = id.into_inner();
+    let request = action_body(&body)?;
+    let mut conn = state.connection().await?;
+    let actor = Actor {
+        name: &caller.0.subject,
+        reason: &request.reason,
+    };
+    if !store::incidents::acknowledge(&mut conn, id, Utc::now(), actor).await? {
+        let incident = find(&mut conn, id).await?;
+        return Err(ApiError::Conflict(format!(
+            "incident {id} is {}, not open",
+            incident.status
+        )));
+    }
+    Ok(Json(detail_of(&mut conn, id).await?))
+}
+
+/// Resolves an active incident by hand (operator or admin), recorded with who did it. If
+/// its errors fire again within the reopen window, the detector reopens it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/resolve",
+    tag = "incidents",
+    params(("id" = i64, Path, description = "Incident id")),
+    request_body(content = ActionRequest, description = "Optional reason", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Resolved", body = IncidentDetail),
+        (status = 403, description = "Needs the operator or admin role", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "Already resolved", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn resolve(
+    caller: OperatorAccess,
+    state: Data<QueryState>,
+    id: Path<i64>,
+    body: Bytes,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let id = id.into_inner();
+    let request = action_body(&body)?;
+    let mut conn = state.connection().await?;
+    let actor = Actor {
+        name: &caller.0.subject,
+        reason: &request.reason,
+    };
+    if !store::incidents::resolve(&mut conn, id, Utc::now(), actor).await? {
+        find(&mut conn, id).await?;
+        return Err(ApiError::Conflict(format!(
+            "incident {id} is already resolved"
+        )));
+    }
+    Ok(Json(detail_of(&mut conn, id).await?))
 }

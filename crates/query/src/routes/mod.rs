@@ -1,7 +1,9 @@
 //! HTTP handlers of the query API, and what they share: paging and parameter parsing.
 
+pub mod auth;
 pub mod incidents;
 pub mod logs;
+pub mod services;
 
 use chrono::{DateTime, Utc};
 use web::ApiError;
@@ -11,9 +13,16 @@ use crate::cursor::{self, CursorKind};
 
 /// What handlers share.
 pub struct QueryState {
+    /// The primary: writes (operator actions) and anything that must see them.
     pub pool: store::DbPool,
+    /// Reads of lists and details: a replica when `database.read_url` is set, else the
+    /// primary.
+    pub read_pool: store::DbPool,
     pub default_limit: i64,
     pub max_limit: i64,
+    /// Signs login tokens; `None` when this service only holds a public key.
+    pub signer: Option<web::auth::TokenSigner>,
+    pub session_ttl: std::time::Duration,
 }
 
 impl QueryState {
@@ -29,8 +38,14 @@ impl QueryState {
         }
     }
 
+    /// A connection to the primary.
     pub async fn connection(&self) -> Result<store::PooledConnection, ApiError> {
         Ok(store::pool::connection(&self.pool).await?)
+    }
+
+    /// A connection for reading (the replica, if any).
+    pub async fn read_connection(&self) -> Result<store::PooledConnection, ApiError> {
+        Ok(store::pool::connection(&self.read_pool).await?)
     }
 }
 

@@ -1,0 +1,195 @@
+//! Rate limits (actix-governor): per token subject when the caller is authenticated, else per
+//! client IP. `X-Forwarded-For` is believed only when the connection comes from one of
+//! `trusted_proxies`, and then the address taken is the nearest one that is not a trusted
+//! proxy (so a client cannot pick its own key by sending the header itself). Limits are
+//! per process. Over the limit: 429 with `Retry-After`, `x-ratelimit-after`,
+//! `x-ratelimit-limit` and `x-ratelimit-remaining`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_governor::{GovernorConfig, GovernorConfigBuilder, KeyExtractor};
+use actix_web::dev::ServiceRequest;
+use actix_web::{HttpMessage, HttpResponse, HttpResponseBuilder};
+use governor::NotUntil;
+use governor::clock::{Clock, DefaultClock, QuantaInstant};
+use governor::middleware::StateInformationMiddleware;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Authentication;
+use crate::error::{ApiError, ErrorBody};
+use crate::settings::SettingsError;
+
+/// The `[rate_limit]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitSettings {
+    /// Sustained requests per second per caller; 0 disables rate limiting.
+    pub per_second: u64,
+    /// Requests a caller may send at once beyond the sustained rate.
+    pub burst: u32,
+    /// Login attempts per minute per client address.
+    pub login_per_minute: u64,
+    /// Login attempts at once.
+    pub login_burst: u32,
+    /// Addresses or networks (`10.0.0.0/8`) of proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings::with_rate(50, 100)
+    }
+}
+
+impl RateLimitSettings {
+    /// Defaults for a service with this sustained rate and burst.
+    pub fn with_rate(per_second: u64, burst: u32) -> RateLimitSettings {
+        RateLimitSettings {
+            per_second,
+            burst,
+            login_per_minute: 10,
+            login_burst: 5,
+            trusted_proxies: Vec::new(),
+        }
+    }
+
+    fn proxies(&self) -> Result<Vec<IpNet>, SettingsError> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        SettingsError::invalid(
+                            "rate_limit.trusted_proxies",
+                            format!("{entry:?} is not an address or network"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// The limiter of ordinary requests. With `per_second` 0 it is permissive: it counts and
+    /// sets the headers but never refuses.
+    pub fn general(&self) -> Result<Limiter, SettingsError> {
+        let period = Duration::from_nanos((1_000_000_000 / self.per_second.max(1)).max(1));
+        build(
+            self.proxies()?,
+            period,
+            self.burst.max(1),
+            false,
+            self.per_second == 0,
+        )
+    }
+
+    /// The stricter limiter of login attempts (per client address, whoever claims to be who).
+    pub fn login(&self) -> Result<Limiter, SettingsError> {
+        let period = Duration::from_millis((60_000 / self.login_per_minute.max(1)).max(1));
+        build(
+            self.proxies()?,
+            period,
+            self.login_burst.max(1),
+            true,
+            false,
+        )
+    }
+}
+
+/// A configured limiter, shared by every worker of a service.
+pub type Limiter = GovernorConfig<CallerKey, StateInformationMiddleware>;
+
+fn build(
+    proxies: Vec<IpNet>,
+    period: Duration,
+    burst: u32,
+    by_address_only: bool,
+    permissive: bool,
+) -> Result<Limiter, SettingsError> {
+    GovernorConfigBuilder::default()
+        .period(period)
+        .burst_size(burst)
+        .permissive(permissive)
+        .key_extractor(CallerKey {
+            trusted_proxies: Arc::new(proxies),
+            by_address_only,
+        })
+        .use_headers()
+        .finish()
+        .ok_or_else(|| SettingsError::invalid("rate_limit", "rates must be greater than zero"))
+}
+
+/// Keys requests by token subject, else by client address.
+#[derive(Debug, Clone)]
+pub struct CallerKey {
+    trusted_proxies: Arc<Vec<IpNet>>,
+    /// Ignore the token (login: the caller is not authenticated yet).
+    by_address_only: bool,
+}
+
+impl CallerKey {
+    /// The client's address: the peer, or through trusted proxies the nearest untrusted
+    /// address of `X-Forwarded-For`.
+    pub fn client_address(&self, request: &ServiceRequest) -> Option<IpAddr> {
+        let peer = request.peer_addr()?.ip();
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        Some(
+            forwarded
+                .into_iter()
+                .rev()
+                .find(|hop| !self.is_trusted(*hop))
+                .unwrap_or(peer),
+        )
+    }
+
+    fn is_trusted(&self, address: IpAddr) -> bool {
+        self.trusted_proxies
+            .iter()
+            .any(|network| network.contains(&address))
+    }
+}
+
+impl KeyExtractor for CallerKey {
+    type Key = String;
+    type KeyExtractionError = ApiError;
+
+    fn extract(&self, request: &ServiceRequest) -> Result<String, ApiError> {
+        if !self.by_address_only
+            && let Some(Authentication(Ok(principal))) =
+                request.extensions().get::<Authentication>()
+        {
+            return Ok(format!("sub:{}", principal.subject));
+        }
+        Ok(match self.client_address(request) {
+            Some(address) => format!("ip:{address}"),
+            None => "ip:unknown".to_owned(),
+        })
+    }
+
+    fn exceed_rate_limit_response(
+        &self,
+        negative: &NotUntil<QuantaInstant>,
+        mut response: HttpResponseBuilder,
+    ) -> HttpResponse {
+        let wait = negative
+            .wait_time_from(DefaultClock::default().now())
+            .as_secs()
+            .max(1);
+        response.json(ErrorBody {
+            error: "rate_limited",
+            message: format!("too many requests, retry in {wait}s"),
+        })
+    }
+}
