@@ -711,3 +711,51 @@ async fn security_headers_and_no_cors_by_default() {
         .await;
     assert_eq!(status, 413);
 }
+
+#[tokio::test]
+async fn with_only_a_public_key_reads_work_and_login_is_disabled() {
+    use web::auth::{AuthSettings, JwtAlgorithm};
+    let key = |name: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/keys")
+            .join(name)
+            .display()
+            .to_string()
+    };
+    let app = spawn_app_with(|settings| {
+        settings.auth = AuthSettings {
+            algorithm: JwtAlgorithm::RS256,
+            public_key_file: key("rsa-public.pem"),
+            ..AuthSettings::default()
+        };
+    })
+    .await;
+    let minting = AuthSettings {
+        algorithm: JwtAlgorithm::RS256,
+        private_key_file: key("rsa-private.pem"),
+        ..AuthSettings::default()
+    };
+    let issued = minting
+        .signer()
+        .unwrap()
+        .unwrap()
+        .issue(
+            "grafana",
+            &[Scope::Read],
+            None,
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+    assert_eq!(
+        app.get_with(&client_with(&issued.token), "/api/v1/incidents")
+            .await
+            .0,
+        200
+    );
+    // An HS256 token (the test secret) is the wrong algorithm here.
+    assert_eq!(app.get_with(&app.client, "/api/v1/incidents").await.0, 401);
+    let (status, body) = app
+        .login("anyone@example.com", "correct horse battery")
+        .await;
+    assert_eq!(status, 503, "{body}");
+}

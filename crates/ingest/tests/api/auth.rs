@@ -139,3 +139,74 @@ async fn rate_limits_key_on_the_token_and_answer_429_with_headers() {
     ));
     assert_eq!(post_with(&app, &other).await.0, 200);
 }
+
+fn fixture(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/keys")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[tokio::test]
+async fn with_a_key_pair_ingest_holds_only_the_public_key() {
+    use web::auth::{AuthSettings, JwtAlgorithm};
+    let app = spawn_app_with(|settings| {
+        settings.auth = AuthSettings {
+            algorithm: JwtAlgorithm::EdDSA,
+            public_key_file: fixture("ed25519-public.pem"),
+            ..AuthSettings::default()
+        };
+    })
+    .await;
+    // Tokens are made where the private key is (the CLI).
+    let minting = AuthSettings {
+        algorithm: JwtAlgorithm::EdDSA,
+        private_key_file: fixture("ed25519-private.pem"),
+        ..AuthSettings::default()
+    };
+    let signer = minting.signer().unwrap().unwrap();
+    let good = signer
+        .issue("vector", &[Scope::Ingest], None, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(post_with(&app, &client_with(&good.token)).await.0, 200);
+
+    // Signed by another key pair: refused.
+    let stranger = AuthSettings {
+        algorithm: JwtAlgorithm::EdDSA,
+        private_key_file: fixture("other-ed25519-private.pem"),
+        ..AuthSettings::default()
+    };
+    let forged = stranger
+        .signer()
+        .unwrap()
+        .unwrap()
+        .issue("vector", &[Scope::Ingest], None, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(post_with(&app, &client_with(&forged.token)).await.0, 401);
+
+    // Algorithm confusion: HS256 keyed with the (public) PEM itself. Refused.
+    let confused = AuthSettings {
+        secret: std::fs::read_to_string(fixture("ed25519-public.pem")).unwrap(),
+        ..AuthSettings::default()
+    };
+    let confused = confused
+        .signer()
+        .unwrap()
+        .unwrap()
+        .issue("vector", &[Scope::Ingest], None, Duration::from_secs(60))
+        .unwrap();
+    let (status, body) = post_with(&app, &client_with(&confused.token)).await;
+    assert_eq!(status, 401, "{body}");
+
+    // The forged set is made for an HS256 service: here every one of them is refused too,
+    // except the EdDSA token signed with this very key pair, which is simply valid.
+    for (case, token) in web::auth::forged::tokens() {
+        let expected = if case == "wrong algorithm" { 200 } else { 401 };
+        assert_eq!(
+            post_with(&app, &client_with(&token)).await.0,
+            expected,
+            "{case}"
+        );
+    }
+}
