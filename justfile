@@ -38,7 +38,7 @@ bench-ingest:
     bash bench/ingest.sh
 
 # Every benchmark.
-bench: bench-ingest bench-detection bench-detector
+bench: bench-ingest bench-detection bench-detector bench-query
 
 # COPY against UNNEST, alternating runs (docs/BENCHMARKS.md).
 bench-copy-vs-unnest:
@@ -52,3 +52,7 @@ bench-detection:
 # Detector cycle time over 1,000 services, with 100k and 10M log rows (docs/BENCHMARKS.md).
 bench-detector:
     cargo run --release -p detector --example cycle_bench
+
+# Keyset pages with 1M incidents and 10M logs, against OFFSET (docs/BENCHMARKS.md).
+bench-query:
+    cargo run --release -p query --example page_bench

@@ -1,0 +1,146 @@
+//! Keyset pages stay flat: with 1M incidents and 10M logs, page 10,000 of 50 costs what
+//! page 1 costs; the same page by OFFSET is measured beside it for contrast. Run with
+//! `just bench-query` (`cargo run --release -p query --example page_bench`).
+//!
+//! Uses the PostgreSQL server of BENCH_ADMIN_URL (default: the local one) and a scratch
+//! database `threesigma_bench_query`, dropped at the end.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use query::cursor::{CursorKind, encode};
+use tokio_util::sync::CancellationToken;
+use web::auth::Scope;
+
+const PAGE: i64 = 50;
+const DEEP_PAGE: i64 = 10_000;
+const RUNS: usize = 30;
+
+async fn client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+async fn http_median(http: &reqwest::Client, url: &str, token: &str) -> Duration {
+    let mut times = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let response = http.get(url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["data"].as_array().unwrap().len(), PAGE as usize);
+        times.push(started.elapsed());
+    }
+    median(times)
+}
+
+async fn sql_median(db: &tokio_postgres::Client, statement: &str, runs: usize) -> Duration {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let rows = db.query(statement, &[]).await.unwrap();
+        assert_eq!(rows.len(), PAGE as usize);
+        times.push(started.elapsed());
+    }
+    median(times)
+}
+
+#[tokio::main]
+async fn main() {
+    let admin_url = std::env::var("BENCH_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = "threesigma_bench_query";
+    let admin = client(&admin_url).await;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let url = store::pool::with_database(&admin_url, name);
+    store::migrate::run_pending(&url).await.unwrap();
+    let db = client(&url).await;
+
+    let started = Instant::now();
+    db.batch_execute(
+        "INSERT INTO incidents (service, signal, status, severity, title, opened_at, last_evaluated_at, \
+            first_minute, last_fired_minute, current_z, peak_z, current_count, peak_count, baseline_mean, \
+            baseline_stddev, baseline_minutes, algorithm, z_threshold, min_count, resolved_at) \
+         SELECT 'svc-' || (i % 1000), 'error_count', 'resolved', CASE WHEN i % 7 = 0 THEN 'critical' ELSE 'warning' END, \
+                'errors up', now() - make_interval(secs => i * 30), now(), now(), now(), 4, 5, 20, 25, 2, 1, 30, \
+                'negative_binomial', 3, 5, now() \
+         FROM generate_series(1, 1000000) i",
+    )
+    .await
+    .unwrap();
+    eprintln!("1M incidents in {:?}", started.elapsed());
+    let started = Instant::now();
+    db.batch_execute(
+        "INSERT INTO logs (ts, service, level, message, attributes) \
+         SELECT now() - make_interval(secs => (i % 2592000)::float8 + (i % 1000) / 1000.0), 'svc-' || (i % 1000), \
+                CASE WHEN i % 20 = 0 THEN 17 ELSE 9 END, 'request ' || i || ' served', '{}' \
+         FROM generate_series(1, 10000000) i",
+    )
+    .await
+    .unwrap();
+    db.batch_execute("VACUUM ANALYZE").await.unwrap();
+    eprintln!("10M logs in {:?}", started.elapsed());
+
+    let mut settings = query::Settings::default();
+    settings.server.bind = "127.0.0.1:0".to_owned();
+    settings.database.url = url.clone();
+    settings.auth = web::auth::AuthSettings {
+        secret: "benchmark-secret-0123456789abcdef".to_owned(),
+        ..web::auth::AuthSettings::default()
+    };
+    settings.rate_limit.per_second = 0;
+    let token = settings
+        .auth
+        .signer()
+        .unwrap()
+        .unwrap()
+        .issue("bench", &[Scope::Read], None, Duration::from_secs(3600))
+        .unwrap()
+        .token;
+    let app = query::Application::build(settings).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run_until(shutdown.clone()));
+    let http = reqwest::Client::new();
+
+    let offset = (DEEP_PAGE - 1) * PAGE;
+    let key = |table: &str, at: &str| {
+        format!("SELECT {at}, id FROM {table} ORDER BY {at} DESC, id DESC OFFSET {} LIMIT 1", offset - 1)
+    };
+    let row = db.query_one(&key("incidents", "opened_at"), &[]).await.unwrap();
+    let incident_cursor = encode(CursorKind::Incidents, row.get::<_, DateTime<Utc>>(0), row.get(1));
+    let row = db.query_one(&key("logs", "ts"), &[]).await.unwrap();
+    let log_cursor = encode(CursorKind::Logs, row.get::<_, DateTime<Utc>>(0), row.get(1));
+
+    let incidents_first = http_median(&http, &format!("{base}/api/v1/incidents?limit={PAGE}"), &token).await;
+    let incidents_deep = http_median(&http, &format!("{base}/api/v1/incidents?limit={PAGE}&cursor={incident_cursor}"), &token).await;
+    let incidents_offset = sql_median(
+        &db,
+        &format!("SELECT * FROM incidents ORDER BY opened_at DESC, id DESC OFFSET {offset} LIMIT {PAGE}"),
+        10,
+    )
+    .await;
+    let logs_first = http_median(&http, &format!("{base}/api/v1/logs?limit={PAGE}"), &token).await;
+    let logs_deep = http_median(&http, &format!("{base}/api/v1/logs?limit={PAGE}&cursor={log_cursor}"), &token).await;
+    let logs_offset = sql_median(&db, &format!("SELECT * FROM logs ORDER BY ts DESC, id DESC OFFSET {offset} LIMIT {PAGE}"), 5).await;
+
+    println!("| listing | page 1 (API) | page {DEEP_PAGE} (API, keyset) | ratio | page {DEEP_PAGE} by OFFSET (SQL alone) |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| incidents (1M rows) | {incidents_first:.1?} | {incidents_deep:.1?} | {:.2}x | {incidents_offset:.1?} |",
+        incidents_deep.as_secs_f64() / incidents_first.as_secs_f64()
+    );
+    println!(
+        "| logs (10M rows) | {logs_first:.1?} | {logs_deep:.1?} | {:.2}x | {logs_offset:.1?} |",
+        logs_deep.as_secs_f64() / logs_first.as_secs_f64()
+    );
+    shutdown.cancel();
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+}
