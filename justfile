@@ -56,3 +56,7 @@ bench-detector:
 # Keyset pages with 1M incidents and 10M logs, against OFFSET (docs/BENCHMARKS.md).
 bench-query:
     cargo run --release -p query --example page_bench
+
+# Property-based API fuzzing of the query API's OpenAPI document (PyPI schemathesis, local only).
+schemathesis:
+    bash bench/schemathesis.sh

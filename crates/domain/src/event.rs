@@ -202,8 +202,8 @@ impl LogEvent {
 }
 
 /// PostgreSQL text and jsonb cannot hold NUL characters; they become U+FFFD instead of
-/// failing the batch that carries them.
-fn strip_nul(text: String) -> String {
+/// failing the batch (or the request) that carries them.
+pub fn strip_nul(text: String) -> String {
     if text.contains('\0') {
         text.replace('\0', "\u{FFFD}")
     } else {

@@ -22,7 +22,7 @@ pub use detection::{
     ActiveIncident, Algorithm, Assessment, Baseline, DetectionConfig, Evaluation, MinuteSeries,
     MinuteSpan, Transition, evaluate,
 };
-pub use event::{EventError, EventLimits, LogEvent};
+pub use event::{EventError, EventLimits, LogEvent, strip_nul};
 pub use incident::{EventKind, Severity, Signal, Status};
 pub use level::Level;
 pub use service::ServiceName;

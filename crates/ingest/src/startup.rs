@@ -3,7 +3,7 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::web::{Data, post, to};
+use actix_web::web::{Data, post, resource, to};
 use actix_web::{App, HttpServer, middleware};
 use anyhow::Context;
 use prometheus_client::registry::Registry;
@@ -118,6 +118,7 @@ impl Application {
         let server = HttpServer::new(move || {
             let (query_config, path_config, json_config) = web::error::extractor_configs();
             App::new()
+                .wrap(web::error::method_not_allowed_as_json())
                 .wrap(web::server::security_headers())
                 .wrap(middleware::from_fn(web::metrics::record_request))
                 .app_data(state.clone())
@@ -140,8 +141,8 @@ impl Application {
                             !cors_origins.is_empty(),
                             web::server::cors(&cors_origins),
                         ))
-                        .route("/api/v1/logs", post().to(ingest_logs))
-                        .route("/ingest", post().to(ingest_logs)),
+                        .service(resource("/api/v1/logs").route(post().to(ingest_logs)))
+                        .service(resource("/ingest").route(post().to(ingest_logs))),
                 )
                 .default_service(to(web::error::not_found))
         })

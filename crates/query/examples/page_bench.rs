@@ -18,7 +18,9 @@ const DEEP_PAGE: i64 = 10_000;
 const RUNS: usize = 30;
 
 async fn client(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(connection);
     client
 }
@@ -54,11 +56,18 @@ async fn sql_median(db: &tokio_postgres::Client, statement: &str, runs: usize) -
 
 #[tokio::main]
 async fn main() {
-    let admin_url = std::env::var("BENCH_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let admin_url = std::env::var("BENCH_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let name = "threesigma_bench_query";
     let admin = client(&admin_url).await;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     let url = store::pool::with_database(&admin_url, name);
     store::migrate::run_pending(&url).await.unwrap();
     let db = client(&url).await;
@@ -112,26 +121,60 @@ async fn main() {
 
     let offset = (DEEP_PAGE - 1) * PAGE;
     let key = |table: &str, at: &str| {
-        format!("SELECT {at}, id FROM {table} ORDER BY {at} DESC, id DESC OFFSET {} LIMIT 1", offset - 1)
+        format!(
+            "SELECT {at}, id FROM {table} ORDER BY {at} DESC, id DESC OFFSET {} LIMIT 1",
+            offset - 1
+        )
     };
-    let row = db.query_one(&key("incidents", "opened_at"), &[]).await.unwrap();
-    let incident_cursor = encode(CursorKind::Incidents, row.get::<_, DateTime<Utc>>(0), row.get(1));
+    let row = db
+        .query_one(&key("incidents", "opened_at"), &[])
+        .await
+        .unwrap();
+    let incident_cursor = encode(
+        CursorKind::Incidents,
+        row.get::<_, DateTime<Utc>>(0),
+        row.get(1),
+    );
     let row = db.query_one(&key("logs", "ts"), &[]).await.unwrap();
     let log_cursor = encode(CursorKind::Logs, row.get::<_, DateTime<Utc>>(0), row.get(1));
 
-    let incidents_first = http_median(&http, &format!("{base}/api/v1/incidents?limit={PAGE}"), &token).await;
-    let incidents_deep = http_median(&http, &format!("{base}/api/v1/incidents?limit={PAGE}&cursor={incident_cursor}"), &token).await;
+    let incidents_first = http_median(
+        &http,
+        &format!("{base}/api/v1/incidents?limit={PAGE}"),
+        &token,
+    )
+    .await;
+    let incidents_deep = http_median(
+        &http,
+        &format!("{base}/api/v1/incidents?limit={PAGE}&cursor={incident_cursor}"),
+        &token,
+    )
+    .await;
     let incidents_offset = sql_median(
         &db,
-        &format!("SELECT * FROM incidents ORDER BY opened_at DESC, id DESC OFFSET {offset} LIMIT {PAGE}"),
+        &format!(
+            "SELECT * FROM incidents ORDER BY opened_at DESC, id DESC OFFSET {offset} LIMIT {PAGE}"
+        ),
         10,
     )
     .await;
     let logs_first = http_median(&http, &format!("{base}/api/v1/logs?limit={PAGE}"), &token).await;
-    let logs_deep = http_median(&http, &format!("{base}/api/v1/logs?limit={PAGE}&cursor={log_cursor}"), &token).await;
-    let logs_offset = sql_median(&db, &format!("SELECT * FROM logs ORDER BY ts DESC, id DESC OFFSET {offset} LIMIT {PAGE}"), 5).await;
+    let logs_deep = http_median(
+        &http,
+        &format!("{base}/api/v1/logs?limit={PAGE}&cursor={log_cursor}"),
+        &token,
+    )
+    .await;
+    let logs_offset = sql_median(
+        &db,
+        &format!("SELECT * FROM logs ORDER BY ts DESC, id DESC OFFSET {offset} LIMIT {PAGE}"),
+        5,
+    )
+    .await;
 
-    println!("| listing | page 1 (API) | page {DEEP_PAGE} (API, keyset) | ratio | page {DEEP_PAGE} by OFFSET (SQL alone) |");
+    println!(
+        "| listing | page 1 (API) | page {DEEP_PAGE} (API, keyset) | ratio | page {DEEP_PAGE} by OFFSET (SQL alone) |"
+    );
     println!("|---|---|---|---|---|");
     println!(
         "| incidents (1M rows) | {incidents_first:.1?} | {incidents_deep:.1?} | {:.2}x | {incidents_offset:.1?} |",
@@ -142,5 +185,8 @@ async fn main() {
         logs_deep.as_secs_f64() / logs_first.as_secs_f64()
     );
     shutdown.cancel();
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
 }

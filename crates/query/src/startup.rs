@@ -49,7 +49,7 @@ impl Application {
         let login_limiter = settings.rate_limit.login()?;
         let cors_origins = settings.server.cors_origins.clone();
         let max_body = settings.query.max_body_bytes;
-        let openapi = <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi();
+        let openapi = crate::openapi::document(settings.query.max_limit);
         let state = Data::new(QueryState {
             read_pool: pool.clone(),
             pool: pool.clone(),
@@ -63,6 +63,7 @@ impl Application {
             let (query_config, path_config, json_config) = web::error::extractor_configs();
             let json_config = json_config.limit(max_body);
             App::new()
+                .wrap(web::error::method_not_allowed_as_json())
                 .wrap(web::server::security_headers())
                 .wrap(middleware::from_fn(web::metrics::record_request))
                 .app_data(state.clone())
@@ -95,16 +96,21 @@ impl Application {
                                 .wrap(actix_governor::Governor::new(&login_limiter))
                                 .route(post().to(auth::login)),
                         )
-                        .route("/incidents", get().to(incidents::list))
-                        .route("/incidents/{id}", get().to(incidents::detail))
-                        .route("/incidents/{id}/logs", get().to(incidents::logs))
-                        .route(
-                            "/incidents/{id}/acknowledge",
-                            post().to(incidents::acknowledge),
+                        // Resources, not scope routes: another method on a known path is a 405
+                        // with `Allow`, not a 404.
+                        .service(resource("/incidents").route(get().to(incidents::list)))
+                        .service(resource("/incidents/{id}").route(get().to(incidents::detail)))
+                        .service(resource("/incidents/{id}/logs").route(get().to(incidents::logs)))
+                        .service(
+                            resource("/incidents/{id}/acknowledge")
+                                .route(post().to(incidents::acknowledge)),
                         )
-                        .route("/incidents/{id}/resolve", post().to(incidents::resolve))
-                        .route("/logs", get().to(logs::list))
-                        .route("/services", get().to(services::list)),
+                        .service(
+                            resource("/incidents/{id}/resolve")
+                                .route(post().to(incidents::resolve)),
+                        )
+                        .service(resource("/logs").route(get().to(logs::list)))
+                        .service(resource("/services").route(get().to(services::list))),
                 )
                 .default_service(to(web::error::not_found))
         })

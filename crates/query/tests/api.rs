@@ -172,6 +172,12 @@ async fn incidents_page_newest_first_with_opaque_cursors() {
     let (status, first) = app.get("/api/v1/incidents?limit=3").await;
     assert_eq!(status, 200);
     assert_eq!(ids(&first), expected[..3]);
+    let (_, empty_cursor) = app.get("/api/v1/incidents?limit=3&cursor=").await;
+    assert_eq!(
+        ids(&empty_cursor),
+        expected[..3],
+        "an empty cursor is the first page"
+    );
     let cursor = first["next_cursor"].as_str().unwrap();
     let (_, second) = app
         .get(&format!("/api/v1/incidents?limit=3&cursor={cursor}"))
@@ -315,6 +321,51 @@ async fn health_and_unknown_routes() {
     let (status, body) = app.get("/api/v1/nope").await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "not_found");
+
+    // A known path with another method: 405 naming what is allowed, as JSON.
+    let response = app
+        .client
+        .delete(format!("{}/api/v1/incidents", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "method_not_allowed");
+    assert!(body["message"].as_str().unwrap().contains("GET"), "{body}");
+}
+
+/// PostgreSQL text cannot hold NUL; like ingest, the API stores U+FFFD instead of failing.
+#[tokio::test]
+async fn nul_characters_in_text_are_replaced_not_a_500() {
+    let app = spawn_app().await;
+    let id = app.incident("checkout", Utc::now(), "critical").await;
+    let operator = client_with(&token(
+        "o@example.com",
+        &[Scope::Read],
+        Some(Role::Operator),
+    ));
+    let (status, body) = app
+        .post(
+            &operator,
+            &format!("/api/v1/incidents/{id}/acknowledge"),
+            json!({"reason": "bad\u{0}byte"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["timeline"][1]["reason"], "bad\u{FFFD}byte");
+    for path in [
+        "/api/v1/incidents?service=a%00b",
+        "/api/v1/logs?service=a%00b&q=x%00y",
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (status, _) = app
+        .login("a\u{0}@example.com", "correct horse battery")
+        .await;
+    assert_eq!(status, 401);
 }
 
 impl TestApp {
@@ -673,6 +724,38 @@ async fn openapi_document_and_docs_page() {
         "/api/v1/services",
     ] {
         assert!(document["paths"][path].is_object(), "{path} is documented");
+    }
+    // Parameters say what the server accepts, and every failure code is documented.
+    let list = &document["paths"]["/api/v1/incidents"]["get"];
+    let parameter = |name: &str| {
+        list["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["schema"]
+            .clone()
+    };
+    assert_eq!(
+        parameter("status")["enum"],
+        json!(["open", "acknowledged", "resolved"])
+    );
+    assert_eq!(parameter("limit")["minimum"], 1);
+    assert_eq!(parameter("limit")["maximum"], 500);
+    assert_eq!(parameter("since")["anyOf"][0]["format"], "date-time");
+    assert_eq!(parameter("since")["anyOf"][1]["type"], "number");
+    for code in ["200", "400", "401", "403", "429", "503"] {
+        assert!(
+            list["responses"][code].is_object(),
+            "GET incidents documents {code}"
+        );
+    }
+    let resolve = &document["paths"]["/api/v1/incidents/{id}/resolve"]["post"];
+    for code in ["404", "409", "413"] {
+        assert!(
+            resolve["responses"][code].is_object(),
+            "resolve documents {code}"
+        );
     }
     let (status, page) = app.get_with(&reqwest::Client::new(), "/api/v1/docs/").await;
     assert_eq!(status, 200);

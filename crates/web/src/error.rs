@@ -5,8 +5,10 @@
 //! unavailability is a 503 with `Retry-After`, never a 500; a 500 is logged with its cause
 //! and shows the client nothing internal.
 
+use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use store::StoreError;
@@ -22,6 +24,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -69,6 +73,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -110,6 +115,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -192,4 +198,32 @@ pub fn extractor_configs() -> (
 /// The answer for routes that do not exist.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such endpoint".to_owned()))
+}
+
+/// Gives actix's empty `405 Method Not Allowed` (a known path, another method) the JSON
+/// body every other error has, keeping its `Allow` header.
+pub fn method_not_allowed_as_json<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().handler(
+        StatusCode::METHOD_NOT_ALLOWED,
+        |response: ServiceResponse<B>| {
+            let allow = response.headers().get(header::ALLOW).cloned();
+            let (request, _) = response.into_parts();
+            let allowed = allow
+                .as_ref()
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("none");
+            let mut json = ApiError::MethodNotAllowed(format!(
+                "{} is not allowed on {}; allowed: {allowed}",
+                request.method(),
+                request.path()
+            ))
+            .error_response();
+            if let Some(allow) = allow {
+                json.headers_mut().insert(header::ALLOW, allow);
+            }
+            Ok(ErrorHandlerResponse::Response(
+                ServiceResponse::new(request, json).map_into_right_body(),
+            ))
+        },
+    )
 }

@@ -35,6 +35,7 @@ pub struct LoginResponse {
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 401, description = "Wrong email or password", body = web::error::ErrorBody),
+        (status = 415, description = "Body is not `application/json`", body = web::error::ErrorBody),
         (status = 429, description = "Too many attempts", body = web::error::ErrorBody),
         (status = 503, description = "This service cannot sign tokens (key pair without private key)", body = web::error::ErrorBody),
     )
@@ -51,7 +52,7 @@ pub async fn login(
     };
     let LoginRequest { email, password } = body.into_inner();
     let mut conn = state.connection().await?;
-    let credentials = store::users::credentials(&mut conn, email.trim()).await?;
+    let credentials = store::users::credentials(&mut conn, domain::strip_nul(email).trim()).await?;
     drop(conn);
     let (hash, user) = match credentials {
         Some(user) => (user.password_hash.clone(), Some(user)),

@@ -19,18 +19,22 @@ use crate::cursor::CursorKind;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct IncidentParams {
-    /// `open`, `acknowledged` or `resolved`.
+    #[param(schema_with = super::status_schema)]
     pub status: Option<String>,
     pub service: Option<String>,
-    /// `warning` or `critical`.
+    #[param(schema_with = super::severity_schema)]
     pub severity: Option<String>,
-    /// Opened at or after (RFC 3339 or epoch seconds).
+    /// Opened at or after (RFC 3339, or epoch seconds).
+    #[param(schema_with = super::time_schema)]
     pub since: Option<String>,
-    /// Opened before (RFC 3339 or epoch seconds).
+    /// Opened before (RFC 3339, or epoch seconds).
+    #[param(schema_with = super::time_schema)]
     pub until: Option<String>,
-    /// Page size, 1–500 (default 50).
+    /// Page size, 1 to `query.max_limit` (default 50, at most 500 unless configured).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(schema_with = super::cursor_schema)]
     pub cursor: Option<String>,
 }
 
@@ -55,7 +59,7 @@ pub async fn list(
 ) -> Result<Json<Page<IncidentView>>, ApiError> {
     let filter = IncidentFilter {
         status: parse_name::<Status>("status", params.status.as_deref())?,
-        service: params.service.clone(),
+        service: super::text_param(params.service.as_ref()),
         severity: parse_name::<Severity>("severity", params.severity.as_deref())?,
         since: parse_time("since", params.since.as_deref())?,
         until: parse_time("until", params.until.as_deref())?,
@@ -115,9 +119,11 @@ pub async fn detail(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// Page size, 1–500 (default 50).
+    /// Page size, 1 to `query.max_limit` (default 50, at most 500 unless configured).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(schema_with = super::cursor_schema)]
     pub cursor: Option<String>,
 }
 
@@ -169,8 +175,11 @@ fn action_body(body: &Bytes) -> Result<ActionRequest, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(ActionRequest::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|error| ApiError::BadRequest(format!("invalid JSON body: {error}")))
+    let request: ActionRequest = serde_json::from_slice(body)
+        .map_err(|error| ApiError::BadRequest(format!("invalid JSON body: {error}")))?;
+    Ok(ActionRequest {
+        reason: domain::strip_nul(request.reason),
+    })
 }
 
 /// Acknowledges an open incident (operator or admin): it stays active and keeps being

@@ -19,16 +19,21 @@ use crate::cursor::CursorKind;
 pub struct LogParams {
     pub service: Option<String>,
     /// Lowest level to include (`error` means error and fatal).
+    #[param(schema_with = super::level_schema)]
     pub level: Option<String>,
-    /// Event time at or after (RFC 3339 or epoch seconds).
+    /// Event time at or after (RFC 3339, or epoch seconds).
+    #[param(schema_with = super::time_schema)]
     pub since: Option<String>,
-    /// Event time before (RFC 3339 or epoch seconds).
+    /// Event time before (RFC 3339, or epoch seconds).
+    #[param(schema_with = super::time_schema)]
     pub until: Option<String>,
     /// Case-insensitive text the message contains.
     pub q: Option<String>,
-    /// Page size, 1–500 (default 50).
+    /// Page size, 1 to `query.max_limit` (default 50, at most 500 unless configured).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(schema_with = super::cursor_schema)]
     pub cursor: Option<String>,
 }
 
@@ -51,11 +56,11 @@ pub async fn list(
     params: Query<LogParams>,
 ) -> Result<Json<Page<LogView>>, ApiError> {
     let filter = LogFilter {
-        service: params.service.clone(),
+        service: super::text_param(params.service.as_ref()),
         min_level: parse_name::<Level>("level", params.level.as_deref())?.map(Level::as_i16),
         since: parse_time("since", params.since.as_deref())?,
         until: parse_time("until", params.until.as_deref())?,
-        text: params.q.clone().filter(|text| !text.is_empty()),
+        text: super::text_param(params.q.as_ref()).filter(|text| !text.is_empty()),
     };
     let limit = state.limit(params.limit)?;
     let after = parse_cursor(CursorKind::Logs, params.cursor.as_deref())?;

@@ -6,6 +6,9 @@ pub mod logs;
 pub mod services;
 
 use chrono::{DateTime, Utc};
+use utoipa::openapi::schema::{
+    AnyOfBuilder, KnownFormat, Object, ObjectBuilder, SchemaFormat, Type,
+};
 use web::ApiError;
 
 use crate::api::Page;
@@ -59,6 +62,65 @@ pub fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc
         .transpose()
 }
 
+/// A free-text parameter as PostgreSQL can hold it (NUL becomes U+FFFD, as on ingest).
+pub fn text_param(value: Option<&String>) -> Option<String> {
+    value.cloned().map(domain::strip_nul)
+}
+
+fn names_schema(names: impl IntoIterator<Item = &'static str>) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names))
+        .build()
+}
+
+/// OpenAPI schema of a `status` parameter: the names [`domain::Status`] parses.
+pub fn status_schema() -> Object {
+    names_schema(domain::Status::ALL.iter().map(|status| status.as_str()))
+}
+
+/// OpenAPI schema of a `severity` parameter.
+pub fn severity_schema() -> Object {
+    names_schema(
+        domain::Severity::ALL
+            .iter()
+            .map(|severity| severity.as_str()),
+    )
+}
+
+/// OpenAPI schema of a `level` parameter (lower-case names; parsing also takes aliases such
+/// as `warn`, `err` or syslog numbers).
+pub fn level_schema() -> Object {
+    names_schema(domain::Level::ALL.iter().map(|level| level.as_str()))
+}
+
+/// OpenAPI schema of `since`/`until`: RFC 3339, or an epoch number whose magnitude says
+/// its unit (seconds, ms, µs or ns, as on ingest); every such number in ±9·10^18 is a time
+/// PostgreSQL can hold.
+pub fn time_schema() -> AnyOfBuilder {
+    AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(-9e18))
+                .maximum(Some(9e18)),
+        )
+}
+
+/// OpenAPI schema of `cursor`: an opaque base64url token, valid only as the server issued
+/// it in `next_cursor`; empty means the first page.
+pub fn cursor_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Za-z0-9_-]*$"))
+        .build()
+}
+
 /// Parses an optional enum parameter with its `FromStr`.
 pub fn parse_name<T>(name: &str, value: Option<&str>) -> Result<Option<T>, ApiError>
 where
@@ -73,12 +135,16 @@ where
         .transpose()
 }
 
-/// Decodes the `cursor` parameter.
+/// Decodes the `cursor` parameter; an empty one (`?cursor=`, what a client templating
+/// `cursor=${next_cursor}` sends for the first page) means the first page.
 pub fn parse_cursor(
     kind: CursorKind,
     value: Option<&str>,
 ) -> Result<Option<(DateTime<Utc>, i64)>, ApiError> {
-    value.map(|cursor| cursor::decode(kind, cursor)).transpose()
+    value
+        .filter(|cursor| !cursor.trim().is_empty())
+        .map(|cursor| cursor::decode(kind, cursor))
+        .transpose()
 }
 
 /// Turns `limit + 1` fetched rows into a page: the extra row only tells that a next page
