@@ -60,3 +60,21 @@ bench-query:
 # Property-based API fuzzing of the query API's OpenAPI document (PyPI schemathesis, local only).
 schemathesis:
     bash bench/schemathesis.sh
+
+# Container images: threesigma/{ingest,query,detector,cli}:TAG (needs a Docker engine).
+docker-build TAG="latest":
+    docker build -f Dockerfile.ingest -t threesigma/ingest:{{TAG}} .
+    docker build -f Dockerfile.query -t threesigma/query:{{TAG}} .
+    docker build -f Dockerfile.detector -t threesigma/detector:{{TAG}} .
+    docker build -f Dockerfile.cli -t threesigma/cli:{{TAG}} .
+
+# The whole stack with docker compose (copy example.env to .env first).
+compose-up *ARGS:
+    docker compose up -d --build {{ARGS}}
+
+# Checks of the Dockerfiles, compose file and Kubernetes manifests (no engine needed), the
+# manifests' detector flags run for real, and the query API against a streaming replica.
+deploy-check:
+    cargo test -p cli --test deploy
+    cargo test -p detector --test sidecar
+    cargo test -p query --test replica

@@ -36,6 +36,11 @@ DURATION = os.environ.get("BENCH_DURATION", "30s")
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
 BULK_CONNECTIONS = int(os.environ.get("BENCH_BULK_CONNECTIONS", "16"))
 OHA = os.environ.get("OHA", "oha")
+# Ingest requires a token with the `ingest` scope: the benchmark mints one with the CLI, as a
+# shipper's operator would, and sends it on every request, so the figures include JWT
+# verification. Rate limiting is switched off (one subject would otherwise be capped at the
+# default 5,000 req/s): the benchmark measures the pipeline, not the limiter.
+JWT_SECRET = os.environ.get("JWT_SECRET") or os.urandom(32).hex()
 EVENT = json.dumps({"service": "bench", "level": "info", "message": "GET /api/cart 200 12ms",
                     "attributes": {"host": "web-1", "region": "eu"}})
 
@@ -57,6 +62,24 @@ def psql_value(url, sql):
 def database_url(name):
     base = ADMIN_URL.rsplit("/", 1)[0]
     return f"{base}/{name}"
+
+
+def ingest_token():
+    out = subprocess.run([os.path.join(BIN, "threesigma"), "token", "issue", "--scope", "ingest",
+                          "--subject", "bench", "--ttl", "1d"],
+                         env=dict(os.environ, JWT_SECRET=JWT_SECRET), check=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return out.stdout.strip()
+
+
+TOKEN = None
+
+
+def auth_header():
+    global TOKEN
+    if TOKEN is None:
+        TOKEN = ingest_token()
+    return ["-H", f"Authorization: Bearer {TOKEN}"]
 
 
 def fresh_database(name):
@@ -82,7 +105,8 @@ class Ingest:
     def __init__(self, url, *args):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, DATABASE_URL=url, RUST_LOG="warn")
+        env = dict(os.environ, DATABASE_URL=url, RUST_LOG="warn", JWT_SECRET=JWT_SECRET,
+                   THREESIGMA__RATE_LIMIT__PER_SECOND="0")
         self.process = subprocess.Popen(
             [os.path.join(BIN, "threesigma-ingest"), "--bind", f"127.0.0.1:{self.port}", *args],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -129,7 +153,8 @@ def oha(url, *args, duration=DURATION, connections=CONNECTIONS):
 
 
 def post_single(ingest, **kwargs):
-    return oha(ingest.base + "/api/v1/logs", "-m", "POST", "-T", "application/json", "-d", EVENT, **kwargs)
+    return oha(ingest.base + "/api/v1/logs", "-m", "POST", "-T", "application/json", "-d", EVENT, *auth_header(),
+               **kwargs)
 
 
 def bulk_body(events=1000):
@@ -143,7 +168,8 @@ def bulk_body(events=1000):
 
 
 def post_bulk(ingest, body, *args, **kwargs):
-    return oha(ingest.base + "/api/v1/logs", "-m", "POST", "-T", "application/x-ndjson", "-D", body, *args, **kwargs)
+    return oha(ingest.base + "/api/v1/logs", "-m", "POST", "-T", "application/x-ndjson", "-D", body, *auth_header(),
+               *args, **kwargs)
 
 
 def stored(url):
@@ -193,7 +219,7 @@ def kill9_loss(args):
     def run(ingest, url):
         load = subprocess.Popen(
             [OHA, "--no-tui", "--output-format", "json", "-z", "10s", "-c", str(CONNECTIONS), "-t", "5s",
-             "-m", "POST", "-T", "application/json", "-d", EVENT, ingest.base + "/api/v1/logs"],
+             "-m", "POST", "-T", "application/json", "-d", EVENT, *auth_header(), ingest.base + "/api/v1/logs"],
             stdout=subprocess.PIPE, text=True)
         time.sleep(8)
         ingest.kill9()

@@ -63,6 +63,9 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.common.healthcheck {
+        return cli.common.healthcheck::<Settings>();
+    }
     match &cli.command {
         Some(Command::Replay { input }) => replay(&cli, input),
         Some(Command::Once) => {

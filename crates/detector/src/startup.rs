@@ -212,26 +212,32 @@ async fn run_loop(
     }
 }
 
-/// Keeps log partitions ready ahead and drops those past retention.
+/// Keeps log partitions ready ahead, drops those past retention and prunes old rollups;
+/// with several detectors, whichever gets the maintenance advisory lock does it.
 pub async fn maintain(pool: &store::DbPool, settings: &Settings) {
     let result = async {
         let mut conn = store::pool::connection(pool).await?;
-        let created =
-            store::partitions::ensure_ahead(&mut conn, settings.detector.partition_days_ahead)
-                .await?;
-        let dropped = if settings.detector.retention_days > 0 {
-            store::partitions::drop_expired(&mut conn, settings.detector.retention_days).await?
-        } else {
-            Vec::new()
-        };
-        Ok::<_, store::StoreError>((created, dropped))
+        store::partitions::maintain(
+            &mut conn,
+            settings.detector.partition_days_ahead,
+            settings.detector.retention_days,
+        )
+        .await
     }
     .await;
     match result {
-        Ok((created, dropped)) if created > 0 || !dropped.is_empty() => {
-            tracing::info!(created, ?dropped, "Log partitions maintained.");
+        Ok(Some(done))
+            if done.created > 0 || !done.dropped.is_empty() || done.pruned_counts > 0 =>
+        {
+            tracing::info!(
+                created = done.created,
+                dropped = ?done.dropped,
+                pruned_counts = done.pruned_counts,
+                "Log partitions maintained."
+            );
         }
-        Ok(_) => {}
+        Ok(Some(_)) => {}
+        Ok(None) => tracing::debug!("Another detector is maintaining partitions."),
         Err(error) => tracing::warn!(%error, "Partition maintenance failed; will retry."),
     }
 }

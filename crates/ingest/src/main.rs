@@ -73,8 +73,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    web::telemetry::init();
     let cli = Cli::parse();
+    if cli.common.healthcheck {
+        return cli.common.healthcheck::<Settings>();
+    }
+    web::telemetry::init();
     let file = settings::config_file(cli.common.config.clone());
     let settings: Settings = settings::load(file.as_deref(), cli.overrides()?)?;
     let app = ingest::Application::build(settings).await?;

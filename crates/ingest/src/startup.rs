@@ -113,6 +113,7 @@ impl Application {
         let verifier = settings.auth.verifier()?;
         let verifier_data = Data::new(verifier.clone());
         let limiter = settings.rate_limit.general()?;
+        let rate_limited = settings.rate_limit.enabled();
         let cors_origins = settings.server.cors_origins.clone();
 
         let server = HttpServer::new(move || {
@@ -134,7 +135,10 @@ impl Application {
                     actix_web::web::scope("")
                         // Inner first: the rate limiter needs the caller the
                         // authentication middleware around it records.
-                        .wrap(actix_governor::Governor::new(&limiter))
+                        .wrap(middleware::Condition::new(
+                            rate_limited,
+                            actix_governor::Governor::new(&limiter),
+                        ))
                         .wrap(middleware::from_fn(web::auth::authenticate))
                         .wrap(web::server::api_content_security_policy())
                         .wrap(middleware::Condition::new(

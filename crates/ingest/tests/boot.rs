@@ -51,4 +51,20 @@ fn missing_or_unsafe_settings_are_named_in_one_line() {
     assert!(!ok, "JWT_SECRET_FILE is read too");
     assert!(message.contains("auth.secret"), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
+
+    // Lists come from the environment comma-separated: the second entry is judged alone.
+    let (ok, message) = start(&[
+        ("DATABASE_URL", &url),
+        ("JWT_SECRET", web::auth::testing::SECRET),
+        (
+            "THREESIGMA__RATE_LIMIT__TRUSTED_PROXIES",
+            "10.0.0.0/8,not-a-network",
+        ),
+    ]);
+    assert!(!ok);
+    assert!(
+        message.contains("rate_limit.trusted_proxies")
+            && message.contains("\"not-a-network\" is not an address"),
+        "{message}"
+    );
 }

@@ -39,6 +39,9 @@ pub struct QuerySettings {
     pub max_limit: i64,
     /// Largest request body (login and operator actions are small).
     pub max_body_bytes: usize,
+    /// Connection URL of a read replica for lists and details (`DATABASE_READ_URL`);
+    /// empty: read from the primary. Writes, logins and revocations always use the primary.
+    pub read_url: String,
 }
 
 impl Default for QuerySettings {
@@ -47,6 +50,7 @@ impl Default for QuerySettings {
             default_limit: 50,
             max_limit: 500,
             max_body_bytes: 16 * 1024,
+            read_url: String::new(),
         }
     }
 }

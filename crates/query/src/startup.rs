@@ -40,18 +40,31 @@ impl Application {
         let mut registry = Registry::with_prefix("threesigma");
         let http_metrics = Data::new(web::metrics::HttpMetrics::register(&mut registry));
         let registry = Data::new(web::metrics::MetricsRegistry(Arc::new(registry)));
+        let read_pool = if settings.query.read_url.is_empty() {
+            pool.clone()
+        } else {
+            store::pool::build_pool(
+                &settings.query.read_url,
+                &settings.database.pool("threesigma-query-read"),
+            )?
+        };
+        let mut databases = vec![("database", pool.clone())];
+        if !settings.query.read_url.is_empty() {
+            databases.push(("read database", read_pool.clone()));
+        }
         let readiness = Data::new(web::health::ReadinessCheck(Arc::new(
-            web::health::DatabaseReady(pool.clone()),
+            web::health::DatabasesReady(databases),
         )));
         let verifier = settings.auth.verifier()?;
         let verifier_data = Data::new(verifier.clone());
         let limiter = settings.rate_limit.general()?;
+        let rate_limited = settings.rate_limit.enabled();
         let login_limiter = settings.rate_limit.login()?;
         let cors_origins = settings.server.cors_origins.clone();
         let max_body = settings.query.max_body_bytes;
         let openapi = crate::openapi::document(settings.query.max_limit);
         let state = Data::new(QueryState {
-            read_pool: pool.clone(),
+            read_pool,
             pool: pool.clone(),
             default_limit: settings.query.default_limit,
             max_limit: settings.query.max_limit,
@@ -84,7 +97,10 @@ impl Application {
                     scope("/api/v1")
                         // Inner first: the rate limiter keys on the caller the authentication
                         // middleware around it records.
-                        .wrap(actix_governor::Governor::new(&limiter))
+                        .wrap(middleware::Condition::new(
+                            rate_limited,
+                            actix_governor::Governor::new(&limiter),
+                        ))
                         .wrap(middleware::from_fn(web::auth::authenticate))
                         .wrap(web::server::api_content_security_policy())
                         .wrap(middleware::Condition::new(

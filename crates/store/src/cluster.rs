@@ -31,23 +31,7 @@ pub struct PrivateCluster {
 impl PrivateCluster {
     /// Initialises the cluster if needed and starts it if it is not running.
     pub fn start(dir: &Path, port: u16) -> Result<PrivateCluster> {
-        let bin = find_binaries()?;
-        std::fs::create_dir_all(dir)?;
-        let dir = dir.canonicalize()?;
-        let run_as = if running_as_root() {
-            Some(postgres_user()?)
-        } else {
-            None
-        };
-        let data = dir.join("data");
-        let run = dir.join("run");
-        std::fs::create_dir_all(&run)?;
-        if let Some((uid, gid)) = run_as {
-            for path in [&dir, &run] {
-                std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
-            }
-        }
-        let cluster = PrivateCluster { bin, data, run_as };
+        let (cluster, dir) = PrivateCluster::prepare(dir)?;
         if !cluster.data.join("PG_VERSION").exists() {
             cluster.run(
                 "initdb",
@@ -64,26 +48,88 @@ impl PrivateCluster {
                 ],
             )?;
         }
-        if !cluster.is_running() {
-            let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1", path(&run)?);
-            let log = dir.join("postgres.log");
+        cluster.start_server(&dir, port)?;
+        Ok(cluster)
+    }
+
+    /// A streaming replica (hot standby: read-only queries) of the cluster listening on
+    /// 127.0.0.1:`primary_port`, copied with `pg_basebackup` into `dir` if not there yet,
+    /// started on `port`. The primary must allow replication connections from 127.0.0.1
+    /// (a cluster made by [`PrivateCluster::start`] does).
+    pub fn start_replica(dir: &Path, primary_port: u16, port: u16) -> Result<PrivateCluster> {
+        let (cluster, dir) = PrivateCluster::prepare(dir)?;
+        if !cluster.data.join("PG_VERSION").exists() {
+            let primary_port = primary_port.to_string();
             cluster.run(
-                "pg_ctl",
+                "pg_basebackup",
                 &[
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &primary_port,
+                    "-U",
+                    "postgres",
                     "-D",
                     path(&cluster.data)?,
-                    "-l",
-                    path(&log)?,
-                    "-w",
-                    "-t",
-                    "60",
-                    "-o",
-                    &options,
-                    "start",
+                    // standby.signal and primary_conninfo: start as a streaming replica.
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
                 ],
             )?;
         }
+        cluster.start_server(&dir, port)?;
         Ok(cluster)
+    }
+
+    /// The directories, owned by the user PostgreSQL will run as.
+    fn prepare(dir: &Path) -> Result<(PrivateCluster, PathBuf)> {
+        let bin = find_binaries()?;
+        std::fs::create_dir_all(dir)?;
+        let dir = dir.canonicalize()?;
+        let run_as = if running_as_root() {
+            Some(postgres_user()?)
+        } else {
+            None
+        };
+        let data = dir.join("data");
+        let run = dir.join("run");
+        std::fs::create_dir_all(&run)?;
+        if let Some((uid, gid)) = run_as {
+            for path in [&dir, &run] {
+                std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+            }
+        }
+        Ok((PrivateCluster { bin, data, run_as }, dir))
+    }
+
+    /// Starts the server on `port` unless it is running.
+    fn start_server(&self, dir: &Path, port: u16) -> Result<()> {
+        if self.is_running() {
+            return Ok(());
+        }
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1",
+            path(&dir.join("run"))?
+        );
+        let log = dir.join("postgres.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path(&self.data)?,
+                "-l",
+                path(&log)?,
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &options,
+                "start",
+            ],
+        )
     }
 
     fn is_running(&self) -> bool {
@@ -129,11 +175,15 @@ fn path(path: &Path) -> Result<&str> {
         .ok_or_else(|| ClusterError::Setup(format!("{} is not valid UTF-8", path.display())))
 }
 
-/// `pg_ctl` on PATH, else the newest /usr/lib/postgresql/<version>/bin.
+/// A directory of PATH with `pg_ctl`, `initdb` and `pg_basebackup`, else the newest
+/// /usr/lib/postgresql/<version>/bin.
 fn find_binaries() -> Result<PathBuf> {
     if let Some(paths) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&paths) {
-            if dir.join("pg_ctl").is_file() && dir.join("initdb").is_file() {
+            if ["pg_ctl", "initdb", "pg_basebackup"]
+                .iter()
+                .all(|program| dir.join(program).is_file())
+            {
                 return Ok(dir);
             }
         }

@@ -53,16 +53,31 @@ struct Locked {
     locked: bool,
 }
 
+/// Deletes per-minute rollups older than `retention_days`; returns how many rows went.
+pub async fn prune_counts(conn: &mut AsyncPgConnection, retention_days: u32) -> StoreResult<usize> {
+    use crate::schema::log_counts;
+    use diesel::{ExpressionMethods, QueryDsl};
+    let cutoff = Utc::now() - Duration::days(i64::from(retention_days));
+    Ok(
+        diesel::delete(log_counts::table.filter(log_counts::minute.lt(cutoff)))
+            .execute(conn)
+            .await?,
+    )
+}
+
 /// What one maintenance run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Maintenance {
     pub created: i32,
     pub dropped: Vec<String>,
+    /// Rollup rows deleted for being older than the retention.
+    pub pruned_counts: usize,
 }
 
-/// Creates partitions ahead and drops expired ones (`retention_days` 0 keeps everything),
-/// unless another process is doing it right now: then `None`. However many detectors run
-/// it, each partition is created and dropped by exactly one of them.
+/// Creates partitions ahead, drops expired ones and prunes the rollups of the same age
+/// (`retention_days` 0 keeps everything), unless another process is doing it right now:
+/// then `None`. However many detectors run it, each partition is created and dropped by
+/// exactly one of them.
 pub async fn maintain(
     conn: &mut AsyncPgConnection,
     days_ahead: u32,
@@ -77,12 +92,19 @@ pub async fn maintain(
             return Ok(None);
         }
         let created = ensure_ahead(conn, days_ahead).await?;
-        let dropped = if retention_days > 0 {
-            drop_expired(conn, retention_days).await?
+        let (dropped, pruned_counts) = if retention_days > 0 {
+            (
+                drop_expired(conn, retention_days).await?,
+                prune_counts(conn, retention_days).await?,
+            )
         } else {
-            Vec::new()
+            (Vec::new(), 0)
         };
-        Ok(Some(Maintenance { created, dropped }))
+        Ok(Some(Maintenance {
+            created,
+            dropped,
+            pruned_counts,
+        }))
     })
     .await
 }

@@ -349,3 +349,54 @@ async fn partitions_are_created_ahead_and_dropped_behind() {
     assert!(!dropped.is_empty());
     assert!(dropped.iter().all(|name| name.starts_with("logs_p")));
 }
+
+#[tokio::test]
+async fn maintenance_prunes_old_rollups_and_runs_in_one_place_at_a_time() {
+    let db = TestDatabase::create().await;
+    let mut conn = connect(&db).await;
+    let now = Utc::now();
+    for (service, age_days) in [("old", 40), ("recent", 1)] {
+        diesel::insert_into(log_counts::table)
+            .values((
+                log_counts::service.eq(service),
+                log_counts::minute.eq(Minute::containing(now - Duration::days(age_days)).start()),
+                log_counts::level.eq(17_i16),
+                log_counts::shard.eq(0_i16),
+                log_counts::n.eq(3),
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    // Another detector holds the maintenance lock: this one leaves everything alone.
+    let mut other = connect(&db).await;
+    diesel::sql_query("BEGIN")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    diesel::sql_query("SELECT pg_advisory_xact_lock(29811, -2)")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(
+        store::partitions::maintain(&mut conn, 3, 30).await.unwrap(),
+        None
+    );
+    diesel::sql_query("COMMIT")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let done = store::partitions::maintain(&mut conn, 3, 30)
+        .await
+        .unwrap()
+        .expect("the lock is free");
+    assert_eq!(done.pruned_counts, 1);
+    let left: Vec<String> = log_counts::table
+        .select(log_counts::service)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, ["recent"]);
+}

@@ -26,7 +26,7 @@ use crate::settings::SettingsError;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RateLimitSettings {
-    /// Sustained requests per second per caller; 0 disables rate limiting.
+    /// Sustained requests per second per caller; 0 disables rate limiting (no headers).
     pub per_second: u64,
     /// Requests a caller may send at once beyond the sustained rate.
     pub burst: u32,
@@ -73,29 +73,23 @@ impl RateLimitSettings {
             .collect()
     }
 
-    /// The limiter of ordinary requests. With `per_second` 0 it is permissive: it counts and
-    /// sets the headers but never refuses.
+    /// Whether ordinary requests are rate limited at all (`per_second` > 0). Services wrap
+    /// the limiter only then: a disabled limiter costs nothing per request.
+    pub fn enabled(&self) -> bool {
+        self.per_second > 0
+    }
+
+    /// The limiter of ordinary requests (built, and its settings checked, even when
+    /// [`RateLimitSettings::enabled`] is false).
     pub fn general(&self) -> Result<Limiter, SettingsError> {
         let period = Duration::from_nanos((1_000_000_000 / self.per_second.max(1)).max(1));
-        build(
-            self.proxies()?,
-            period,
-            self.burst.max(1),
-            false,
-            self.per_second == 0,
-        )
+        build(self.proxies()?, period, self.burst.max(1), false)
     }
 
     /// The stricter limiter of login attempts (per client address, whoever claims to be who).
     pub fn login(&self) -> Result<Limiter, SettingsError> {
         let period = Duration::from_millis((60_000 / self.login_per_minute.max(1)).max(1));
-        build(
-            self.proxies()?,
-            period,
-            self.login_burst.max(1),
-            true,
-            false,
-        )
+        build(self.proxies()?, period, self.login_burst.max(1), true)
     }
 }
 
@@ -107,12 +101,10 @@ fn build(
     period: Duration,
     burst: u32,
     by_address_only: bool,
-    permissive: bool,
 ) -> Result<Limiter, SettingsError> {
     GovernorConfigBuilder::default()
         .period(period)
         .burst_size(burst)
-        .permissive(permissive)
         .key_extractor(CallerKey {
             trusted_proxies: Arc::new(proxies),
             by_address_only,

@@ -55,7 +55,12 @@ where
         Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("__")
             .separator("__")
-            .try_parsing(true),
+            .try_parsing(true)
+            // Lists from the environment are comma-separated; only these keys are lists.
+            .list_separator(",")
+            .with_list_parse_key("server.cors_origins")
+            .with_list_parse_key("rate_limit.trusted_proxies")
+            .with_list_parse_key("detector.services"),
     );
     for (key, value) in overrides {
         builder = builder.set_override_option(key, value)?;

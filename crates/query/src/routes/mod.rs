@@ -18,7 +18,7 @@ use crate::cursor::{self, CursorKind};
 pub struct QueryState {
     /// The primary: writes (operator actions) and anything that must see them.
     pub pool: store::DbPool,
-    /// Reads of lists and details: a replica when `database.read_url` is set, else the
+    /// Reads of lists and details: a replica when `query.read_url` (`DATABASE_READ_URL`) is set, else the
     /// primary.
     pub read_pool: store::DbPool,
     pub default_limit: i64,
