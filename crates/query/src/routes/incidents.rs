@@ -175,8 +175,16 @@ fn action_body(body: &Bytes) -> Result<ActionRequest, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(ActionRequest::default());
     }
-    let request: ActionRequest = serde_json::from_slice(body)
-        .map_err(|error| ApiError::BadRequest(format!("invalid JSON body: {error}")))?;
+    let invalid =
+        |error: serde_json::Error| ApiError::BadRequest(format!("invalid JSON body: {error}"));
+    // An object, as documented: serde would also read a struct from an array (`[]`).
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object such as {\"reason\": \"...\"}".to_owned(),
+        ));
+    }
+    let request: ActionRequest = serde_json::from_value(value).map_err(invalid)?;
     Ok(ActionRequest {
         reason: domain::strip_nul(request.reason),
     })

@@ -53,14 +53,31 @@ impl QueryState {
 }
 
 /// Parses an optional time parameter (RFC 3339 or epoch seconds/ms/µs/ns).
+/// Epoch numbers beyond ±[`EPOCH_LIMIT`] are refused, as the OpenAPI document says (the
+/// nanosecond epoch of the year 2255; nothing later is a sensible query bound).
 pub fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     value
         .map(|text| {
+            let number = text.trim();
+            let beyond = match number.parse::<i64>() {
+                Ok(integer) => integer.unsigned_abs() > EPOCH_LIMIT as u64,
+                Err(_) => number
+                    .parse::<f64>()
+                    .is_ok_and(|float| float.abs() > EPOCH_LIMIT as f64),
+            };
+            if beyond {
+                return Err(ApiError::BadRequest(format!(
+                    "{name}: epoch numbers must lie within ±{EPOCH_LIMIT}"
+                )));
+            }
             domain::time::parse_timestamp_text(text)
                 .map_err(|error| ApiError::BadRequest(format!("{name}: {error}")))
         })
         .transpose()
 }
+
+/// Largest epoch number accepted in a time parameter, as documented in the OpenAPI schema.
+pub const EPOCH_LIMIT: i64 = 9_000_000_000_000_000_000;
 
 /// A free-text parameter as PostgreSQL can hold it (NUL becomes U+FFFD, as on ingest).
 pub fn text_param(value: Option<&String>) -> Option<String> {
@@ -107,8 +124,8 @@ pub fn time_schema() -> AnyOfBuilder {
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::Number)
-                .minimum(Some(-9e18))
-                .maximum(Some(9e18)),
+                .minimum(Some(-(EPOCH_LIMIT as f64)))
+                .maximum(Some(EPOCH_LIMIT as f64)),
         )
 }
 
