@@ -573,3 +573,28 @@ fn operations_guide_documents_every_setting() {
         );
     }
 }
+
+/// The runtime image (distroless `cc-debian12`) has glibc 2.36 and libgcc_s and nothing
+/// else: the binaries must not link anything more (no OpenSSL, no libpq). All four link
+/// the same way; the CLI, which links every crate, stands for them.
+#[test]
+fn binaries_link_only_what_the_distroless_runtime_has() {
+    let output = Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_threesigma"))
+        .output()
+        .expect("ldd (Debian's libc-bin)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let allowed = [
+        "linux-vdso.so.1",
+        "libgcc_s.so.1",
+        "libm.so.6",
+        "libc.so.6",
+        "/lib64/ld-linux-x86-64.so.2",
+    ];
+    for library in text
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+    {
+        assert!(allowed.contains(&library), "links {library}:\n{text}");
+    }
+}
