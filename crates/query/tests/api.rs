@@ -89,29 +89,9 @@ impl TestApp {
     /// Opens an incident for `service` at `at` with the given severity; returns its id.
     async fn incident(&self, service: &str, at: DateTime<Utc>, severity: &str) -> i64 {
         let mut conn = self.connection().await;
-        let minute = Minute::containing(at).start();
         let new = NewIncident {
-            service,
-            signal: "error_count",
             severity,
-            title: "errors up",
-            opened_at: at,
-            last_evaluated_at: at,
-            first_minute: minute,
-            last_fired_minute: minute,
-            current_z: 4.0,
-            peak_z: 4.0,
-            current_count: 20,
-            current_total: 200,
-            peak_count: 20,
-            p_value: None,
-            baseline_mean: 2.0,
-            baseline_stddev: 1.0,
-            baseline_minutes: 30,
-            baseline_total_mean: 40.0,
-            algorithm: "classic",
-            z_threshold: 3.0,
-            min_count: 5,
+            ..store::testing::new_incident(service, at)
         };
         let actor = Actor {
             name: "detector",

@@ -57,27 +57,14 @@ async fn pages_cost_a_fixed_number_of_statements() {
         let service = format!("svc-{i}");
         let minute = Minute::containing(now).start();
         let new = NewIncident {
-            service: &service,
-            signal: "error_count",
-            severity: "warning",
-            title: "errors up",
             opened_at: now - Duration::seconds(i),
             last_evaluated_at: now,
             first_minute: minute - Duration::minutes(5),
             last_fired_minute: minute,
-            current_z: 4.0,
-            peak_z: 4.0,
-            current_count: 20,
             current_total: 40,
-            peak_count: 20,
-            p_value: None,
-            baseline_mean: 2.0,
-            baseline_stddev: 1.0,
-            baseline_minutes: 30,
             baseline_total_mean: 4.0,
             algorithm: "negative_binomial",
-            z_threshold: 3.0,
-            min_count: 5,
+            ..store::testing::new_incident(&service, now)
         };
         last = store::incidents::open(
             &mut conn,

@@ -9,11 +9,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use domain::Minute;
 use serde_json::Value;
 use store::cluster::PrivateCluster;
 use store::incidents::Actor;
-use store::models::NewIncident;
 use tokio_util::sync::CancellationToken;
 use web::auth::{Role, Scope};
 
@@ -59,31 +57,7 @@ async fn caught_up(primary: &tokio_postgres::Client, replica: &tokio_postgres::C
 
 async fn open_incident(url: &str, service: &str) -> i64 {
     let mut conn = AsyncPgConnection::establish(url).await.unwrap();
-    let at = Utc::now();
-    let minute = Minute::containing(at).start();
-    let new = NewIncident {
-        service,
-        signal: "error_count",
-        severity: "warning",
-        title: "errors up",
-        opened_at: at,
-        last_evaluated_at: at,
-        first_minute: minute,
-        last_fired_minute: minute,
-        current_z: 4.0,
-        peak_z: 4.0,
-        current_count: 20,
-        current_total: 200,
-        peak_count: 20,
-        p_value: None,
-        baseline_mean: 2.0,
-        baseline_stddev: 1.0,
-        baseline_minutes: 30,
-        baseline_total_mean: 40.0,
-        algorithm: "classic",
-        z_threshold: 3.0,
-        min_count: 5,
-    };
+    let new = store::testing::new_incident(service, Utc::now());
     let actor = Actor {
         name: "detector",
         reason: "test",

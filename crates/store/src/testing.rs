@@ -209,3 +209,36 @@ impl Drop for TestDatabase {
         let _ = dropper.join();
     }
 }
+
+/// A plausible incident for `service` opened at `at` (warning, error_count, classic
+/// evidence), for tests to open with [`crate::incidents::open`]; change fields with struct
+/// update syntax.
+pub fn new_incident(
+    service: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> crate::models::NewIncident<'_> {
+    let minute = domain::Minute::containing(at).start();
+    crate::models::NewIncident {
+        service,
+        signal: "error_count",
+        severity: "warning",
+        title: "errors up",
+        opened_at: at,
+        last_evaluated_at: at,
+        first_minute: minute,
+        last_fired_minute: minute,
+        current_z: 4.0,
+        peak_z: 4.0,
+        current_count: 20,
+        current_total: 200,
+        peak_count: 20,
+        p_value: None,
+        baseline_mean: 2.0,
+        baseline_stddev: 1.0,
+        baseline_minutes: 30,
+        baseline_total_mean: 40.0,
+        algorithm: "classic",
+        z_threshold: 3.0,
+        min_count: 5,
+    }
+}

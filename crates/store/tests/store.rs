@@ -7,7 +7,6 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use domain::{EventLimits, LogEvent, Minute, Severity};
 use serde_json::json;
 use store::incidents::{self, Actor, IncidentFilter, Measurement};
-use store::models::NewIncident;
 use store::schema::{incident_events, log_counts, logs};
 use store::testing::TestDatabase;
 
@@ -36,31 +35,7 @@ fn detector() -> Actor<'static> {
     }
 }
 
-fn new_incident(service: &str, at: chrono::DateTime<Utc>) -> NewIncident<'_> {
-    NewIncident {
-        service,
-        signal: "error_count",
-        severity: "warning",
-        title: "errors up",
-        opened_at: at,
-        last_evaluated_at: at,
-        first_minute: Minute::containing(at).start(),
-        last_fired_minute: Minute::containing(at).start(),
-        current_z: 4.0,
-        peak_z: 4.0,
-        current_count: 20,
-        current_total: 200,
-        peak_count: 20,
-        p_value: None,
-        baseline_mean: 2.0,
-        baseline_stddev: 1.0,
-        baseline_minutes: 30,
-        baseline_total_mean: 40.0,
-        algorithm: "classic",
-        z_threshold: 3.0,
-        min_count: 5,
-    }
-}
+use store::testing::new_incident;
 
 #[tokio::test]
 async fn migrations_leave_nothing_pending() {
