@@ -212,21 +212,7 @@ pub async fn acknowledge(
     id: Path<i64>,
     body: Bytes,
 ) -> Result<Json<IncidentDetail>, ApiError> {
-    let id = id.into_inner();
-    let request = action_body(&body)?;
-    let mut conn = state.connection().await?;
-    let actor = Actor {
-        name: &caller.0.subject,
-        reason: &request.reason,
-    };
-    if !store::incidents::acknowledge(&mut conn, id, Utc::now(), actor).await? {
-        let incident = find(&mut conn, id).await?;
-        return Err(ApiError::Conflict(format!(
-            "incident {id} is {}, not open",
-            incident.status
-        )));
-    }
-    Ok(Json(detail_of(&mut conn, id).await?))
+    act(caller, state, id.into_inner(), &body, Action::Acknowledge).await
 }
 
 /// Resolves an active incident by hand (operator or admin), recorded with who did it. If
@@ -251,18 +237,43 @@ pub async fn resolve(
     id: Path<i64>,
     body: Bytes,
 ) -> Result<Json<IncidentDetail>, ApiError> {
-    let id = id.into_inner();
-    let request = action_body(&body)?;
+    act(caller, state, id.into_inner(), &body, Action::Resolve).await
+}
+
+/// An operator action on an incident.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Acknowledge,
+    Resolve,
+}
+
+/// Performs `action` as the caller (recorded in the timeline with the body's reason) and
+/// answers the incident as it is now; 404 for no such incident, 409 when the incident is
+/// not in a state the action applies to.
+async fn act(
+    caller: OperatorAccess,
+    state: Data<QueryState>,
+    id: i64,
+    body: &Bytes,
+    action: Action,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let request = action_body(body)?;
     let mut conn = state.connection().await?;
     let actor = Actor {
         name: &caller.0.subject,
         reason: &request.reason,
     };
-    if !store::incidents::resolve(&mut conn, id, Utc::now(), actor).await? {
-        find(&mut conn, id).await?;
-        return Err(ApiError::Conflict(format!(
-            "incident {id} is already resolved"
-        )));
+    let now = Utc::now();
+    let done = match action {
+        Action::Acknowledge => store::incidents::acknowledge(&mut conn, id, now, actor).await?,
+        Action::Resolve => store::incidents::resolve(&mut conn, id, now, actor).await?,
+    };
+    if !done {
+        let incident = find(&mut conn, id).await?;
+        return Err(ApiError::Conflict(match action {
+            Action::Acknowledge => format!("incident {id} is {}, not open", incident.status),
+            Action::Resolve => format!("incident {id} is already resolved"),
+        }));
     }
     Ok(Json(detail_of(&mut conn, id).await?))
 }
