@@ -132,19 +132,7 @@ impl Application {
                 .app_data(verifier_data.clone())
                 .configure(web::health::configure)
                 .service(
-                    actix_web::web::scope("")
-                        // Inner first: the rate limiter needs the caller the
-                        // authentication middleware around it records.
-                        .wrap(middleware::Condition::new(
-                            rate_limited,
-                            actix_governor::Governor::new(&limiter),
-                        ))
-                        .wrap(middleware::from_fn(web::auth::authenticate))
-                        .wrap(web::server::api_content_security_policy())
-                        .wrap(middleware::Condition::new(
-                            !cors_origins.is_empty(),
-                            web::server::cors(&cors_origins),
-                        ))
+                    web::server::api_scope("", &limiter, rate_limited, &cors_origins)
                         .service(resource("/api/v1/logs").route(post().to(ingest_logs)))
                         .service(resource("/ingest").route(post().to(ingest_logs))),
                 )

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use actix_web::web::{Data, get, post, resource, scope, to};
+use actix_web::web::{Data, get, post, resource, to};
 use actix_web::{App, HttpServer, middleware};
 use anyhow::Context;
 use prometheus_client::registry::Registry;
@@ -94,19 +94,7 @@ impl Application {
                         .url("/api/v1/openapi.json", openapi.clone()),
                 )
                 .service(
-                    scope("/api/v1")
-                        // Inner first: the rate limiter keys on the caller the authentication
-                        // middleware around it records.
-                        .wrap(middleware::Condition::new(
-                            rate_limited,
-                            actix_governor::Governor::new(&limiter),
-                        ))
-                        .wrap(middleware::from_fn(web::auth::authenticate))
-                        .wrap(web::server::api_content_security_policy())
-                        .wrap(middleware::Condition::new(
-                            !cors_origins.is_empty(),
-                            web::server::cors(&cors_origins),
-                        ))
+                    web::server::api_scope("/api/v1", &limiter, rate_limited, &cors_origins)
                         .service(
                             resource("/auth/login")
                                 .wrap(actix_governor::Governor::new(&login_limiter))
