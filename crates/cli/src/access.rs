@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use auth::{AuthSettings, Role, Scope, password};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use runtime::Layered;
+use runtime::settings;
 use serde::{Deserialize, Serialize};
-use web::auth::{AuthSettings, Role, Scope, password};
-use web::settings;
 
 /// The settings the token commands read: only `[auth]`.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -20,13 +21,13 @@ struct TokenSettings {
     auth: AuthSettings,
 }
 
+impl Layered for TokenSettings {}
+
 /// `[auth]` from `--config`/`THREESIGMA_CONFIG`, the environment and `JWT_SECRET`.
 pub fn auth_settings(config: Option<PathBuf>) -> anyhow::Result<AuthSettings> {
     let file = settings::config_file(config);
-    let loaded: TokenSettings = settings::load(
-        file.as_deref(),
-        vec![("auth.secret", web::auth::secret_from_env()?)],
-    )?;
+    let loaded: TokenSettings =
+        settings::load(file.as_deref(), auth::settings::secret_override()?)?;
     Ok(loaded.auth)
 }
 
@@ -69,7 +70,7 @@ pub async fn add_user(
         Some(password) => password,
         None => read_password()?,
     };
-    let hash = password::hash(&password).map_err(anyhow::Error::msg)?;
+    let hash = password::hash(&password)?;
     let mut conn = connect(database_url).await?;
     store::users::add(&mut conn, email, &hash, role.as_str())
         .await?
@@ -88,16 +89,14 @@ pub fn issue_token(
     subject: &str,
     scopes: &[Scope],
     ttl: Duration,
-) -> anyhow::Result<web::auth::IssuedToken> {
+) -> anyhow::Result<auth::IssuedToken> {
     if subject.trim().is_empty() {
         bail!("--subject must not be empty");
     }
     let signer = auth
         .signer()?
         .context("no signing key: set JWT_SECRET (HS256) or auth.private_key_file (EdDSA/RS256)")?;
-    signer
-        .issue(subject, scopes, None, ttl)
-        .map_err(|error| anyhow::anyhow!("{error}"))
+    Ok(signer.issue(subject, scopes, None, ttl)?)
 }
 
 /// What to revoke: a whole token (its jti and expiry are read from it) or a bare jti.
@@ -156,7 +155,7 @@ mod tests {
     #[test]
     fn revocation_reads_the_jti_of_a_token() {
         let auth = AuthSettings {
-            secret: "0123456789abcdef0123456789abcdef".to_owned(),
+            secret: "0123456789abcdef0123456789abcdef".into(),
             ..AuthSettings::default()
         };
         let issued = issue_token(

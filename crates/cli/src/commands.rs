@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::stack::{Stack, StackOptions};
 use crate::traffic;
 use crate::{access, postgres};
-use web::auth::{Role, Scope};
+use auth::{Role, Scope};
 
 /// Options shared by `up` and `demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,7 +50,7 @@ struct Running {
 /// The JWT secret: `JWT_SECRET`/`JWT_SECRET_FILE`, else a development secret made up for
 /// this run (tokens die with the process).
 fn secret() -> anyhow::Result<(String, bool)> {
-    Ok(match web::auth::secret_from_env()? {
+    Ok(match auth::secret_from_env()? {
         Some(secret) => (secret, false),
         None => (access::random_secret(48), true),
     })
@@ -83,7 +83,7 @@ async fn start(args: &UpArgs, detector_interval: Option<Duration>) -> anyhow::Re
     };
     let stack = Stack::build(&options).await?;
     let mut auth = access::auth_settings(args.config.clone())?;
-    auth.secret = jwt_secret;
+    auth.secret = jwt_secret.into();
     let day = Duration::from_secs(86_400);
     let ingest_token =
         access::issue_token(&auth, "local-shipper", &[Scope::Ingest], day * 90)?.token;
@@ -101,7 +101,7 @@ async fn start(args: &UpArgs, detector_interval: Option<Duration>) -> anyhow::Re
     let ingest = host(&args.ingest_bind, stack.ingest_port());
     let query = host(&args.query_bind, stack.query_port());
     let detector = host(&args.detector_bind, stack.detector_port());
-    let shutdown = web::server::shutdown_on_signal();
+    let shutdown = runtime::shutdown::on_signal();
     let task = tokio::spawn(stack.run_until(shutdown.clone()));
     println!("threesigma is up ({}).", database.description);
     println!("  ingest    POST {ingest}/api/v1/logs");
@@ -118,8 +118,8 @@ async fn start(args: &UpArgs, detector_interval: Option<Duration>) -> anyhow::Re
         println!("Admin login (created now): {email} / {password}");
     }
     println!("Tokens:");
-    println!("  INGEST_TOKEN={ingest_token}");
-    println!("  READ_TOKEN={read_token}");
+    println!("  export INGEST_TOKEN={ingest_token}");
+    println!("  export READ_TOKEN={read_token}");
     println!("Send a log:");
     println!(
         "  curl -X POST {ingest}/api/v1/logs -H \"Authorization: Bearer $INGEST_TOKEN\" -H 'Content-Type: application/json' \\\n       -d '{{\"service\":\"web\",\"level\":\"error\",\"message\":\"boom\"}}'"

@@ -1,10 +1,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use auth::{Role, Scope};
 use clap::{Parser, Subcommand, ValueEnum};
 use cli::access;
 use cli::commands::{self, UpArgs};
-use web::auth::{Role, Scope};
 
 /// threesigma: log ingestion and statistical incident detection on PostgreSQL.
 #[derive(Debug, Parser)]
@@ -63,7 +63,7 @@ enum TokenCommand {
         #[arg(long)]
         subject: String,
         /// Lifetime, e.g. 90d.
-        #[arg(long, default_value = "90d", value_parser = web::settings::duration::parse)]
+        #[arg(long, default_value = "90d", value_parser = runtime::settings::duration::parse)]
         ttl: Duration,
         #[arg(long, env = "THREESIGMA_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
@@ -115,11 +115,11 @@ impl From<ScopeArg> for Scope {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    web::server::exit_code(run().await)
+    runtime::shutdown::exit_code(run().await)
 }
 
 async fn run() -> anyhow::Result<()> {
-    web::telemetry::init();
+    runtime::telemetry::init();
     match Cli::parse().command {
         Command::Migrate { database_url } => {
             let applied = store::migrate::run_pending(&database_url).await?;

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use runtime::Overrides;
+use runtime::settings;
 use tokio_util::sync::CancellationToken;
-use web::settings::{self, Overrides};
 
 /// Where each service listens, and shared settings.
 #[derive(Debug, Clone)]
@@ -28,13 +29,13 @@ pub struct Stack {
     query: query::Application,
 }
 
+/// The layer `up` puts over the shared config file for the service listening on `bind`.
 fn overrides(options: &StackOptions, bind: &str) -> Overrides {
-    vec![
-        ("database.url", Some(options.database_url.clone())),
-        ("server.bind", Some(bind.to_owned())),
-        ("database.migrate", Some("false".to_owned())),
-        ("auth.secret", options.jwt_secret.clone()),
-    ]
+    Overrides::new()
+        .set("database.url", Some(&options.database_url))
+        .set("server.bind", Some(bind))
+        .set("database.migrate", Some(false))
+        .set("auth.secret", options.jwt_secret.as_ref())
 }
 
 impl Stack {
@@ -49,11 +50,11 @@ impl Stack {
             settings::load(file, overrides(options, &options.ingest_bind))?;
         let query_settings: query::Settings =
             settings::load(file, overrides(options, &options.query_bind))?;
-        let mut detector_settings: detector::Settings =
-            settings::load(file, overrides(options, &options.detector_bind))?;
-        if let Some(interval) = options.detector_interval {
-            detector_settings.detector.interval = interval;
-        }
+        let detector_settings: detector::Settings = settings::load(
+            file,
+            overrides(options, &options.detector_bind)
+                .duration("detector.interval", options.detector_interval),
+        )?;
         Ok(Stack {
             ingest: ingest::Application::build(ingest_settings).await?,
             detector: detector::Application::build(detector_settings).await?,

@@ -106,7 +106,7 @@ async fn users_and_tokens_from_the_command_line() {
         "{message}"
     );
 
-    let secret = [("JWT_SECRET", web::auth::testing::SECRET)];
+    let secret = [("JWT_SECRET", auth::testing::SECRET)];
     let issued = threesigma(
         &[
             "token",
@@ -125,13 +125,13 @@ async fn users_and_tokens_from_the_command_line() {
     );
     assert!(issued.status.success(), "{}", text(&issued.stderr));
     let token = text(&issued.stdout).trim().to_owned();
-    let principal = web::auth::testing::settings()
+    let principal = auth::testing::settings()
         .verifier()
         .unwrap()
         .verify(&token)
         .unwrap();
     assert_eq!(principal.subject, "vector");
-    assert!(principal.allows(web::auth::Scope::Ingest) && principal.allows(web::auth::Scope::Read));
+    assert!(principal.allows(auth::Scope::Ingest) && principal.allows(auth::Scope::Read));
     let days = (principal.expires_at - chrono::Utc::now()).num_days();
     assert!((89..=90).contains(&days), "{days}");
 

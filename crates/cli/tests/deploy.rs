@@ -537,12 +537,15 @@ fn operations_guide_documents_every_setting() {
     let helps = [
         (
             "ingest",
-            web::settings::settings_help::<ingest::settings::Settings>(),
+            runtime::settings::settings_help::<ingest::settings::Settings>(),
         ),
-        ("query", web::settings::settings_help::<query::Settings>()),
+        (
+            "query",
+            runtime::settings::settings_help::<query::Settings>(),
+        ),
         (
             "detector",
-            web::settings::settings_help::<detector::settings::Settings>(),
+            runtime::settings::settings_help::<detector::settings::Settings>(),
         ),
     ];
     for (service, help) in helps {

@@ -4,17 +4,17 @@
 
 use std::time::Duration;
 
+use auth::Scope;
 use chrono::Utc;
 use cli::stack::{Stack, StackOptions};
 use cli::traffic;
 use serde_json::Value;
 use store::testing::TestDatabase;
 use tokio_util::sync::CancellationToken;
-use web::auth::Scope;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
-    web::telemetry::init_for_tests();
+    runtime::telemetry::init_for_tests();
     let db = TestDatabase::create().await;
     let options = StackOptions {
         database_url: db.url.clone(),
@@ -24,7 +24,7 @@ async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
         detector_bind: "127.0.0.1:0".to_owned(),
         // The loop stays out of the way; the test drives evaluations itself.
         detector_interval: Some(Duration::from_secs(3600)),
-        jwt_secret: Some(web::auth::testing::SECRET.to_owned()),
+        jwt_secret: Some(auth::testing::SECRET.to_owned()),
     };
     let stack = Stack::build(&options).await.unwrap();
     let ingest = format!("http://127.0.0.1:{}", stack.ingest_port());
@@ -33,8 +33,8 @@ async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(stack.run_until(shutdown.clone()));
 
-    let shipper_token = web::auth::testing::token("e2e-shipper", &[Scope::Ingest], None);
-    let reader = web::auth::testing::token("e2e-reader", &[Scope::Read], None);
+    let shipper_token = auth::testing::token("e2e-shipper", &[Scope::Ingest], None);
+    let reader = auth::testing::token("e2e-reader", &[Scope::Read], None);
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,

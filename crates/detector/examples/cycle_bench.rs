@@ -74,7 +74,7 @@ async fn main() {
 
     let mut settings = detector::Settings::default();
     settings.server.bind = "127.0.0.1:0".to_owned();
-    settings.database.url = url.clone();
+    settings.database.url = url.clone().into();
     let app = detector::Application::build(settings).await.unwrap();
     measure(&app).await; // warm-up: connections, caches
     let (small_median, small_p90, services) = measure(&app).await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::detection::{Assessment, Baseline, MinuteSeries, Transition};
-use domain::{DetectionConfig, Level, Minute, Severity, Signal, Status};
+use domain::{DetectionConfig, EventKind, Level, Minute, Signal};
 use serde::Serialize;
 use store::incidents::{self, Actor, Measurement};
 use store::leases::BucketLeases;
@@ -34,12 +34,22 @@ pub struct TickReport {
     pub decisions: Vec<DecisionRecord>,
 }
 
+/// What a non-quiet decision did to an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Opened,
+    Reopened,
+    Updated,
+    Resolved,
+}
+
 /// One non-quiet decision.
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionRecord {
     pub service: String,
     pub signal: Signal,
-    pub action: &'static str,
+    pub action: Action,
     pub incident_id: Option<i64>,
     pub minute: DateTime<Utc>,
     pub count: u64,
@@ -177,16 +187,10 @@ impl Detector {
         }
         let mut by_service: BTreeMap<String, Vec<IncidentSnapshot>> = BTreeMap::new();
         for row in &incident_rows {
-            match snapshot(row) {
-                Some(snapshot) => by_service
-                    .entry(row.service.clone())
-                    .or_default()
-                    .push(snapshot),
-                None => tracing::warn!(
-                    incident = row.id,
-                    "Skipping an incident row with unknown values."
-                ),
-            }
+            by_service
+                .entry(row.service.clone())
+                .or_default()
+                .push(snapshot(row));
         }
         // A service that went silent still has its active incident evaluated, so it resolves.
         for (service, snapshots) in &by_service {
@@ -248,9 +252,9 @@ impl Detector {
                 if let Some(id) = id {
                     report.opened += 1;
                     tracing::info!(service, signal = %signal, z = assessment.z, count = assessment.count, "Incident opened.");
-                    notify = Some(("opened", id));
+                    notify = Some((EventKind::Opened, id));
                 }
-                ("opened", assessment, id)
+                (Action::Opened, assessment, id)
             }
             Transition::Reopen(assessment) => {
                 let Some(id) = incident_id else { return Ok(()) };
@@ -273,9 +277,9 @@ impl Detector {
                 if reopened {
                     report.reopened += 1;
                     tracing::info!(service, signal = %signal, incident = id, "Incident reopened.");
-                    notify = Some(("reopened", id));
+                    notify = Some((EventKind::Reopened, id));
                 }
-                ("reopened", assessment, Some(id))
+                (Action::Reopened, assessment, Some(id))
             }
             Transition::Update {
                 current,
@@ -300,9 +304,9 @@ impl Detector {
                 .await?;
                 report.updated += 1;
                 if escalated {
-                    notify = Some(("escalated", id));
+                    notify = Some((EventKind::Escalated, id));
                 }
-                ("updated", current, Some(id))
+                (Action::Updated, current, Some(id))
             }
             Transition::Resolve { current } => {
                 let Some(id) = incident_id else { return Ok(()) };
@@ -320,9 +324,9 @@ impl Detector {
                 {
                     report.resolved += 1;
                     tracing::info!(service, signal = %signal, incident = id, "Incident resolved.");
-                    notify = Some(("resolved", id));
+                    notify = Some((EventKind::Resolved, id));
                 }
-                ("resolved", current, Some(id))
+                (Action::Resolved, current, Some(id))
             }
         };
         report.decisions.push(DecisionRecord {
@@ -366,8 +370,8 @@ fn new_incident<'a>(
     let count = i64::try_from(assessment.count).unwrap_or(i64::MAX);
     NewIncident {
         service,
-        signal: signal.as_str(),
-        severity: assessment.severity.as_str(),
+        signal,
+        severity: assessment.severity,
         title,
         opened_at: now,
         last_evaluated_at: now,
@@ -389,16 +393,15 @@ fn new_incident<'a>(
     }
 }
 
-/// The engine's view of an incident row; `None` if the row holds values this build does not
-/// know.
-pub fn snapshot(row: &IncidentRow) -> Option<IncidentSnapshot> {
-    Some(IncidentSnapshot {
+/// The engine's view of an incident row.
+pub fn snapshot(row: &IncidentRow) -> IncidentSnapshot {
+    IncidentSnapshot {
         id: row.id,
-        signal: row.signal.parse().ok()?,
-        status: row.status.parse::<Status>().ok()?,
+        signal: row.signal,
+        status: row.status,
         first_minute: Minute::containing(row.first_minute),
         last_fired: Minute::containing(row.last_fired_minute),
-        severity: row.severity.parse::<Severity>().ok()?,
+        severity: row.severity,
         peak_z: row.peak_z,
         baseline: Baseline {
             minutes: u32::try_from(row.baseline_minutes).unwrap_or(0),
@@ -407,5 +410,5 @@ pub fn snapshot(row: &IncidentRow) -> Option<IncidentSnapshot> {
             total_mean: row.baseline_total_mean,
         },
         resolved_at: row.resolved_at.map(Minute::containing),
-    })
+    }
 }

@@ -4,18 +4,19 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use detector::Settings;
-use web::settings::{self, Overrides};
+use runtime::Overrides;
+use runtime::settings::{duration, settings_help};
 
 /// threesigma-detector: per-service error anomaly detection.
 #[derive(Debug, Parser)]
-#[command(version, after_help = settings::settings_help::<Settings>())]
+#[command(version, after_help = settings_help::<Settings>())]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    common: web::cli::CommonArgs,
+    common: runtime::cli::CommonArgs,
     /// Time between evaluations, e.g. 10s.
-    #[arg(long, env = "THREESIGMA__DETECTOR__INTERVAL", value_parser = settings::duration::parse, global = true)]
+    #[arg(long, env = "THREESIGMA__DETECTOR__INTERVAL", value_parser = duration::parse, global = true)]
     interval: Option<Duration>,
     /// Evaluate only this service (repeatable): the sidecar mode.
     #[arg(long = "service", value_name = "NAME", global = true)]
@@ -36,29 +37,22 @@ enum Command {
 }
 
 impl Cli {
-    fn overrides(&self) -> Result<Overrides, web::SettingsError> {
-        let mut overrides = self.common.overrides()?;
-        overrides.push((
-            "detector.interval",
-            self.interval
-                .map(|v| humantime::format_duration(v).to_string()),
-        ));
-        Ok(overrides)
+    /// Every flag as a layer of the settings: `--service` replaces `detector.services`,
+    /// `--interval` sets `detector.interval`.
+    fn overrides(&self) -> Overrides {
+        Overrides::new()
+            .duration("detector.interval", self.interval)
+            .list("detector.services", &self.services)
     }
 
     fn settings(&self) -> anyhow::Result<Settings> {
-        let file = settings::config_file(self.common.config.clone());
-        let mut settings: Settings = settings::load(file.as_deref(), self.overrides()?)?;
-        if !self.services.is_empty() {
-            settings.detector.services = self.services.clone();
-        }
-        Ok(settings)
+        Ok(self.common.load(self.overrides())?)
     }
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    web::server::exit_code(run().await)
+    runtime::shutdown::exit_code(run().await)
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -69,7 +63,7 @@ async fn run() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Replay { input }) => replay(&cli, input),
         Some(Command::Once) => {
-            web::telemetry::init();
+            runtime::telemetry::init();
             let app = detector::Application::build(cli.settings()?).await?;
             let report = app.detector().unshared().tick(chrono::Utc::now()).await?;
             for decision in &report.decisions {
@@ -82,17 +76,18 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            web::telemetry::init();
+            runtime::telemetry::init();
             let app = detector::Application::build(cli.settings()?).await?;
-            app.run_until(web::server::shutdown_on_signal()).await
+            app.run_until(runtime::shutdown::on_signal()).await
         }
     }
 }
 
 fn replay(cli: &Cli, input: &PathBuf) -> anyhow::Result<()> {
     use std::io::Write;
-    let file = settings::config_file(cli.common.config.clone());
-    let settings: Settings = settings::load(file.as_deref(), Vec::new())?;
+    // The same layers as the live detector (file, environment, flags): replay judges with
+    // exactly the configuration the live loop would use.
+    let settings = cli.settings()?;
     let config = settings.detection.config()?;
     let counts = if input.as_os_str() == "-" {
         detector::replay::Counts::read(std::io::stdin().lock())

@@ -37,7 +37,7 @@ impl DetectorMetrics {
             opened: Counter::default(),
             resolved: Counter::default(),
             failed_cycles: Counter::default(),
-            cycle_seconds: web::metrics::latency_histogram(),
+            cycle_seconds: runtime::metrics::latency_histogram(),
             last_success: Gauge::default(),
             buckets_held: Gauge::default(),
             webhook_delivered: Counter::default(),

@@ -10,22 +10,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use runtime::Secret;
+use runtime::settings::duration;
 use serde::{Deserialize, Serialize};
 use store::models::IncidentRow;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
-use web::settings::duration;
 
 use crate::metrics::DetectorMetrics;
 
 /// Where and how to deliver notifications. Disabled while `url` is empty.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WebhookSettings {
-    /// Endpoint to POST notifications to (empty: no webhook).
-    pub url: String,
+    /// Endpoint to POST notifications to (empty: no webhook). A [`Secret`]: chat webhook
+    /// URLs carry their credential in the path.
+    pub url: Secret,
     /// Value of the `Authorization` header sent with each notification (empty: none).
-    pub authorization: String,
+    pub authorization: Secret,
     /// Base URL of the query API, for the `link` of each notification (empty: no link).
     pub link_base: String,
     /// Timeout of one delivery attempt.
@@ -45,8 +47,8 @@ pub struct WebhookSettings {
 impl Default for WebhookSettings {
     fn default() -> Self {
         WebhookSettings {
-            url: String::new(),
-            authorization: String::new(),
+            url: Secret::default(),
+            authorization: Secret::default(),
             link_base: String::new(),
             timeout: Duration::from_secs(5),
             max_attempts: 6,
@@ -54,25 +56,6 @@ impl Default for WebhookSettings {
             retry_max: Duration::from_secs(60),
             queue: 1_000,
         }
-    }
-}
-
-// The authorization value is a secret: never print it.
-impl std::fmt::Debug for WebhookSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookSettings")
-            .field("url", &self.url)
-            .field(
-                "authorization",
-                &if self.authorization.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .field("link_base", &self.link_base)
-            .field("max_attempts", &self.max_attempts)
-            .finish_non_exhaustive()
     }
 }
 
@@ -90,9 +73,9 @@ pub struct WebhookBaseline {
 pub struct WebhookIncident {
     pub id: i64,
     pub service: String,
-    pub signal: String,
-    pub status: String,
-    pub severity: String,
+    pub signal: domain::Signal,
+    pub status: domain::Status,
+    pub severity: domain::Severity,
     pub title: String,
     pub opened_at: DateTime<Utc>,
     pub acknowledged_at: Option<DateTime<Utc>>,
@@ -140,7 +123,7 @@ impl From<IncidentRow> for WebhookIncident {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Notification {
     /// `opened`, `reopened`, `escalated` or `resolved`.
-    pub event: String,
+    pub event: domain::EventKind,
     pub incident: WebhookIncident,
     /// Where to read the incident in the query API, when `link_base` is set.
     pub link: Option<String>,
@@ -161,7 +144,7 @@ impl Notifier {
         settings: &WebhookSettings,
         metrics: DetectorMetrics,
     ) -> anyhow::Result<Option<(Notifier, JoinHandle<()>)>> {
-        if settings.url.trim().is_empty() {
+        if settings.url.is_empty() {
             return Ok(None);
         }
         let client = reqwest::Client::builder()
@@ -183,18 +166,18 @@ impl Notifier {
     }
 
     /// Queues a notification of `event` for `incident`; drops it if the queue is full.
-    pub fn notify(&self, event: &str, incident: IncidentRow) {
+    pub fn notify(&self, event: domain::EventKind, incident: IncidentRow) {
         let link = (!self.link_base.is_empty())
             .then(|| format!("{}/api/v1/incidents/{}", self.link_base, incident.id));
         let notification = Notification {
-            event: event.to_owned(),
+            event,
             incident: incident.into(),
             link,
             sent_at: Utc::now(),
         };
         if self.sender.try_send(notification).is_err() {
             self.metrics.webhook_dropped.inc();
-            tracing::warn!(event, "Webhook queue full; notification dropped.");
+            tracing::warn!(%event, "Webhook queue full; notification dropped.");
         }
     }
 }
@@ -230,9 +213,12 @@ async fn deliver(
 ) {
     let mut backoff = settings.retry_min;
     for attempt in 1..=settings.max_attempts.max(1) {
-        let mut request = client.post(&settings.url).json(notification);
+        let mut request = client.post(settings.url.expose()).json(notification);
         if !settings.authorization.is_empty() {
-            request = request.header(reqwest::header::AUTHORIZATION, &settings.authorization);
+            request = request.header(
+                reqwest::header::AUTHORIZATION,
+                settings.authorization.expose(),
+            );
         }
         let outcome = request.send().await;
         match outcome {
@@ -265,7 +251,7 @@ async fn deliver(
     metrics.webhook_failed.inc();
     tracing::error!(
         incident = notification.incident.id,
-        event = notification.event,
+        event = %notification.event,
         "Webhook notification given up."
     );
 }

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use domain::DetectionConfig;
 use domain::detection::Algorithm;
+use runtime::settings::{duration, require_nonzero};
+use runtime::{DatabaseSettings, Layered, ServerSettings, SettingsError};
 use serde::{Deserialize, Serialize};
-use web::settings::{DatabaseSettings, ServerSettings, SettingsError, duration, require_nonzero};
 
 /// Everything `threesigma-detector` can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,14 +20,19 @@ pub struct Settings {
     pub webhook: crate::notify::WebhookSettings,
 }
 
+impl Layered for Settings {
+    const LIST_KEYS: &'static [&'static str] = &["server.cors_origins", "detector.services"];
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            server: ServerSettings::with_bind("0.0.0.0:8082"),
-            database: DatabaseSettings {
-                pool_size: 2,
-                ..DatabaseSettings::default()
+            // Health and metrics only: one worker is plenty.
+            server: ServerSettings {
+                workers: 1,
+                ..ServerSettings::with_bind("0.0.0.0:8082")
             },
+            database: DatabaseSettings::with_pool_size(2),
             detector: LoopSettings::default(),
             detection: DetectionSettings::default(),
             webhook: crate::notify::WebhookSettings::default(),

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use actix_web::web::{Data, to};
-use actix_web::{App, HttpServer, middleware};
 use anyhow::Context;
 use chrono::Utc;
-use prometheus_client::registry::Registry;
+use runtime::Readiness;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+use web::HttpService;
 
 use crate::live::{Detector, Share};
 use crate::metrics::DetectorMetrics;
@@ -24,8 +23,7 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 
 /// A built detector, not yet running.
 pub struct Application {
-    port: u16,
-    server: actix_web::dev::Server,
+    http: HttpService,
     detector: Detector,
     pool: store::DbPool,
     settings: Settings,
@@ -35,34 +33,18 @@ pub struct Application {
 }
 
 /// Ready when the database answers and the last cycle succeeded recently.
-struct DetectorReadiness {
-    pool: store::DbPool,
-    last_success: Arc<AtomicI64>,
-    interval: Duration,
-}
-
-impl web::health::Readiness for DetectorReadiness {
-    fn check(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Vec<String>>> + Send + '_>>
-    {
-        Box::pin(async move {
-            let mut reasons = Vec::new();
-            if let Err(error) = store::pool::ping(&self.pool).await {
-                reasons.push(format!("database: {error}"));
-            }
-            let last = self.last_success.load(Ordering::Relaxed);
-            let stale = i64::try_from(self.interval.as_secs() * 3 + 30).unwrap_or(i64::MAX);
+fn readiness(pool: store::DbPool, last_success: Arc<AtomicI64>, interval: Duration) -> Readiness {
+    let stale = i64::try_from(interval.as_secs() * 3 + 30).unwrap_or(i64::MAX);
+    Readiness::new()
+        .database("database", pool)
+        .condition(move || {
+            let last = last_success.load(Ordering::Relaxed);
             if last > 0 && Utc::now().timestamp() - last > stale {
-                reasons.push("detector: no successful cycle recently".to_owned());
-            }
-            if reasons.is_empty() {
-                Ok(())
+                Err("detector: no successful cycle recently".to_owned())
             } else {
-                Err(reasons)
+                Ok(())
             }
         })
-    }
 }
 
 impl Application {
@@ -74,24 +56,17 @@ impl Application {
             .prepare_schema()
             .await
             .context("Preparing the database schema failed.")?;
-        let listener = web::server::bind(&settings.server.bind)
-            .with_context(|| format!("Binding {} failed.", settings.server.bind))?;
-        let port = listener.local_addr()?.port();
-        let pool = store::pool::build_pool(
-            &settings.database.url,
-            &settings.database.pool("threesigma-detector"),
-        )?;
+        let listener = settings.server.bind()?;
+        let pool = settings.database.build_pool("threesigma-detector")?;
 
-        let mut registry = Registry::with_prefix("threesigma");
-        let http_metrics = Data::new(web::metrics::HttpMetrics::register(&mut registry));
+        let mut registry = runtime::metrics::registry();
         let metrics = DetectorMetrics::register(&mut registry);
         let share = match settings.scope() {
             Some(services) => Share::Services(services),
             None => {
-                let leases = store::pool::connection_config(
-                    &settings.database.url,
-                    &settings.database.pool("threesigma-detector-leases"),
-                )?;
+                let leases = settings
+                    .database
+                    .connection_config("threesigma-detector-leases")?;
                 let buckets = i32::try_from(settings.detector.buckets).unwrap_or(i32::MAX);
                 Share::Buckets(Arc::new(tokio::sync::Mutex::new(BucketLeases::new(
                     leases, buckets,
@@ -105,28 +80,18 @@ impl Application {
         };
         let detector = Detector::new(pool.clone(), config, share, metrics, notifier);
         let last_success = Arc::new(AtomicI64::new(0));
-        let readiness = Data::new(web::health::ReadinessCheck(Arc::new(DetectorReadiness {
-            pool: pool.clone(),
-            last_success: Arc::clone(&last_success),
-            interval: settings.detector.interval,
-        })));
-        let registry = Data::new(web::metrics::MetricsRegistry(Arc::new(registry)));
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(middleware::from_fn(web::metrics::record_request))
-                .app_data(readiness.clone())
-                .app_data(registry.clone())
-                .app_data(http_metrics.clone())
-                .configure(web::health::configure)
-                .default_service(to(web::error::not_found))
-        })
-        .disable_signals()
-        .workers(1)
-        .listen(listener)?
-        .run();
+        let http = HttpService::builder(
+            &settings.server,
+            registry,
+            readiness(
+                pool.clone(),
+                Arc::clone(&last_success),
+                settings.detector.interval,
+            ),
+        )
+        .serve(listener, |_: &mut actix_web::web::ServiceConfig| {})?;
         Ok(Application {
-            port,
-            server,
+            http,
             detector,
             pool,
             settings,
@@ -136,7 +101,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.http.port()
     }
 
     /// The detector itself, for single evaluations (`once`, tests).
@@ -147,13 +112,13 @@ impl Application {
     /// Evaluates every `interval` until `shutdown` is cancelled.
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(
-            port = self.port,
+            port = self.port(),
             interval = ?self.settings.detector.interval,
             scope = ?self.settings.scope(),
             "Detector is running."
         );
         let grace = self.settings.server.shutdown_grace;
-        let server = web::server::run_until(self.server, shutdown.clone(), grace);
+        let server = self.http.run_until(shutdown.clone());
         let evaluation = run_loop(
             &self.detector,
             &self.pool,

@@ -33,15 +33,15 @@ async fn a_burst_becomes_an_incident_within_one_interval() {
     let mut settings = ingest::Settings::default();
     settings.server.bind = "127.0.0.1:0".to_owned();
     settings.server.workers = 1;
-    settings.database.url = db.url.clone();
+    settings.database.url = db.url.clone().into();
     settings.database.pool_size = 2;
-    settings.auth = web::auth::testing::settings();
+    settings.auth = auth::testing::settings();
     let ingest = ingest::Application::build(settings).await.unwrap();
     let logs = format!("http://127.0.0.1:{}/api/v1/logs", ingest.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(ingest.run_until(shutdown.clone()));
 
-    let token = web::auth::testing::token("latency-test", &[web::auth::Scope::Ingest], None);
+    let token = auth::testing::token("latency-test", &[auth::Scope::Ingest], None);
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,

@@ -78,7 +78,7 @@ async fn setup(burst: u64) -> Setup {
 fn settings(db: &TestDatabase) -> detector::Settings {
     let mut settings = detector::Settings::default();
     settings.server.bind = "127.0.0.1:0".to_owned();
-    settings.database.url = db.url.clone();
+    settings.database.url = db.url.clone().into();
     settings.database.pool_size = 2;
     settings
 }
@@ -142,7 +142,7 @@ async fn a_burst_opens_one_incident_for_its_service_only() {
         "{}",
         row.baseline_mean
     );
-    assert_eq!(row.severity, "critical");
+    assert_eq!(row.severity, domain::Severity::Critical);
     assert_eq!(row.algorithm, "negative_binomial");
     assert!(row.p_value.is_some_and(|p| p < 1e-12), "{:?}", row.p_value);
     assert_eq!(row.current_total, 80);
@@ -225,7 +225,7 @@ async fn acknowledged_incidents_stay_acknowledged_while_updated() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.status, "acknowledged");
+    assert_eq!(row.status, domain::Status::Acknowledged);
     assert_eq!(row.peak_count, 90);
     assert_eq!(row.last_fired_minute, setup.burst.plus(1).start());
 }
@@ -340,8 +340,8 @@ async fn webhooks_announce_transitions_and_are_retried() {
 
     let setup = setup(60).await;
     let mut hooked = settings(&setup.db);
-    hooked.webhook.url = format!("http://127.0.0.1:{port}/hook");
-    hooked.webhook.authorization = "Bearer hook-secret".to_owned();
+    hooked.webhook.url = format!("http://127.0.0.1:{port}/hook").into();
+    hooked.webhook.authorization = "Bearer hook-secret".into();
     hooked.webhook.link_base = "http://query.example:8081".to_owned();
     hooked.webhook.retry_min = std::time::Duration::from_millis(50);
     let app = detector::Application::build(hooked).await.unwrap();

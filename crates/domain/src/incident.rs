@@ -48,6 +48,17 @@ pub struct UnknownName {
     pub value: String,
 }
 
+/// An enum known by name: stored in `text` columns, written in query strings and JSON.
+pub trait Named:
+    Copy + std::fmt::Debug + std::str::FromStr<Err = UnknownName> + Send + Sync + 'static
+{
+    /// Every variant.
+    const ALL: &'static [Self];
+
+    /// The stored and serialized name.
+    fn as_str(self) -> &'static str;
+}
+
 /// Text names for enums stored as `text` columns and used in query strings.
 macro_rules! named_enum {
     ($type:ident, $kind:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
@@ -60,6 +71,14 @@ macro_rules! named_enum {
                 match self {
                     $($type::$variant => $name),+
                 }
+            }
+        }
+
+        impl Named for $type {
+            const ALL: &'static [$type] = $type::ALL;
+
+            fn as_str(self) -> &'static str {
+                $type::as_str(self)
             }
         }
 

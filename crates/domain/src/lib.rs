@@ -23,7 +23,7 @@ pub use detection::{
     MinuteSpan, Transition, evaluate,
 };
 pub use event::{EventError, EventLimits, LogEvent, strip_nul};
-pub use incident::{EventKind, Severity, Signal, Status};
+pub use incident::{EventKind, Named, Severity, Signal, Status, UnknownName};
 pub use level::Level;
 pub use service::ServiceName;
 pub use time::Minute;

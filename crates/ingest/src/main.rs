@@ -1,18 +1,18 @@
 use std::time::Duration;
 
 use clap::Parser;
-use ingest::settings::{AckMode, Settings};
-use web::settings::{self, Overrides};
+use ingest::settings::{AckMode, BulkMethod, Settings};
+use runtime::settings::{duration, settings_help};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// threesigma-ingest: HTTP log ingestion into PostgreSQL.
 #[derive(Debug, Parser)]
-#[command(version, after_help = settings::settings_help::<Settings>())]
+#[command(version, after_help = settings_help::<Settings>())]
 struct Cli {
     #[command(flatten)]
-    common: web::cli::CommonArgs,
+    common: runtime::cli::CommonArgs,
     /// Concurrent batch writers (one PostgreSQL connection each).
     #[arg(long, env = "THREESIGMA__INGEST__WRITERS")]
     writers: Option<usize>,
@@ -23,53 +23,36 @@ struct Cli {
     #[arg(long, env = "THREESIGMA__INGEST__MAX_BATCH_BYTES")]
     max_batch_bytes: Option<usize>,
     /// How long a batch waits for more events, e.g. 10ms.
-    #[arg(long, env = "THREESIGMA__INGEST__LINGER", value_parser = settings::duration::parse)]
+    #[arg(long, env = "THREESIGMA__INGEST__LINGER", value_parser = duration::parse)]
     linger: Option<Duration>,
     /// durable: 200 after commit; buffered: 202 after queueing (may lose events on a crash).
     #[arg(long, env = "THREESIGMA__INGEST__ACK", value_enum)]
     ack: Option<AckMode>,
     /// How log rows are written: copy or unnest.
-    #[arg(long, env = "THREESIGMA__INGEST__BULK_METHOD", value_parser = ["copy", "unnest"])]
-    bulk_method: Option<String>,
+    #[arg(long, env = "THREESIGMA__INGEST__BULK_METHOD", value_parser = str::parse::<BulkMethod>)]
+    bulk_method: Option<BulkMethod>,
     /// Largest request body after decompression, in bytes.
     #[arg(long, env = "THREESIGMA__INGEST__MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
 }
 
 impl Cli {
-    fn overrides(&self) -> Result<Overrides, web::SettingsError> {
-        let mut overrides = self.common.overrides()?;
-        overrides.extend([
-            ("ingest.writers", self.writers.map(|v| v.to_string())),
-            (
-                "ingest.max_batch_events",
-                self.max_batch_events.map(|v| v.to_string()),
-            ),
-            (
-                "ingest.max_batch_bytes",
-                self.max_batch_bytes.map(|v| v.to_string()),
-            ),
-            (
-                "ingest.linger",
-                self.linger
-                    .map(|v| humantime::format_duration(v).to_string()),
-            ),
-            (
-                "ingest.ack",
-                self.ack.map(|v| format!("{v:?}").to_lowercase()),
-            ),
-            (
-                "ingest.max_body_bytes",
-                self.max_body_bytes.map(|v| v.to_string()),
-            ),
-        ]);
-        Ok(overrides)
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let flags = auth::settings::secret_override()?
+            .set("ingest.writers", self.writers)
+            .set("ingest.max_batch_events", self.max_batch_events)
+            .set("ingest.max_batch_bytes", self.max_batch_bytes)
+            .duration("ingest.linger", self.linger)
+            .set("ingest.ack", self.ack)
+            .set("ingest.bulk_method", self.bulk_method)
+            .set("ingest.max_body_bytes", self.max_body_bytes);
+        Ok(self.common.load(flags)?)
     }
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    web::server::exit_code(run().await)
+    runtime::shutdown::exit_code(run().await)
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -77,11 +60,9 @@ async fn run() -> anyhow::Result<()> {
     if cli.common.healthcheck {
         return cli.common.healthcheck::<Settings>();
     }
-    web::telemetry::init();
-    let file = settings::config_file(cli.common.config.clone());
-    let settings: Settings = settings::load(file.as_deref(), cli.overrides()?)?;
-    let app = ingest::Application::build(settings).await?;
-    app.run_until(web::server::shutdown_on_signal()).await
+    runtime::telemetry::init();
+    let app = ingest::Application::build(cli.settings()?).await?;
+    app.run_until(runtime::shutdown::on_signal()).await
 }
 
 #[cfg(test)]

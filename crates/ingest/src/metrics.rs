@@ -46,7 +46,7 @@ impl IngestMetrics {
             queued_bytes: Gauge::default(),
             batch_events: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
             batch_requests: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
-            flush_seconds: web::metrics::latency_histogram(),
+            flush_seconds: runtime::metrics::latency_histogram(),
         };
         let ingest = registry.sub_registry_with_prefix("ingest");
         ingest.register(

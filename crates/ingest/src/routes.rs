@@ -1,5 +1,6 @@
 //! HTTP handlers of ingest.
 
+use access::IngestAccess;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web::{Data, Payload};
@@ -9,7 +10,6 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use serde::Serialize;
 use web::ApiError;
-use web::auth::IngestAccess;
 
 use std::sync::Arc;
 

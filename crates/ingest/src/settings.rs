@@ -1,13 +1,15 @@
-//! Ingest settings: defaults here, then the config file, env and flags (see `web::settings`).
+//! Ingest settings: defaults here, then the config file, env and flags (see
+//! `runtime::settings`).
 
 use std::time::Duration;
 
+use access::RateLimitSettings;
+use auth::AuthSettings;
+use runtime::settings::{duration, require_nonzero};
+use runtime::{DatabaseSettings, Layered, ServerSettings, SettingsError};
 use serde::{Deserialize, Serialize};
-use web::auth::AuthSettings;
-use web::ratelimit::RateLimitSettings;
-use web::settings::{DatabaseSettings, ServerSettings, SettingsError, duration, require_nonzero};
 
-use store::bulk::BulkMethod;
+pub use store::bulk::BulkMethod;
 
 use crate::batch::BatchConfig;
 
@@ -33,14 +35,16 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
 }
 
+impl Layered for Settings {
+    const LIST_KEYS: &'static [&'static str] =
+        &["server.cors_origins", "rate_limit.trusted_proxies"];
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             server: ServerSettings::with_bind("0.0.0.0:8080"),
-            database: DatabaseSettings {
-                pool_size: 4,
-                ..DatabaseSettings::default()
-            },
+            database: DatabaseSettings::with_pool_size(4),
             ingest: IngestSettings::default(),
             auth: AuthSettings::default(),
             // Per token: generous, a shipper sends batches; a runaway one is held back.
@@ -211,8 +215,8 @@ mod tests {
 
     fn valid() -> Settings {
         let mut settings = Settings::default();
-        settings.database.url = "postgres://localhost/x".to_owned();
-        settings.auth.secret = "0123456789abcdef0123456789abcdef".to_owned();
+        settings.database.url = "postgres://localhost/x".into();
+        settings.auth.secret = "0123456789abcdef0123456789abcdef".into();
         settings
     }
 

@@ -3,11 +3,12 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::web::{Data, post, resource, to};
-use actix_web::{App, HttpServer, middleware};
+use access::ApiGuard;
+use actix_web::web::{Data, post, resource};
 use anyhow::Context;
-use prometheus_client::registry::Registry;
+use runtime::Readiness;
 use tokio_util::sync::CancellationToken;
+use web::HttpService;
 
 use crate::batch::{BatchWriter, WriterTasks};
 use crate::metrics::IngestMetrics;
@@ -16,42 +17,28 @@ use crate::settings::Settings;
 
 /// A built, bound, not yet running ingest service.
 pub struct Application {
-    port: u16,
-    server: actix_web::dev::Server,
+    http: HttpService,
     writer_tasks: WriterTasks,
-    settings: Settings,
-    verifier: web::auth::TokenVerifier,
-    pool: store::DbPool,
+    grace: std::time::Duration,
 }
 
 /// Ready when the database answers, the last write reached it, and the queue has room.
-struct IngestReadiness {
-    pool: store::DbPool,
-    writer: BatchWriter,
-}
-
-impl web::health::Readiness for IngestReadiness {
-    fn check(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Vec<String>>> + Send + '_>>
-    {
-        Box::pin(async move {
-            let mut reasons = Vec::new();
-            if let Err(error) = store::pool::ping(&self.pool).await {
-                reasons.push(format!("database: {error}"));
-            } else if !self.writer.database_ok() {
-                reasons.push("database: last batch write failed".to_owned());
-            }
-            if self.writer.is_saturated() {
-                reasons.push("queue: full".to_owned());
-            }
-            if reasons.is_empty() {
-                Ok(())
-            } else {
-                Err(reasons)
-            }
+fn readiness(pool: store::DbPool, writer: &BatchWriter) -> Readiness {
+    let written = writer.clone();
+    let queue = writer.clone();
+    Readiness::new()
+        .database("database", pool)
+        .condition(move || {
+            written
+                .database_ok()
+                .then_some(())
+                .ok_or_else(|| "database: last batch write failed".to_owned())
         })
-    }
+        .condition(move || {
+            (!queue.is_saturated())
+                .then_some(())
+                .ok_or_else(|| "queue: full".to_owned())
+        })
 }
 
 impl Application {
@@ -63,8 +50,7 @@ impl Application {
             .prepare_schema()
             .await
             .context("Preparing the database schema failed.")?;
-        let listener = web::server::bind(&settings.server.bind)
-            .with_context(|| format!("Binding {} failed.", settings.server.bind))?;
+        let listener = settings.server.bind()?;
         Self::build_with_listener(settings, listener)
     }
 
@@ -72,19 +58,12 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
-        let port = listener.local_addr()?.port();
-        let pool = store::pool::build_pool(
-            &settings.database.url,
-            &settings.database.pool("threesigma-ingest"),
-        )?;
-        let revocation_pool = pool.clone();
-        let writer_config = store::pool::connection_config(
-            &settings.database.url,
-            &settings.database.pool("threesigma-ingest-writer"),
-        )?;
+        let pool = settings.database.build_pool("threesigma-ingest")?;
+        let writer_config = settings
+            .database
+            .connection_config("threesigma-ingest-writer")?;
 
-        let mut registry = Registry::with_prefix("threesigma");
-        let http_metrics = web::metrics::HttpMetrics::register(&mut registry);
+        let mut registry = runtime::metrics::registry();
         let metrics = IngestMetrics::register(&mut registry);
         let (writer, writer_tasks) =
             BatchWriter::start(settings.batch(), writer_config, metrics.clone());
@@ -104,82 +83,49 @@ impl Application {
             max_reported_errors: settings.ingest.max_reported_errors,
             limits: settings.event_limits(),
         });
-        let readiness = Data::new(web::health::ReadinessCheck(Arc::new(IngestReadiness {
-            pool,
-            writer,
-        })));
-        let registry = Data::new(web::metrics::MetricsRegistry(Arc::new(registry)));
-        let http_metrics = Data::new(http_metrics);
-        let verifier = settings.auth.verifier()?;
-        let verifier_data = Data::new(verifier.clone());
-        let limiter = settings.rate_limit.general()?;
-        let rate_limited = settings.rate_limit.enabled();
-        let cors_origins = settings.server.cors_origins.clone();
-
-        let server = HttpServer::new(move || {
-            let (query_config, path_config, json_config) = web::error::extractor_configs();
-            App::new()
-                .wrap(web::error::method_not_allowed_as_json())
-                .wrap(web::server::security_headers())
-                .wrap(middleware::from_fn(web::metrics::record_request))
-                .app_data(state.clone())
-                .app_data(readiness.clone())
-                .app_data(registry.clone())
-                .app_data(http_metrics.clone())
-                .app_data(query_config)
-                .app_data(path_config)
-                .app_data(json_config)
-                .app_data(verifier_data.clone())
-                .configure(web::health::configure)
-                .service(
-                    web::server::api_scope("", &limiter, rate_limited, &cors_origins)
-                        .service(resource("/api/v1/logs").route(post().to(ingest_logs)))
-                        .service(resource("/ingest").route(post().to(ingest_logs))),
-                )
-                .default_service(to(web::error::not_found))
-        })
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_grace.as_secs().max(1))
-        .workers(settings.server.worker_count())
-        .max_connections(settings.server.connections_per_worker());
-        let server = server.listen(listener)?.run();
+        let guard = ApiGuard::new(
+            &settings.auth,
+            &settings.rate_limit,
+            &settings.server.cors_origins,
+        )?;
+        let http =
+            HttpService::builder(&settings.server, registry, readiness(pool.clone(), &writer))
+                .background(guard.revocations(pool))
+                .serve(listener, move |config| {
+                    config
+                        .app_data(state.clone())
+                        .app_data(guard.verifier())
+                        .service(
+                            guard
+                                .scope("")
+                                .service(resource("/api/v1/logs").route(post().to(ingest_logs)))
+                                .service(resource("/ingest").route(post().to(ingest_logs))),
+                        );
+                })?;
         Ok(Application {
-            port,
-            server,
+            http,
             writer_tasks,
-            settings,
-            verifier,
-            pool: revocation_pool,
+            grace: settings.server.shutdown_grace,
         })
     }
 
     /// The port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
-        self.port
+        self.http.port()
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, answers every in-flight
     /// request, flushes everything queued, and returns.
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(port = self.port, "Ingest is listening.");
-        let revocations = self.verifier.refresh_revocations(
-            self.pool.clone(),
-            self.settings.auth.revocation_refresh,
-            shutdown.clone(),
-        );
-        let grace = self.settings.server.shutdown_grace;
+        tracing::info!(port = self.port(), "Ingest is listening.");
         let writer_tasks = &self.writer_tasks;
         let hurry = async {
             shutdown.cancelled().await;
             writer_tasks.hurry();
         };
-        let (served, ()) = tokio::join!(
-            web::server::run_until(self.server, shutdown.clone(), grace),
-            hurry
-        );
+        let (served, ()) = tokio::join!(self.http.run_until(shutdown.clone()), hurry);
         served?;
-        self.writer_tasks.drain(grace).await;
-        revocations.abort();
+        self.writer_tasks.drain(self.grace).await;
         tracing::info!("Ingest stopped.");
         Ok(())
     }

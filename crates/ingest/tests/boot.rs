@@ -23,7 +23,7 @@ fn start(env: &[(&str, &str)]) -> (bool, String) {
 
 #[test]
 fn missing_or_unsafe_settings_are_named_in_one_line() {
-    let (ok, message) = start(&[("JWT_SECRET", web::auth::testing::SECRET)]);
+    let (ok, message) = start(&[("JWT_SECRET", auth::testing::SECRET)]);
     assert!(!ok);
     assert_eq!(message.lines().count(), 1, "{message}");
     assert!(
@@ -55,7 +55,7 @@ fn missing_or_unsafe_settings_are_named_in_one_line() {
     // Lists come from the environment comma-separated: the second entry is judged alone.
     let (ok, message) = start(&[
         ("DATABASE_URL", &url),
-        ("JWT_SECRET", web::auth::testing::SECRET),
+        ("JWT_SECRET", auth::testing::SECRET),
         (
             "THREESIGMA__RATE_LIMIT__TRUSTED_PROXIES",
             "10.0.0.0/8,not-a-network",

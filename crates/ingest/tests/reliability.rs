@@ -39,7 +39,7 @@ fn spawn_ingest(database_url: &str, port: u16, env: &[(&str, &str)]) -> Child {
         .env("THREESIGMA__DATABASE__POOL_SIZE", "2")
         .env("THREESIGMA__INGEST__WRITERS", "2")
         .env("RUST_LOG", "warn")
-        .env("JWT_SECRET", web::auth::testing::SECRET)
+        .env("JWT_SECRET", auth::testing::SECRET)
         // A single token sends everything here: no per-token limit.
         .env("THREESIGMA__RATE_LIMIT__PER_SECOND", "0")
         .stdout(Stdio::null())
@@ -86,7 +86,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 /// A client builder that sends an ingest token.
 fn authorized() -> reqwest::ClientBuilder {
-    let token = web::auth::testing::token("reliability", &[web::auth::Scope::Ingest], None);
+    let token = auth::testing::token("reliability", &[auth::Scope::Ingest], None);
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,

@@ -8,10 +8,10 @@
 
 use std::time::{Duration, Instant};
 
+use auth::Scope;
 use chrono::{DateTime, Utc};
 use query::cursor::{CursorKind, encode};
 use tokio_util::sync::CancellationToken;
-use web::auth::Scope;
 
 const PAGE: i64 = 50;
 const DEEP_PAGE: i64 = 10_000;
@@ -99,10 +99,10 @@ async fn main() {
 
     let mut settings = query::Settings::default();
     settings.server.bind = "127.0.0.1:0".to_owned();
-    settings.database.url = url.clone();
-    settings.auth = web::auth::AuthSettings {
-        secret: "benchmark-secret-0123456789abcdef".to_owned(),
-        ..web::auth::AuthSettings::default()
+    settings.database.url = url.clone().into();
+    settings.auth = auth::AuthSettings {
+        secret: "benchmark-secret-0123456789abcdef".into(),
+        ..auth::AuthSettings::default()
     };
     settings.rate_limit.per_second = 0;
     let token = settings

@@ -2,6 +2,7 @@
 //! a field for anything secret, so nothing secret can be serialized by accident.
 
 use chrono::{DateTime, Utc};
+use domain::{EventKind, Severity, Signal, Status};
 use serde::Serialize;
 use store::models::{IncidentEventRow, IncidentRow, LogRow};
 use utoipa::ToSchema;
@@ -40,9 +41,15 @@ pub struct ThresholdsView {
 pub struct IncidentView {
     pub id: i64,
     pub service: String,
-    pub signal: String,
-    pub status: String,
-    pub severity: String,
+    /// `error_count` or `error_rate`.
+    #[schema(value_type = String)]
+    pub signal: Signal,
+    /// `open`, `acknowledged` or `resolved`.
+    #[schema(value_type = String)]
+    pub status: Status,
+    /// `warning` or `critical`.
+    #[schema(value_type = String)]
+    pub severity: Severity,
     pub title: String,
     pub opened_at: DateTime<Utc>,
     pub acknowledged_at: Option<DateTime<Utc>>,
@@ -109,7 +116,9 @@ impl From<IncidentRow> for IncidentView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
-    pub kind: String,
+    /// `opened`, `escalated`, `acknowledged`, `resolved` or `reopened`.
+    #[schema(value_type = String)]
+    pub kind: EventKind,
     pub actor: String,
     pub reason: String,
     pub z: Option<f64>,

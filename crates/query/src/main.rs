@@ -1,13 +1,13 @@
 use clap::Parser;
 use query::Settings;
-use web::settings;
+use runtime::settings::settings_help;
 
 /// threesigma-query: paginated reads of incidents and logs.
 #[derive(Debug, Parser)]
-#[command(version, after_help = settings::settings_help::<Settings>())]
+#[command(version, after_help = settings_help::<Settings>())]
 struct Cli {
     #[command(flatten)]
-    common: web::cli::CommonArgs,
+    common: runtime::cli::CommonArgs,
     /// Connection URL of a read replica for reads (lists and details).
     #[arg(
         long,
@@ -20,7 +20,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    web::server::exit_code(run().await)
+    runtime::shutdown::exit_code(run().await)
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -28,15 +28,11 @@ async fn run() -> anyhow::Result<()> {
     if cli.common.healthcheck {
         return cli.common.healthcheck::<Settings>();
     }
-    web::telemetry::init();
-    let file = settings::config_file(cli.common.config.clone());
-    let settings: Settings = settings::load(file.as_deref(), {
-        let mut overrides = cli.common.overrides()?;
-        overrides.push(("query.read_url", cli.database_read_url.clone()));
-        overrides
-    })?;
-    let app = query::Application::build(settings).await?;
-    app.run_until(web::server::shutdown_on_signal()).await
+    runtime::telemetry::init();
+    let flags =
+        auth::settings::secret_override()?.set("query.read_url", cli.database_read_url.clone());
+    let app = query::Application::build(cli.common.load(flags)?).await?;
+    app.run_until(runtime::shutdown::on_signal()).await
 }
 
 #[cfg(test)]

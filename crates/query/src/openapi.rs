@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, incidents, logs, services};
+use crate::routes::{incidents, login, logs, services};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -18,7 +18,7 @@ use crate::routes::{auth, incidents, logs, services};
                        but login needs `Authorization: Bearer <token>`."
     ),
     paths(
-        auth::login,
+        login::login,
         incidents::list,
         incidents::detail,
         incidents::logs,

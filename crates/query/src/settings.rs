@@ -1,9 +1,9 @@
 //! Query API settings: defaults here, then the config file, env and flags.
 
+use access::RateLimitSettings;
+use auth::AuthSettings;
+use runtime::{DatabaseSettings, Layered, Secret, ServerSettings, SettingsError};
 use serde::{Deserialize, Serialize};
-use web::auth::AuthSettings;
-use web::ratelimit::RateLimitSettings;
-use web::settings::{DatabaseSettings, ServerSettings, SettingsError};
 
 /// Everything `threesigma-query` can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -14,6 +14,11 @@ pub struct Settings {
     pub query: QuerySettings,
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
+}
+
+impl Layered for Settings {
+    const LIST_KEYS: &'static [&'static str] =
+        &["server.cors_origins", "rate_limit.trusted_proxies"];
 }
 
 impl Default for Settings {
@@ -41,7 +46,8 @@ pub struct QuerySettings {
     pub max_body_bytes: usize,
     /// Connection URL of a read replica for lists and details (`DATABASE_READ_URL`);
     /// empty: read from the primary. Writes, logins and revocations always use the primary.
-    pub read_url: String,
+    /// May hold a password: a [`Secret`].
+    pub read_url: Secret,
 }
 
 impl Default for QuerySettings {
@@ -50,7 +56,7 @@ impl Default for QuerySettings {
             default_limit: 50,
             max_limit: 500,
             max_body_bytes: 16 * 1024,
-            read_url: String::new(),
+            read_url: Secret::default(),
         }
     }
 }

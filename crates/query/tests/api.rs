@@ -1,15 +1,15 @@
 //! The query API over HTTP against a real PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use auth::{Role, Scope};
 use chrono::{DateTime, Duration, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use domain::{EventLimits, LogEvent, Minute};
+use domain::{EventLimits, LogEvent, Minute, Severity};
 use serde_json::{Value, json};
 use store::incidents::Actor;
 use store::models::NewIncident;
 use store::testing::TestDatabase;
 use tokio_util::sync::CancellationToken;
-use web::auth::{Role, Scope};
 
 struct TestApp {
     address: String,
@@ -33,7 +33,7 @@ fn client_with(token: &str) -> reqwest::Client {
 }
 
 fn token(subject: &str, scopes: &[Scope], role: Option<Role>) -> String {
-    web::auth::testing::token(subject, scopes, role)
+    auth::testing::token(subject, scopes, role)
 }
 
 impl Drop for TestApp {
@@ -47,14 +47,14 @@ async fn spawn_app() -> TestApp {
 }
 
 async fn spawn_app_with(customise: impl FnOnce(&mut query::Settings)) -> TestApp {
-    web::telemetry::init_for_tests();
+    runtime::telemetry::init_for_tests();
     let db = TestDatabase::create().await;
     let mut settings = query::Settings::default();
     settings.server.bind = "127.0.0.1:0".to_owned();
     settings.server.workers = 1;
-    settings.database.url = db.url.clone();
+    settings.database.url = db.url.clone().into();
     settings.database.pool_size = 2;
-    settings.auth = web::auth::testing::settings();
+    settings.auth = auth::testing::settings();
     settings.auth.revocation_refresh = std::time::Duration::from_millis(100);
     settings.rate_limit.per_second = 0;
     customise(&mut settings);
@@ -87,7 +87,7 @@ impl TestApp {
     }
 
     /// Opens an incident for `service` at `at` with the given severity; returns its id.
-    async fn incident(&self, service: &str, at: DateTime<Utc>, severity: &str) -> i64 {
+    async fn incident(&self, service: &str, at: DateTime<Utc>, severity: Severity) -> i64 {
         let mut conn = self.connection().await;
         let new = NewIncident {
             severity,
@@ -145,8 +145,12 @@ async fn incidents_page_newest_first_with_opaque_cursors() {
     let mut expected = Vec::new();
     for i in 0..7 {
         expected.push(
-            app.incident(&format!("s{i}"), now - Duration::minutes(i), "warning")
-                .await,
+            app.incident(
+                &format!("s{i}"),
+                now - Duration::minutes(i),
+                Severity::Warning,
+            )
+            .await,
         );
     }
     let (status, first) = app.get("/api/v1/incidents?limit=3").await;
@@ -175,8 +179,10 @@ async fn incidents_page_newest_first_with_opaque_cursors() {
 async fn incident_filters_apply() {
     let app = spawn_app().await;
     let now = Utc::now();
-    let warning = app.incident("a", now - Duration::hours(2), "warning").await;
-    let critical = app.incident("b", now, "critical").await;
+    let warning = app
+        .incident("a", now - Duration::hours(2), Severity::Warning)
+        .await;
+    let critical = app.incident("b", now, Severity::Critical).await;
     let (_, page) = app.get("/api/v1/incidents?severity=critical").await;
     assert_eq!(ids(&page), [critical]);
     let (_, page) = app.get("/api/v1/incidents?service=a&status=open").await;
@@ -218,7 +224,7 @@ async fn bad_parameters_are_400_with_reasons() {
 #[tokio::test]
 async fn incident_detail_has_baseline_and_timeline() {
     let app = spawn_app().await;
-    let id = app.incident("a", Utc::now(), "warning").await;
+    let id = app.incident("a", Utc::now(), Severity::Warning).await;
     let (status, detail) = app.get(&format!("/api/v1/incidents/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -323,7 +329,9 @@ async fn health_and_unknown_routes() {
 #[tokio::test]
 async fn nul_characters_in_text_are_replaced_not_a_500() {
     let app = spawn_app().await;
-    let id = app.incident("checkout", Utc::now(), "critical").await;
+    let id = app
+        .incident("checkout", Utc::now(), Severity::Critical)
+        .await;
     let operator = client_with(&token(
         "o@example.com",
         &[Scope::Read],
@@ -374,7 +382,7 @@ impl TestApp {
 
     async fn add_user(&self, email: &str, password: &str, role: Role) {
         let mut conn = self.connection().await;
-        let hash = web::auth::password::hash(password).unwrap();
+        let hash = auth::password::hash(password).unwrap();
         store::users::add(&mut conn, email, &hash, role.as_str())
             .await
             .unwrap()
@@ -398,7 +406,7 @@ async fn every_bad_token_is_refused() {
         .get_with(&reqwest::Client::new(), "/api/v1/incidents")
         .await;
     assert_eq!(status, 401, "missing");
-    for (case, forged) in web::auth::forged::tokens() {
+    for (case, forged) in auth::testing::forged_tokens() {
         let (status, body) = app
             .get_with(&client_with(&forged), "/api/v1/incidents")
             .await;
@@ -412,7 +420,7 @@ async fn every_bad_token_is_refused() {
 #[tokio::test]
 async fn revoked_tokens_stop_working_within_seconds() {
     let app = spawn_app().await;
-    let issued = web::auth::testing::settings()
+    let issued = auth::testing::settings()
         .signer()
         .unwrap()
         .unwrap()
@@ -470,7 +478,9 @@ async fn login_gives_a_token_with_the_users_role() {
 #[tokio::test]
 async fn operators_acknowledge_and_resolve_and_the_timeline_says_who() {
     let app = spawn_app().await;
-    let id = app.incident("checkout", Utc::now(), "critical").await;
+    let id = app
+        .incident("checkout", Utc::now(), Severity::Critical)
+        .await;
     let viewer = client_with(&token(
         "vera@example.com",
         &[Scope::Read],
@@ -582,7 +592,7 @@ async fn services_overview_has_counts_and_z() {
         events.push(("checkout", "info", "ok", at));
     }
     app.logs(&events).await;
-    app.incident("checkout", now, "warning").await;
+    app.incident("checkout", now, Severity::Warning).await;
     let (status, body) = app.get("/api/v1/services").await;
     assert_eq!(status, 200, "{body}");
     let service = &body.as_array().unwrap()[0];
@@ -604,7 +614,9 @@ async fn no_answer_ever_carries_a_password_hash() {
         .await;
     let (_, login) = app.login("root@example.com", "correct horse battery").await;
     let admin = client_with(login["token"].as_str().unwrap());
-    let id = app.incident("checkout", Utc::now(), "warning").await;
+    let id = app
+        .incident("checkout", Utc::now(), Severity::Warning)
+        .await;
     app.logs(&[("checkout", "error", "boom", Utc::now())]).await;
     let mut bodies = vec![login.to_string()];
     for path in [
@@ -790,7 +802,7 @@ async fn security_headers_and_no_cors_by_default() {
 
 #[tokio::test]
 async fn with_only_a_public_key_reads_work_and_login_is_disabled() {
-    use web::auth::{AuthSettings, JwtAlgorithm};
+    use auth::{AuthSettings, JwtAlgorithm};
     let key = |name: &str| {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/keys")

@@ -5,6 +5,7 @@
 
 use std::sync::Mutex;
 
+use auth::Scope;
 use chrono::{Duration, Utc};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use domain::Minute;
@@ -12,7 +13,6 @@ use store::incidents::Actor;
 use store::models::NewIncident;
 use store::testing::TestDatabase;
 use tokio_util::sync::CancellationToken;
-use web::auth::Scope;
 
 static STATEMENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -41,9 +41,9 @@ async fn pages_cost_a_fixed_number_of_statements() {
     let mut settings = query::Settings::default();
     settings.server.bind = "127.0.0.1:0".to_owned();
     settings.server.workers = 1;
-    settings.database.url = db.url.clone();
+    settings.database.url = db.url.clone().into();
     settings.database.pool_size = 1;
-    settings.auth = web::auth::testing::settings();
+    settings.auth = auth::testing::settings();
     let app = query::Application::build(settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
@@ -80,7 +80,7 @@ async fn pages_cost_a_fixed_number_of_statements() {
     }
     drop(conn);
 
-    let token = web::auth::testing::token("reader", &[Scope::Read], None);
+    let token = auth::testing::token("reader", &[Scope::Read], None);
     let client = reqwest::Client::new();
     let get = |path: String| {
         let request = client.get(format!("{base}{path}")).bearer_auth(&token);

@@ -7,13 +7,13 @@
 
 use std::time::Duration;
 
+use auth::{Role, Scope};
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::Value;
 use store::cluster::PrivateCluster;
 use store::incidents::Actor;
 use tokio_util::sync::CancellationToken;
-use web::auth::{Role, Scope};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -88,7 +88,7 @@ fn authorized(token: &str) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_come_from_the_replica_and_writes_go_to_the_primary() {
-    web::telemetry::init_for_tests();
+    runtime::telemetry::init_for_tests();
     let dir = std::env::temp_dir().join(format!("threesigma-replica-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (primary_port, replica_port) = (free_port(), free_port());
@@ -110,17 +110,17 @@ async fn reads_come_from_the_replica_and_writes_go_to_the_primary() {
     let mut settings = query::Settings::default();
     settings.server.bind = "127.0.0.1:0".to_owned();
     settings.server.workers = 1;
-    settings.database.url = primary_url.clone();
+    settings.database.url = primary_url.clone().into();
     settings.database.pool_size = 2;
-    settings.query.read_url = replica_url.clone();
-    settings.auth = web::auth::testing::settings();
+    settings.query.read_url = replica_url.clone().into();
+    settings.auth = auth::testing::settings();
     settings.rate_limit.per_second = 0;
     let app = query::Application::build(settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run_until(shutdown.clone()));
-    let reader = authorized(&web::auth::testing::token("reader", &[Scope::Read], None));
-    let operator = authorized(&web::auth::testing::token(
+    let reader = authorized(&auth::testing::token("reader", &[Scope::Read], None));
+    let operator = authorized(&auth::testing::token(
         "ana",
         &[Scope::Read],
         Some(Role::Operator),

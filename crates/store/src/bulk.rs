@@ -1,11 +1,19 @@
-//! The ingest hot path: one transaction per batch that COPYs the log rows in binary and
-//! upserts the batch's pre-aggregated per-minute rollups.
+//! The ingest hot path: one batch of log rows and its pre-aggregated per-minute rollups,
+//! committed together.
 //!
-//! This is the one place that bypasses diesel: diesel-async has no COPY (diesel_async#158)
-//! and diesel's `copy_from` is synchronous, while binary COPY loads rows about twice as fast
-//! as `INSERT ... SELECT FROM UNNEST` (docs/ARCHITECTURE.md has the measurements). So a
-//! writer owns a plain tokio-postgres connection. Values still travel only as binds and
-//! COPY data, never spliced into SQL text.
+//! Two ways, chosen by `ingest.bulk_method`:
+//! - `unnest` (the default): one `INSERT ... SELECT FROM unnest($1::timestamptz[], ...)`
+//!   whose data-modifying CTE also upserts the rollups. One statement is one implicit
+//!   transaction, so a batch costs a single round trip.
+//! - `copy`: `BEGIN`, binary `COPY` of the rows, the rollup upsert, `COMMIT`.
+//!
+//! Measured on this project's machines the two load rows at indistinguishable rates
+//! (docs/BENCHMARKS.md, "COPY against UNNEST"); UNNEST is the default for its single round
+//! trip. This is the one place that bypasses diesel: diesel-async has no COPY
+//! (diesel_async#158), diesel's `copy_from` is synchronous, and the hot path wants
+//! statements prepared once per connection with binary array binds, so a writer owns a
+//! plain tokio-postgres connection. Values still travel only as binds and COPY data, never
+//! spliced into SQL text.
 
 use std::collections::BTreeMap;
 
@@ -99,6 +107,28 @@ pub enum BulkMethod {
     /// `INSERT ... SELECT FROM unnest($1::timestamptz[], ...)` with the rollup upsert in the
     /// same statement: one round trip per batch.
     Unnest,
+}
+
+impl BulkMethod {
+    /// The name used in settings and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BulkMethod::Copy => "copy",
+            BulkMethod::Unnest => "unnest",
+        }
+    }
+}
+
+impl std::str::FromStr for BulkMethod {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<BulkMethod, String> {
+        match text {
+            "copy" => Ok(BulkMethod::Copy),
+            "unnest" => Ok(BulkMethod::Unnest),
+            _ => Err(format!("{text:?} is not a bulk method (copy or unnest)")),
+        }
+    }
 }
 
 /// A writer's connection with its statements prepared once, so a batch costs BEGIN, the

@@ -7,12 +7,11 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use domain::{EventKind, Severity, Status};
 
+use crate::enums::Stored;
 use crate::error::{StoreError, StoreResult};
 use crate::models::{IncidentEventRow, IncidentRow, NewIncident, NewIncidentEvent};
 use crate::schema::{incident_events, incidents};
 use crate::scope::{Scope, scoped};
-
-const RESOLVED: &str = "resolved";
 
 #[diesel::declare_sql_function]
 extern "SQL" {
@@ -47,9 +46,9 @@ pub async fn open(
 ) -> StoreResult<Option<i64>> {
     conn.transaction::<_, StoreError, _>(async |conn| {
         let id: Option<i64> = diesel::insert_into(incidents::table)
-            .values(new)
+            .values(new.clone())
             .on_conflict((incidents::service, incidents::signal))
-            .filter_target(incidents::status.ne(RESOLVED))
+            .filter_target(incidents::status.ne(Stored(Status::Resolved)))
             .do_nothing()
             .returning(incidents::id)
             .get_result(conn)
@@ -85,9 +84,9 @@ pub async fn reopen(
         .transaction::<_, StoreError, _>(async |conn| {
             let reopened = diesel::update(incidents::table)
                 .filter(incidents::id.eq(id))
-                .filter(incidents::status.eq(RESOLVED))
+                .filter(incidents::status.eq(Stored(Status::Resolved)))
                 .set((
-                    incidents::status.eq(Status::Open.as_str()),
+                    incidents::status.eq(Stored(Status::Open)),
                     incidents::resolved_at.eq(None::<DateTime<Utc>>),
                     incidents::resolved_by.eq(None::<String>),
                     incidents::acknowledged_at.eq(None::<DateTime<Utc>>),
@@ -99,7 +98,7 @@ pub async fn reopen(
                     incidents::current_count.eq(measurement.count),
                     incidents::current_total.eq(measurement.total),
                     incidents::p_value.eq(measurement.p_value),
-                    incidents::severity.eq(severity.as_str()),
+                    incidents::severity.eq(Stored(severity)),
                     incidents::peak_z.eq(greatest(incidents::peak_z, measurement.z)),
                     incidents::peak_count.eq(greatest(incidents::peak_count, measurement.count)),
                 ))
@@ -139,7 +138,7 @@ pub async fn update(
     conn.transaction::<_, StoreError, _>(async |conn| {
         diesel::update(incidents::table)
             .filter(incidents::id.eq(id))
-            .filter(incidents::status.ne(RESOLVED))
+            .filter(incidents::status.ne(Stored(Status::Resolved)))
             .set((
                 incidents::last_evaluated_at.eq(measurement.at),
                 incidents::current_z.eq(measurement.z),
@@ -157,9 +156,9 @@ pub async fn update(
         if let Some(severity) = escalate_to {
             let escalated_rows = diesel::update(incidents::table)
                 .filter(incidents::id.eq(id))
-                .filter(incidents::status.ne(RESOLVED))
-                .filter(incidents::severity.ne(severity.as_str()))
-                .set(incidents::severity.eq(severity.as_str()))
+                .filter(incidents::status.ne(Stored(Status::Resolved)))
+                .filter(incidents::severity.ne(Stored(severity)))
+                .set(incidents::severity.eq(Stored(severity)))
                 .execute(conn)
                 .await?;
             if escalated_rows == 1 {
@@ -190,9 +189,9 @@ pub async fn resolve(
     conn.transaction::<_, StoreError, _>(async |conn| {
         let resolved = diesel::update(incidents::table)
             .filter(incidents::id.eq(id))
-            .filter(incidents::status.ne(RESOLVED))
+            .filter(incidents::status.ne(Stored(Status::Resolved)))
             .set((
-                incidents::status.eq(RESOLVED),
+                incidents::status.eq(Stored(Status::Resolved)),
                 incidents::resolved_at.eq(at),
                 incidents::resolved_by.eq(actor.name),
                 incidents::last_evaluated_at.eq(at),
@@ -217,9 +216,9 @@ pub async fn acknowledge(
     conn.transaction::<_, StoreError, _>(async |conn| {
         let acknowledged = diesel::update(incidents::table)
             .filter(incidents::id.eq(id))
-            .filter(incidents::status.eq(Status::Open.as_str()))
+            .filter(incidents::status.eq(Stored(Status::Open)))
             .set((
-                incidents::status.eq(Status::Acknowledged.as_str()),
+                incidents::status.eq(Stored(Status::Acknowledged)),
                 incidents::acknowledged_at.eq(at),
                 incidents::acknowledged_by.eq(actor.name),
             ))
@@ -245,7 +244,7 @@ async fn record(
         .values(NewIncidentEvent {
             incident_id,
             at,
-            kind: kind.as_str(),
+            kind,
             actor: actor.name,
             reason: actor.reason,
             z: evidence.map(|(z, _)| z),
@@ -259,7 +258,7 @@ async fn record(
 /// Active (open or acknowledged) incidents of the services of `scope`.
 pub async fn active(conn: &mut AsyncPgConnection, scope: &Scope) -> StoreResult<Vec<IncidentRow>> {
     let query = incidents::table
-        .filter(incidents::status.ne(RESOLVED))
+        .filter(incidents::status.ne(Stored(Status::Resolved)))
         .select(IncidentRow::as_select())
         .into_boxed();
     Ok(scoped!(query, scope, incidents::service).load(conn).await?)
@@ -273,7 +272,7 @@ pub async fn resolved_since(
     scope: &Scope,
 ) -> StoreResult<Vec<IncidentRow>> {
     let query = incidents::table
-        .filter(incidents::status.eq(RESOLVED))
+        .filter(incidents::status.eq(Stored(Status::Resolved)))
         .filter(incidents::resolved_at.ge(since))
         .order(incidents::resolved_at.desc())
         .select(IncidentRow::as_select())
@@ -307,13 +306,13 @@ pub async fn page(
         .limit(limit)
         .into_boxed();
     if let Some(status) = filter.status {
-        query = query.filter(incidents::status.eq(status.as_str()));
+        query = query.filter(incidents::status.eq(Stored(status)));
     }
     if let Some(service) = &filter.service {
         query = query.filter(incidents::service.eq(service.clone()));
     }
     if let Some(severity) = filter.severity {
-        query = query.filter(incidents::severity.eq(severity.as_str()));
+        query = query.filter(incidents::severity.eq(Stored(severity)));
     }
     if let Some(since) = filter.since {
         query = query.filter(incidents::opened_at.ge(since));

@@ -4,10 +4,12 @@
 //! # Layout
 //! - [`schema`]: diesel's view of the tables in `migrations/`.
 //! - [`models`]: row types.
+//! - [`enums`]: domain enums in `text` columns ([`Stored`](enums::Stored)).
 //! - [`pool`]: the deadpool + diesel-async pool with explicit timeouts, and raw connections.
 //! - [`migrate`]: embedded migrations and the schema-is-current check.
 //! - [`cluster`]: a private PostgreSQL cluster (for `threesigma up` and fault tests).
-//! - [`bulk`]: the ingest hot path (binary COPY + rollup upsert in one transaction).
+//! - [`bulk`]: the ingest hot path (a batch of log rows and its rollup upsert, committed
+//!   together: UNNEST in one statement by default, or binary COPY).
 //! - [`counts`]: per-minute rollup reads for the detector.
 //! - [`incidents`]: incident lifecycle statements and incident pages.
 //! - [`logs`]: log pages.
@@ -19,6 +21,7 @@
 pub mod bulk;
 pub mod cluster;
 pub mod counts;
+pub mod enums;
 pub mod error;
 pub mod incidents;
 pub mod leases;

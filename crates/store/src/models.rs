@@ -1,9 +1,12 @@
-//! Rows as PostgreSQL holds them. Enums are stored as text and converted by callers with the
-//! domain's `FromStr` impls, so a bad value in the database is a typed error, not a panic.
+//! Rows as PostgreSQL holds them. Incident states are the domain's enums, stored by name in
+//! `text` columns through [`Stored`]: a name the domain does not know is a typed error when
+//! the row is read, not a panic or a string that travels on.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use domain::{EventKind, Severity, Signal, Status};
 
+use crate::enums::Stored;
 use crate::schema::{incident_events, incidents, logs};
 
 /// One incident row.
@@ -12,9 +15,12 @@ use crate::schema::{incident_events, incidents, logs};
 pub struct IncidentRow {
     pub id: i64,
     pub service: String,
-    pub signal: String,
-    pub status: String,
-    pub severity: String,
+    #[diesel(deserialize_as = Stored<Signal>)]
+    pub signal: Signal,
+    #[diesel(deserialize_as = Stored<Status>)]
+    pub status: Status,
+    #[diesel(deserialize_as = Stored<Severity>)]
+    pub severity: Severity,
     pub title: String,
     pub opened_at: DateTime<Utc>,
     pub acknowledged_at: Option<DateTime<Utc>>,
@@ -45,8 +51,10 @@ pub struct IncidentRow {
 #[diesel(table_name = incidents)]
 pub struct NewIncident<'a> {
     pub service: &'a str,
-    pub signal: &'a str,
-    pub severity: &'a str,
+    #[diesel(serialize_as = Stored<Signal>)]
+    pub signal: Signal,
+    #[diesel(serialize_as = Stored<Severity>)]
+    pub severity: Severity,
     pub title: &'a str,
     pub opened_at: DateTime<Utc>,
     pub last_evaluated_at: DateTime<Utc>,
@@ -74,7 +82,8 @@ pub struct IncidentEventRow {
     pub id: i64,
     pub incident_id: i64,
     pub at: DateTime<Utc>,
-    pub kind: String,
+    #[diesel(deserialize_as = Stored<EventKind>)]
+    pub kind: EventKind,
     pub actor: String,
     pub reason: String,
     pub z: Option<f64>,
@@ -87,7 +96,8 @@ pub struct IncidentEventRow {
 pub struct NewIncidentEvent<'a> {
     pub incident_id: i64,
     pub at: DateTime<Utc>,
-    pub kind: &'a str,
+    #[diesel(serialize_as = Stored<EventKind>)]
+    pub kind: EventKind,
     pub actor: &'a str,
     pub reason: &'a str,
     pub z: Option<f64>,

@@ -220,8 +220,8 @@ pub fn new_incident(
     let minute = domain::Minute::containing(at).start();
     crate::models::NewIncident {
         service,
-        signal: "error_count",
-        severity: "warning",
+        signal: domain::Signal::ErrorCount,
+        severity: domain::Severity::Warning,
         title: "errors up",
         opened_at: at,
         last_evaluated_at: at,

@@ -231,7 +231,7 @@ async fn only_one_active_incident_per_service_and_signal() {
     .unwrap();
     let row = incidents::find(&mut conn, id).await.unwrap().unwrap();
     assert_eq!((row.current_z, row.peak_z, row.peak_count), (3.5, 7.0, 50));
-    assert_eq!(row.severity, "critical");
+    assert_eq!(row.severity, domain::Severity::Critical);
 
     assert!(
         incidents::resolve(&mut conn, id, now, detector())

@@ -1,26 +1,20 @@
-//! Shared actix-web plumbing for threesigma's services.
+//! HTTP plumbing shared by every threesigma service (actix-web), and nothing about who may
+//! call: authentication and rate limits are in the `access` crate, so the detector's health
+//! listener is built here without linking JWT, argon2 or the rate limiter.
 //!
 //! # Layout
-//! - [`auth`]: tokens, scopes and roles, revocation, passwords.
-//! - [`ratelimit`]: per-caller rate limits.
-//! - [`cli`]: the flags every service shares.
-//! - [`settings`]: layered settings (defaults → file → env → flags), human durations, the
-//!   settings listing of `--help`.
+//! - [`server`]: [`HttpService`], the one service builder: middleware, health endpoints,
+//!   graceful stop.
 //! - [`error`]: [`ApiError`], the one mapping from errors to HTTP status codes and JSON.
+//! - [`headers`]: security headers, the JSON Content-Security-Policy, CORS.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`metrics`]: per-service Prometheus registry and request metrics middleware.
-//! - [`telemetry`]: `tracing` setup.
-//! - [`server`]: listeners, signals, graceful stop.
+//! - [`metrics`]: request metrics middleware.
 
-pub mod auth;
-pub mod cli;
 pub mod error;
+pub mod headers;
 pub mod health;
 pub mod metrics;
-pub mod ratelimit;
 pub mod server;
-pub mod settings;
-pub mod telemetry;
 
 pub use error::ApiError;
-pub use settings::SettingsError;
+pub use server::HttpService;

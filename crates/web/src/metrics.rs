@@ -1,19 +1,18 @@
-//! Prometheus metrics: one registry per running service (so several services, or several
-//! test instances, in one process never share counters), HTTP request metrics for every
-//! route, and the `/metrics` text exposition.
+//! HTTP request metrics for every route of every service: counters by method, route and
+//! status, and a latency histogram by route.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use runtime::metrics::latency_histogram;
 
 /// Labels of HTTP request metrics. `route` is the matched pattern (e.g.
 /// `/api/v1/incidents/{id}`), never the raw path, to keep cardinality bounded.
@@ -35,11 +34,6 @@ pub struct RouteLabels {
 pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<RouteLabels, Histogram>,
-}
-
-/// Latency buckets from 0.5 ms to ~16 s.
-pub fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
 impl HttpMetrics {
@@ -105,22 +99,4 @@ pub async fn record_request(
             .observe(started.elapsed().as_secs_f64());
     }
     response
-}
-
-/// The registry a service exposes on `/metrics`.
-#[derive(Clone)]
-pub struct MetricsRegistry(pub Arc<Registry>);
-
-/// `GET /metrics`: the Prometheus text format.
-pub async fn metrics_endpoint(registry: web::Data<MetricsRegistry>) -> HttpResponse {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &registry.0) {
-        Ok(()) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-            .body(body),
-        Err(error) => {
-            tracing::error!(%error, "Encoding metrics failed.");
-            HttpResponse::InternalServerError().finish()
-        }
-    }
 }

@@ -1,148 +1,154 @@
-//! Running services: binding listeners (port 0 for tests), shutdown signals, and the
-//! graceful stop every service shares.
+//! [`HttpService`]: the one way a threesigma process serves HTTP. Ingest, query and the
+//! detector's health listener are all built here, so they share the same middleware
+//! (request metrics, security headers, JSON errors for unknown routes and wrong methods),
+//! the same `/healthz`, `/readyz` and `/metrics`, and the same graceful stop.
 
 use std::net::TcpListener;
 use std::time::Duration;
 
+use actix_web::middleware::from_fn;
+use actix_web::web::{Data, JsonConfig, PayloadConfig, ServiceConfig, to};
+use actix_web::{App, HttpServer};
+use prometheus_client::registry::Registry;
+use runtime::{MetricsRegistry, Readiness, ServerSettings};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Binds `address` (`HOST:PORT`; port 0 picks a free one).
-pub fn bind(address: &str) -> std::io::Result<TcpListener> {
-    let listener = TcpListener::bind(address)?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
+use crate::error::{extractor_configs, method_not_allowed_as_json, not_found};
+use crate::headers::security_headers;
+use crate::metrics::{HttpMetrics, record_request};
 
-/// A token cancelled on SIGTERM or SIGINT (Ctrl-C).
-pub fn shutdown_on_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    let trigger = token.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("Shutdown signal received.");
-        trigger.cancel();
-    });
-    token
-}
+/// A task that runs beside the server until it stops (e.g. the revocation poller).
+type Background = Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>;
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Runs an actix server until `shutdown` is cancelled, then stops it gracefully: no new
-/// connections, in-flight requests answered (up to `grace`).
-pub async fn run_until(
+/// A bound HTTP server, not yet running.
+pub struct HttpService {
+    port: u16,
     server: actix_web::dev::Server,
-    shutdown: CancellationToken,
     grace: Duration,
-) -> std::io::Result<()> {
-    let handle = server.handle();
-    let running = tokio::spawn(server);
-    shutdown.cancelled().await;
-    let stop = handle.stop(true);
-    if tokio::time::timeout(grace, stop).await.is_err() {
-        tracing::warn!("Graceful stop took longer than {grace:?}; stopping.");
-        handle.stop(false).await;
-    }
-    match running.await {
-        Ok(result) => result,
-        Err(error) => Err(std::io::Error::other(error)),
-    }
+    background: Vec<Background>,
 }
 
-/// Response headers every API answer carries: no sniffing, no framing, no referrer, no
-/// caching of (possibly sensitive) answers.
-pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
-    actix_web::middleware::DefaultHeaders::new()
-        .add(("X-Content-Type-Options", "nosniff"))
-        .add(("X-Frame-Options", "DENY"))
-        .add(("Referrer-Policy", "no-referrer"))
-        .add(("Cache-Control", "no-store"))
+/// Builds an [`HttpService`]: see [`HttpService::builder`].
+pub struct ServiceBuilder {
+    settings: ServerSettings,
+    registry: Registry,
+    readiness: Readiness,
+    body_limit: Option<usize>,
+    background: Vec<Background>,
 }
 
-/// The Content-Security-Policy of JSON answers (nothing may load from them).
-pub fn api_content_security_policy() -> actix_web::middleware::DefaultHeaders {
-    actix_web::middleware::DefaultHeaders::new().add((
-        "Content-Security-Policy",
-        "default-src 'none'; frame-ancestors 'none'",
-    ))
-}
-
-/// CORS: off unless origins are listed (then those origins may call with any method and
-/// the Authorization header).
-pub fn cors(origins: &[String]) -> actix_cors::Cors {
-    origins
-        .iter()
-        .fold(actix_cors::Cors::default(), |cors, origin| {
-            cors.allowed_origin(origin)
-        })
-        .allowed_methods(["GET", "POST"])
-        .allowed_headers([
-            actix_web::http::header::AUTHORIZATION,
-            actix_web::http::header::CONTENT_TYPE,
-        ])
-        .max_age(3600)
-}
-
-/// The scope of a service's authenticated API at `path`, with its middleware in the one
-/// order that works: CORS (when origins are listed) → the JSON Content-Security-Policy →
-/// authentication (records the caller) → the rate limiter (keys on that caller; wrapped
-/// only when `rate_limit.per_second` > 0, so a disabled limiter costs nothing).
-pub fn api_scope(
-    path: &str,
-    limiter: &crate::ratelimit::Limiter,
-    rate_limited: bool,
-    cors_origins: &[String],
-) -> actix_web::Scope<
-    impl actix_web::dev::ServiceFactory<
-        actix_web::dev::ServiceRequest,
-        Config = (),
-        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody + use<>>,
-        Error = actix_web::Error,
-        InitError = (),
-    > + use<>,
-> {
-    use actix_web::middleware::{Condition, from_fn};
-    actix_web::web::scope(path)
-        // Inner first: the limiter needs the caller the authentication around it records.
-        .wrap(Condition::new(
-            rate_limited,
-            actix_governor::Governor::new(limiter),
-        ))
-        .wrap(from_fn(crate::auth::authenticate))
-        .wrap(api_content_security_policy())
-        .wrap(Condition::new(!cors_origins.is_empty(), cors(cors_origins)))
-}
-
-/// The end of every `main`: on error, one line on stderr (the chain of causes, no
-/// backtrace) and exit status 1.
-pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
+impl HttpService {
+    /// A service listening per `settings`, exposing `registry` (HTTP metrics are added to
+    /// it) and `readiness`.
+    pub fn builder(
+        settings: &ServerSettings,
+        registry: Registry,
+        readiness: Readiness,
+    ) -> ServiceBuilder {
+        ServiceBuilder {
+            settings: settings.clone(),
+            registry,
+            readiness,
+            body_limit: None,
+            background: Vec::new(),
         }
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops gracefully: no new connections,
+    /// in-flight requests answered (up to the shutdown grace), background tasks stopped.
+    pub async fn run_until(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let tasks: Vec<JoinHandle<()>> = self
+            .background
+            .into_iter()
+            .map(|start| start(shutdown.clone()))
+            .collect();
+        let handle = self.server.handle();
+        let running = tokio::spawn(self.server);
+        shutdown.cancelled().await;
+        if tokio::time::timeout(self.grace, handle.stop(true))
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?self.grace, "Graceful stop took too long; stopping.");
+            handle.stop(false).await;
+        }
+        for task in tasks {
+            task.abort();
+        }
+        match running.await {
+            Ok(result) => result,
+            Err(error) => Err(std::io::Error::other(error)),
+        }
+    }
+}
+
+impl ServiceBuilder {
+    /// Largest JSON or buffered request body (default: actix's).
+    pub fn body_limit(mut self, bytes: usize) -> ServiceBuilder {
+        self.body_limit = Some(bytes);
+        self
+    }
+
+    /// Runs `task` beside the server, from start until the server stops.
+    pub fn background(
+        mut self,
+        task: impl FnOnce(CancellationToken) -> JoinHandle<()> + Send + 'static,
+    ) -> ServiceBuilder {
+        self.background.push(Box::new(task));
+        self
+    }
+
+    /// Serves `routes` (and the health endpoints) on `listener`.
+    pub fn serve<F>(mut self, listener: TcpListener, routes: F) -> std::io::Result<HttpService>
+    where
+        F: Fn(&mut ServiceConfig) + Clone + Send + 'static,
+    {
+        let port = listener.local_addr()?.port();
+        let http_metrics = Data::new(HttpMetrics::register(&mut self.registry));
+        let registry = Data::new(MetricsRegistry::new(self.registry));
+        let readiness = Data::new(self.readiness);
+        let body_limit = self.body_limit;
+        let grace = self.settings.shutdown_grace;
+        let server = HttpServer::new(move || {
+            let (query_config, path_config, json_config) = extractor_configs();
+            let json_config: JsonConfig = match body_limit {
+                Some(limit) => json_config.limit(limit),
+                None => json_config,
+            };
+            let mut app = App::new()
+                .wrap(method_not_allowed_as_json())
+                .wrap(security_headers())
+                .wrap(from_fn(record_request))
+                .app_data(readiness.clone())
+                .app_data(registry.clone())
+                .app_data(http_metrics.clone())
+                .app_data(query_config)
+                .app_data(path_config)
+                .app_data(json_config);
+            if let Some(limit) = body_limit {
+                app = app.app_data(PayloadConfig::new(limit));
+            }
+            app.configure(crate::health::configure)
+                .configure(routes.clone())
+                .default_service(to(not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(grace.as_secs().max(1))
+        .workers(self.settings.worker_count())
+        .max_connections(self.settings.connections_per_worker())
+        .listen(listener)?
+        .run();
+        Ok(HttpService {
+            port,
+            server,
+            grace,
+            background: self.background,
+        })
     }
 }

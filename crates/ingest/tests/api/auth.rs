@@ -1,8 +1,8 @@
 use std::time::Duration;
 
+use auth::Scope;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::{Value, json};
-use web::auth::Scope;
 
 use crate::helpers::{client_with, spawn_app, spawn_app_with};
 
@@ -39,7 +39,7 @@ async fn every_bad_token_is_refused_and_nothing_is_stored() {
     assert_eq!(response.status(), 401, "malformed header");
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
 
-    for (case, token) in web::auth::forged::tokens() {
+    for (case, token) in auth::testing::forged_tokens() {
         let (status, body) = post_with(&app, &client_with(&token)).await;
         assert_eq!(status, 401, "{case}: {body}");
         assert_eq!(body["error"], "unauthorized", "{case}");
@@ -50,18 +50,18 @@ async fn every_bad_token_is_refused_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_read_token_cannot_send_logs() {
     let app = spawn_app().await;
-    let reader = web::auth::testing::token("dashboard", &[Scope::Read], None);
+    let reader = auth::testing::token("dashboard", &[Scope::Read], None);
     let (status, body) = post_with(&app, &client_with(&reader)).await;
     assert_eq!(status, 403, "{body}");
     assert!(body["message"].as_str().unwrap().contains("ingest scope"));
-    let admin = web::auth::testing::token("root", &[Scope::Admin], None);
+    let admin = auth::testing::token("root", &[Scope::Admin], None);
     assert_eq!(post_with(&app, &client_with(&admin)).await.0, 200);
 }
 
 #[tokio::test]
 async fn revoked_tokens_are_refused_within_seconds() {
     let app = spawn_app().await;
-    let token = web::auth::testing::token("leaky-shipper", &[Scope::Ingest], None);
+    let token = auth::testing::token("leaky-shipper", &[Scope::Ingest], None);
     let client = client_with(&token);
     assert_eq!(post_with(&app, &client).await.0, 200);
 
@@ -132,7 +132,7 @@ async fn rate_limits_key_on_the_token_and_answer_429_with_headers() {
     );
 
     // Another token has its own budget.
-    let other = client_with(&web::auth::testing::token(
+    let other = client_with(&auth::testing::token(
         "other-shipper",
         &[Scope::Ingest],
         None,
@@ -150,7 +150,7 @@ fn fixture(name: &str) -> String {
 
 #[tokio::test]
 async fn with_a_key_pair_ingest_holds_only_the_public_key() {
-    use web::auth::{AuthSettings, JwtAlgorithm};
+    use auth::{AuthSettings, JwtAlgorithm};
     let app = spawn_app_with(|settings| {
         settings.auth = AuthSettings {
             algorithm: JwtAlgorithm::EdDSA,
@@ -187,7 +187,9 @@ async fn with_a_key_pair_ingest_holds_only_the_public_key() {
 
     // Algorithm confusion: HS256 keyed with the (public) PEM itself. Refused.
     let confused = AuthSettings {
-        secret: std::fs::read_to_string(fixture("ed25519-public.pem")).unwrap(),
+        secret: std::fs::read_to_string(fixture("ed25519-public.pem"))
+            .unwrap()
+            .into(),
         ..AuthSettings::default()
     };
     let confused = confused
@@ -201,7 +203,7 @@ async fn with_a_key_pair_ingest_holds_only_the_public_key() {
 
     // The forged set is made for an HS256 service: here every one of them is refused too,
     // except the EdDSA token signed with this very key pair, which is simply valid.
-    for (case, token) in web::auth::forged::tokens() {
+    for (case, token) in auth::testing::forged_tokens() {
         let expected = if case == "wrong algorithm" { 200 } else { 401 };
         assert_eq!(
             post_with(&app, &client_with(&token)).await.0,

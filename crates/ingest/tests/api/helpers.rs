@@ -20,18 +20,18 @@ pub fn test_settings(db: &TestDatabase) -> Settings {
     let mut settings = Settings::default();
     settings.server.bind = "127.0.0.1:0".to_owned();
     settings.server.workers = 1;
-    settings.database.url = db.url.clone();
+    settings.database.url = db.url.clone().into();
     settings.database.pool_size = 2;
     settings.ingest.writers = 2;
     settings.ingest.linger = Duration::from_millis(5);
-    settings.auth = web::auth::testing::settings();
+    settings.auth = auth::testing::settings();
     settings.auth.revocation_refresh = Duration::from_millis(100);
     settings
 }
 
 /// A token allowed to send logs.
 pub fn ingest_token() -> String {
-    web::auth::testing::token("test-shipper", &[web::auth::Scope::Ingest], None)
+    auth::testing::token("test-shipper", &[auth::Scope::Ingest], None)
 }
 
 /// A client that sends `token` with every request.
@@ -50,7 +50,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
-    web::telemetry::init_for_tests();
+    runtime::telemetry::init_for_tests();
     let db = TestDatabase::create().await;
     let mut settings = test_settings(&db);
     customise(&mut settings);

@@ -1,5 +1,6 @@
 //! `/api/v1/incidents...`
 
+use access::{OperatorAccess, ReadAccess};
 use actix_web::web::{Bytes, Data, Json, Path, Query};
 use chrono::Utc;
 use domain::{Severity, Status};
@@ -8,7 +9,6 @@ use store::incidents::{Actor, IncidentFilter};
 use store::logs::LogFilter;
 use utoipa::{IntoParams, ToSchema};
 use web::ApiError;
-use web::auth::{OperatorAccess, ReadAccess};
 use web::error::ErrorBody;
 
 use super::{QueryState, into_page, parse_cursor, parse_name, parse_time};

@@ -1,12 +1,12 @@
 //! `/api/v1/logs`
 
+use access::ReadAccess;
 use actix_web::web::{Data, Json, Query};
 use domain::Level;
 use serde::Deserialize;
 use store::logs::LogFilter;
 use utoipa::IntoParams;
 use web::ApiError;
-use web::auth::ReadAccess;
 use web::error::ErrorBody;
 
 use super::{QueryState, into_page, parse_cursor, parse_name, parse_time};

@@ -1,7 +1,7 @@
 //! HTTP handlers of the query API, and what they share: paging and parameter parsing.
 
-pub mod auth;
 pub mod incidents;
+pub mod login;
 pub mod logs;
 pub mod services;
 
@@ -24,7 +24,7 @@ pub struct QueryState {
     pub default_limit: i64,
     pub max_limit: i64,
     /// Signs login tokens; `None` when this service only holds a public key.
-    pub signer: Option<web::auth::TokenSigner>,
+    pub signer: Option<auth::TokenSigner>,
     pub session_ttl: std::time::Duration,
 }
 

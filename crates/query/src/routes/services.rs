@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use access::ReadAccess;
 use actix_web::web::{Data, Json};
 use chrono::{DateTime, Utc};
 use domain::detection::{Baseline, MinuteSeries, assess};
@@ -10,7 +11,6 @@ use serde::Serialize;
 use store::scope::Scope;
 use utoipa::ToSchema;
 use web::ApiError;
-use web::auth::ReadAccess;
 use web::error::ErrorBody;
 
 use super::QueryState;

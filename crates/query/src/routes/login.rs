@@ -1,11 +1,11 @@
 //! `POST /api/v1/auth/login`
 
 use actix_web::web::{Data, Json};
+use auth::{Role, password};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use web::ApiError;
-use web::auth::{Role, password};
 
 use super::QueryState;
 
@@ -68,7 +68,9 @@ pub async fn login(
     let role = Role::parse(&user.role).ok_or_else(|| {
         ApiError::Internal(format!("user {} has unknown role {}", user.id, user.role))
     })?;
-    let issued = signer.issue(&user.email, role.scopes(), Some(role), state.session_ttl)?;
+    let issued = signer
+        .issue(&user.email, role.scopes(), Some(role), state.session_ttl)
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
     tracing::info!(user = user.id, "User logged in.");
     Ok(Json(LoginResponse {
         token: issued.token,

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::settings::{Overrides, SettingsError};
+use crate::settings::{Layered, Overrides};
 
-/// `--bind`, `--database-url`, `--config`, `--migrate`.
+/// `--bind`, `--database-url`, `--config`, `--migrate`, `--healthcheck`.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Address to listen on, HOST:PORT.
@@ -29,13 +29,21 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// The config file these flags name (`--config`, else `THREESIGMA_CONFIG`).
+    pub fn config_file(&self) -> Option<PathBuf> {
+        crate::settings::config_file(self.config.clone())
+    }
+
+    /// Loads `T` through every layer with these flags, and `more` (the binary's own flags),
+    /// on top.
+    pub fn load<T: Layered>(&self, more: Overrides) -> Result<T, crate::SettingsError> {
+        crate::settings::load(self.config_file().as_deref(), self.overrides().and(more))
+    }
+
     /// `--healthcheck`: probes the service this command line would start. Only the bind
     /// address is read (flag, env, config file, else the service's default), so a probe
     /// never fails over a setting the running service has already accepted.
-    pub fn healthcheck<T>(&self) -> anyhow::Result<()>
-    where
-        T: serde::de::DeserializeOwned + serde::Serialize + Default,
-    {
+    pub fn healthcheck<T: Layered>(&self) -> anyhow::Result<()> {
         #[derive(serde::Deserialize)]
         struct Bind {
             server: Server,
@@ -44,22 +52,18 @@ impl CommonArgs {
         struct Server {
             bind: String,
         }
-        let file = crate::settings::config_file(self.config.clone());
-        let loaded: serde_json::Value =
-            crate::settings::load::<T>(file.as_deref(), vec![("server.bind", self.bind.clone())])
-                .map(|settings: T| serde_json::to_value(settings))??;
-        let bind: Bind = serde_json::from_value(loaded)?;
+        let bind: Bind = crate::settings::load_as::<T, Bind>(
+            self.config_file().as_deref(),
+            Overrides::new().set("server.bind", self.bind.clone()),
+        )?;
         crate::health::probe(&bind.server.bind)
     }
 
-    /// The overrides these flags contribute, and the JWT secret from `JWT_SECRET` or
-    /// `JWT_SECRET_FILE` (secrets are never flags: command lines are visible to every user).
-    pub fn overrides(&self) -> Result<Overrides, SettingsError> {
-        Ok(vec![
-            ("server.bind", self.bind.clone()),
-            ("database.url", self.database_url.clone()),
-            ("database.migrate", self.migrate.then(|| "true".to_owned())),
-            ("auth.secret", crate::auth::secret_from_env()?),
-        ])
+    /// The overrides these flags contribute.
+    pub fn overrides(&self) -> Overrides {
+        Overrides::new()
+            .set("server.bind", self.bind.clone())
+            .set("database.url", self.database_url.clone())
+            .switch("database.migrate", self.migrate)
     }
 }

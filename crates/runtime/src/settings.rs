@@ -4,11 +4,13 @@
 //!
 //! Each binary's settings type is a serde struct whose `Default` is the single source of the
 //! defaults; [`settings_help`] renders them, with their environment variables, into `--help`.
+//! Flags are the last layer ([`Overrides`]), never a patch applied after loading, so a value
+//! has one path from wherever it was given to the struct.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use config::{Config, Environment, File, FileFormat};
+use config::{Config, Environment, File, FileFormat, Value, ValueKind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -33,9 +35,76 @@ impl SettingsError {
     }
 }
 
-/// Command-line values that override every other layer: `(dotted key, value)`. `None`
-/// means the flag was not given.
-pub type Overrides = Vec<(&'static str, Option<String>)>;
+/// A binary's settings: a serde struct whose `Default` holds every default.
+pub trait Layered: DeserializeOwned + Serialize + Default {
+    /// Dotted keys whose environment value is a comma-separated list
+    /// (`THREESIGMA__DETECTOR__SERVICES=a,b`).
+    const LIST_KEYS: &'static [&'static str] = &[];
+}
+
+/// Command-line values: the last layer, over every other. Flags that were not given add
+/// nothing.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides(Vec<(&'static str, Value)>);
+
+impl Overrides {
+    pub fn new() -> Overrides {
+        Overrides::default()
+    }
+
+    /// `key` = `value` when the flag was given. Values are written as serde writes them, so
+    /// an enum flag becomes the same word the config file uses.
+    pub fn set<V: Serialize>(mut self, key: &'static str, value: Option<V>) -> Overrides {
+        if let Some(value) = value.and_then(|value| serde_json::to_value(value).ok())
+            && let Some(value) = config_value(value)
+        {
+            self.0.push((key, value));
+        }
+        self
+    }
+
+    /// A duration, written the human way (`10s`).
+    pub fn duration(self, key: &'static str, value: Option<Duration>) -> Overrides {
+        self.set(
+            key,
+            value.map(|value| humantime::format_duration(value).to_string()),
+        )
+    }
+
+    /// A repeatable flag: nothing when it was not given at all.
+    pub fn list(self, key: &'static str, values: &[String]) -> Overrides {
+        self.set(key, (!values.is_empty()).then_some(values))
+    }
+
+    /// A switch: `true` when given, nothing otherwise (the lower layers decide).
+    pub fn switch(self, key: &'static str, on: bool) -> Overrides {
+        self.set(key, on.then_some(true))
+    }
+
+    /// These overrides followed by `other`'s (which win).
+    pub fn and(mut self, other: Overrides) -> Overrides {
+        self.0.extend(other.0);
+        self
+    }
+}
+
+fn config_value(value: serde_json::Value) -> Option<Value> {
+    let kind = match value {
+        serde_json::Value::Null => return None,
+        serde_json::Value::Bool(value) => ValueKind::Boolean(value),
+        serde_json::Value::Number(number) => match (number.as_i64(), number.as_u64()) {
+            (Some(value), _) => ValueKind::I64(value),
+            (None, Some(value)) => ValueKind::U64(value),
+            _ => ValueKind::Float(number.as_f64().unwrap_or_default()),
+        },
+        serde_json::Value::String(value) => ValueKind::String(value),
+        serde_json::Value::Array(values) => {
+            ValueKind::Array(values.into_iter().filter_map(config_value).collect())
+        }
+        serde_json::Value::Object(_) => return None,
+    };
+    Some(Value::new(None, kind))
+}
 
 /// The config file to read: the flag, else `THREESIGMA_CONFIG`.
 pub fn config_file(flag: Option<PathBuf>) -> Option<PathBuf> {
@@ -43,27 +112,30 @@ pub fn config_file(flag: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 /// Loads settings of type `T` through every layer.
-pub fn load<T>(file: Option<&Path>, overrides: Overrides) -> Result<T, SettingsError>
-where
-    T: DeserializeOwned + Serialize + Default,
-{
+pub fn load<T: Layered>(file: Option<&Path>, overrides: Overrides) -> Result<T, SettingsError> {
+    load_as::<T, T>(file, overrides)
+}
+
+/// Loads the layers of `T` (its defaults first) into `U`, a view of some of its keys.
+pub fn load_as<T: Layered, U: DeserializeOwned>(
+    file: Option<&Path>,
+    overrides: Overrides,
+) -> Result<U, SettingsError> {
     let mut builder = Config::builder().add_source(Config::try_from(&T::default())?);
     if let Some(path) = file {
         builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
     }
-    builder = builder.add_source(
-        Environment::with_prefix(ENV_PREFIX)
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true)
-            // Lists from the environment are comma-separated; only these keys are lists.
-            .list_separator(",")
-            .with_list_parse_key("server.cors_origins")
-            .with_list_parse_key("rate_limit.trusted_proxies")
-            .with_list_parse_key("detector.services"),
-    );
-    for (key, value) in overrides {
-        builder = builder.set_override_option(key, value)?;
+    let mut environment = Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",");
+    for key in T::LIST_KEYS {
+        environment = environment.with_list_parse_key(key);
+    }
+    builder = builder.add_source(environment);
+    for (key, value) in overrides.0 {
+        builder = builder.set_override(key, value)?;
     }
     Ok(builder.build()?.try_deserialize()?)
 }
@@ -141,134 +213,6 @@ pub mod duration {
     }
 }
 
-/// The HTTP listener of a service.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ServerSettings {
-    /// `HOST:PORT` to listen on.
-    pub bind: String,
-    /// HTTP worker threads; 0 means one per CPU core.
-    pub workers: usize,
-    /// Most open client connections (spread over the workers); further clients wait in the
-    /// listen backlog. Each connection with a request in flight holds up to ~64 KiB of
-    /// buffered body, so this also bounds that memory.
-    pub max_connections: usize,
-    /// How long a graceful stop may take before connections are cut.
-    #[serde(with = "duration")]
-    pub shutdown_grace: Duration,
-    /// Origins allowed to call from a browser (CORS); empty: none (CORS off).
-    pub cors_origins: Vec<String>,
-}
-
-impl ServerSettings {
-    /// Worker threads to start.
-    pub fn worker_count(&self) -> usize {
-        if self.workers > 0 {
-            self.workers
-        } else {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        }
-    }
-
-    /// Connections each worker may hold.
-    pub fn connections_per_worker(&self) -> usize {
-        self.max_connections.div_ceil(self.worker_count()).max(1)
-    }
-
-    pub fn with_bind(bind: &str) -> ServerSettings {
-        ServerSettings {
-            bind: bind.to_owned(),
-            workers: 0,
-            max_connections: 512,
-            shutdown_grace: Duration::from_secs(10),
-            cors_origins: Vec::new(),
-        }
-    }
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        ServerSettings::with_bind("127.0.0.1:0")
-    }
-}
-
-/// The PostgreSQL connection of a service.
-#[derive(Clone, Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct DatabaseSettings {
-    /// Connection URL (`DATABASE_URL`). Required.
-    pub url: String,
-    /// Apply pending migrations at start-up (development convenience; production runs
-    /// `threesigma migrate` once).
-    pub migrate: bool,
-    /// Most pooled connections.
-    pub pool_size: usize,
-    /// Longest wait for a pooled connection.
-    #[serde(with = "duration")]
-    pub acquire_timeout: Duration,
-    /// Longest wait for PostgreSQL to accept a connection.
-    #[serde(with = "duration")]
-    pub connect_timeout: Duration,
-    /// Server-side statement timeout.
-    #[serde(with = "duration")]
-    pub statement_timeout: Duration,
-}
-
-impl Default for DatabaseSettings {
-    fn default() -> Self {
-        let pool = store::PoolSettings::default();
-        DatabaseSettings {
-            url: String::new(),
-            migrate: false,
-            pool_size: pool.max_size,
-            acquire_timeout: pool.acquire_timeout,
-            connect_timeout: pool.connect_timeout,
-            statement_timeout: pool.statement_timeout,
-        }
-    }
-}
-
-// The URL may hold a password: never print it.
-impl std::fmt::Debug for DatabaseSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatabaseSettings")
-            .field("url", &"<redacted>")
-            .field("migrate", &self.migrate)
-            .field("pool_size", &self.pool_size)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DatabaseSettings {
-    /// Checks the URL is present and the pool is usable.
-    pub fn validate(&self) -> Result<(), SettingsError> {
-        require_database_url(&self.url)?;
-        require_nonzero("database.pool_size", self.pool_size)
-    }
-
-    /// Pool settings for `application_name`.
-    pub fn pool(&self, application_name: &str) -> store::PoolSettings {
-        store::PoolSettings {
-            max_size: self.pool_size,
-            acquire_timeout: self.acquire_timeout,
-            connect_timeout: self.connect_timeout,
-            statement_timeout: self.statement_timeout,
-            application_name: application_name.to_owned(),
-        }
-    }
-
-    /// Migrates when asked, then refuses to go on if the schema is behind this binary.
-    pub async fn prepare_schema(&self) -> Result<(), store::StoreError> {
-        if self.migrate {
-            let applied = store::migrate::run_pending(&self.url).await?;
-            if !applied.is_empty() {
-                tracing::info!(?applied, "Applied migrations.");
-            }
-        }
-        store::migrate::ensure_current(&self.url).await
-    }
-}
-
 /// Fails with a message naming `setting` when `value` is zero.
 pub fn require_nonzero<N: PartialEq + Default>(
     setting: &str,
@@ -281,17 +225,6 @@ pub fn require_nonzero<N: PartialEq + Default>(
     }
 }
 
-/// The database URL, required: a clear message when it is missing.
-pub fn require_database_url(url: &str) -> Result<(), SettingsError> {
-    if url.trim().is_empty() {
-        return Err(SettingsError::invalid(
-            "database.url",
-            "missing: set DATABASE_URL, --database-url or [database] url",
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +235,7 @@ mod tests {
     struct Sample {
         name: String,
         inner: Inner,
+        tags: Vec<String>,
     }
 
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -310,6 +244,18 @@ mod tests {
         count: u32,
         #[serde(with = "duration")]
         wait: Duration,
+        mode: Mode,
+    }
+
+    #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        Durable,
+        Buffered,
+    }
+
+    impl Layered for Sample {
+        const LIST_KEYS: &'static [&'static str] = &["tags"];
     }
 
     impl Default for Sample {
@@ -317,6 +263,7 @@ mod tests {
             Sample {
                 name: "x".into(),
                 inner: Inner::default(),
+                tags: Vec::new(),
             }
         }
     }
@@ -326,6 +273,7 @@ mod tests {
             Inner {
                 count: 3,
                 wait: Duration::from_secs(10),
+                mode: Mode::Durable,
             }
         }
     }
@@ -342,14 +290,35 @@ mod tests {
         .unwrap();
         let loaded: Sample = load(
             Some(&file),
-            vec![("name", Some("flag".into())), ("inner.count", None)],
+            Overrides::new()
+                .set("name", Some("flag"))
+                .set("inner.count", None::<u32>),
         )
         .unwrap();
         assert_eq!(loaded.name, "flag");
         assert_eq!(loaded.inner.count, 7);
         assert_eq!(loaded.inner.wait, Duration::from_secs(300));
-        let defaults: Sample = load(None, Vec::new()).unwrap();
+        let defaults: Sample = load(None, Overrides::new()).unwrap();
         assert_eq!(defaults, Sample::default());
+    }
+
+    #[test]
+    fn flags_of_every_type_are_layers() {
+        let loaded: Sample = load(
+            None,
+            Overrides::new()
+                .set("inner.mode", Some(Mode::Buffered))
+                .set("inner.count", Some(9_u32))
+                .duration("inner.wait", Some(Duration::from_millis(250)))
+                .list("tags", &["a".to_owned(), "b".to_owned()]),
+        )
+        .unwrap();
+        assert_eq!(loaded.inner.mode, Mode::Buffered);
+        assert_eq!(loaded.inner.count, 9);
+        assert_eq!(loaded.inner.wait, Duration::from_millis(250));
+        assert_eq!(loaded.tags, ["a", "b"]);
+        let untouched: Sample = load(None, Overrides::new().list("tags", &[])).unwrap();
+        assert!(untouched.tags.is_empty());
     }
 
     #[test]
@@ -358,6 +327,7 @@ mod tests {
         assert!(help.contains("inner.count = 3"), "{help}");
         assert!(help.contains("THREESIGMA__INNER__WAIT"), "{help}");
         assert!(help.contains("inner.wait = \"10s\""), "{help}");
+        assert!(help.contains("inner.mode = \"durable\""), "{help}");
     }
 
     #[test]

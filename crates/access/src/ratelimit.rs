@@ -18,9 +18,10 @@ use governor::middleware::StateInformationMiddleware;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Authentication;
-use crate::error::{ApiError, ErrorBody};
-use crate::settings::SettingsError;
+use runtime::SettingsError;
+use web::error::{ApiError, ErrorBody};
+
+use crate::authn::Authentication;
 
 /// The `[rate_limit]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,105 @@
+//! Authentication as actix middleware and extractors. The middleware [`authenticate`] only
+//! *records* who is calling; the extractors ([`IngestAccess`], [`ReadAccess`],
+//! [`OperatorAccess`]) refuse, so rate limiting can key on the caller before anything is
+//! refused.
+
+use std::future::{Ready, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use auth::{AuthError, Principal, Scope, TokenVerifier};
+use web::ApiError;
+
+/// The outcome of authentication, stored in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct Authentication(pub Result<Principal, AuthError>);
+
+/// The HTTP answer to an authentication failure: 403 for a known caller without the right,
+/// 401 otherwise.
+pub fn refusal(error: AuthError) -> ApiError {
+    if error.is_forbidden() {
+        ApiError::Forbidden(error.to_string())
+    } else {
+        ApiError::Unauthorized(error.to_string())
+    }
+}
+
+fn bearer(request: &ServiceRequest) -> Result<&str, AuthError> {
+    let Some(header) = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+    else {
+        return Err(AuthError::Missing);
+    };
+    let value = header
+        .to_str()
+        .map_err(|_| AuthError::Malformed("not valid text".to_owned()))?;
+    let (kind, token) = value
+        .split_once(' ')
+        .ok_or_else(|| AuthError::Malformed("expected Bearer <token>".to_owned()))?;
+    if !kind.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::Malformed("expected Bearer <token>".to_owned()));
+    }
+    Ok(token.trim())
+}
+
+/// Middleware: verifies the bearer token (needs a [`TokenVerifier`] as app data) and records
+/// the outcome for the rate limiter and the access extractors.
+pub async fn authenticate(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let outcome = match request.app_data::<actix_web::web::Data<TokenVerifier>>() {
+        Some(verifier) => bearer(&request).and_then(|token| verifier.verify(token)),
+        None => Err(AuthError::Invalid(
+            "this service has no token verifier".to_owned(),
+        )),
+    };
+    request.extensions_mut().insert(Authentication(outcome));
+    next.call(request).await
+}
+
+fn principal(request: &HttpRequest) -> Result<Principal, AuthError> {
+    match request.extensions().get::<Authentication>() {
+        Some(Authentication(outcome)) => outcome.clone(),
+        None => Err(AuthError::Missing),
+    }
+}
+
+/// Defines an extractor that demands what `check` demands of the caller.
+macro_rules! access {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub Principal);
+
+        impl FromRequest for $name {
+            type Error = ApiError;
+            type Future = Ready<Result<Self, ApiError>>;
+
+            fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+                let check: fn(Principal) -> Result<Principal, AuthError> = $check;
+                ready(principal(request).and_then(check).map($name).map_err(refusal))
+            }
+        }
+    };
+}
+
+access!(
+    /// A caller allowed to send logs (`ingest` scope).
+    IngestAccess,
+    |principal| principal.require(Scope::Ingest)
+);
+access!(
+    /// A caller allowed to read (`read` scope).
+    ReadAccess,
+    |principal| principal.require(Scope::Read)
+);
+access!(
+    /// A caller allowed to acknowledge and resolve incidents (`read` scope and the operator
+    /// or admin role, or the admin scope).
+    OperatorAccess,
+    Principal::require_operator
+);

@@ -1,0 +1,68 @@
+//! The `[server]` settings of a process's listener, and binding it.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::settings::duration;
+
+/// The HTTP listener of a service.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// `HOST:PORT` to listen on.
+    pub bind: String,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Most open client connections (spread over the workers); further clients wait in the
+    /// listen backlog. Each connection with a request in flight holds up to ~64 KiB of
+    /// buffered body, so this also bounds that memory.
+    pub max_connections: usize,
+    /// How long a graceful stop may take before connections are cut.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+    /// Origins allowed to call from a browser (CORS); empty: none (CORS off).
+    pub cors_origins: Vec<String>,
+}
+
+impl ServerSettings {
+    /// Worker threads to start.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }
+    }
+
+    /// Connections each worker may hold.
+    pub fn connections_per_worker(&self) -> usize {
+        self.max_connections.div_ceil(self.worker_count()).max(1)
+    }
+
+    pub fn with_bind(bind: &str) -> ServerSettings {
+        ServerSettings {
+            bind: bind.to_owned(),
+            workers: 0,
+            max_connections: 512,
+            shutdown_grace: Duration::from_secs(10),
+            cors_origins: Vec::new(),
+        }
+    }
+
+    /// Binds the listener (`HOST:PORT`; port 0 picks a free one).
+    pub fn bind(&self) -> anyhow::Result<TcpListener> {
+        use anyhow::Context;
+        let listener = TcpListener::bind(&self.bind)
+            .with_context(|| format!("Binding {} failed.", self.bind))?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings::with_bind("127.0.0.1:0")
+    }
+}
