@@ -4,14 +4,12 @@
 //!
 //! # Layout
 //! - [`settings`]: loop and detection settings.
-//! - [`engine`]: the per-service evaluation shared by the live loop and replay.
 //! - [`live`]: [`Detector`], one evaluation cycle against PostgreSQL.
 //! - [`replay`]: detection over a CSV of counts, without a database.
 //! - [`notify`]: webhook notifications of incident transitions.
 //! - [`metrics`]: the detector's Prometheus metrics.
 //! - [`startup`]: [`Application`], the loop, housekeeping and the health server.
 
-pub mod engine;
 pub mod live;
 pub mod metrics;
 pub mod notify;

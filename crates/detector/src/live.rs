@@ -1,12 +1,15 @@
-//! The live evaluation: read rollups and incidents from PostgreSQL, run the engine for every
-//! active service, write the transitions back. Every write is conditional (see
-//! `store::incidents`), so any number of detectors can run this at once.
+//! The live evaluation: read rollups and incidents from PostgreSQL, run the domain's
+//! per-service evaluation (`domain::detection::evaluate_service`) for every active service,
+//! write the transitions back. Every write is conditional (see `store::incidents`), so any
+//! number of detectors can run this at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use domain::detection::{Assessment, Baseline, MinuteSeries, Transition};
+use domain::detection::{
+    self, Assessment, Baseline, Decision, IncidentSnapshot, MinuteSeries, Transition,
+};
 use domain::{DetectionConfig, EventKind, Level, Minute, Signal};
 use serde::Serialize;
 use store::incidents::{self, Actor, Measurement};
@@ -16,7 +19,6 @@ use store::scope::Scope;
 use store::{DbPool, StoreResult};
 use tokio::sync::Mutex;
 
-use crate::engine::{self, Decision, IncidentSnapshot};
 use crate::metrics::DetectorMetrics;
 use crate::notify::Notifier;
 
@@ -205,7 +207,7 @@ impl Detector {
         };
         for (service, series) in &series {
             let known = by_service.get(service).map_or(&[][..], Vec::as_slice);
-            for decision in engine::evaluate_service(config, series, known, now_minute) {
+            for decision in detection::evaluate_service(config, series, known, now_minute) {
                 self.apply(&mut conn, service, decision, now, &mut report)
                     .await?;
             }
@@ -231,7 +233,7 @@ impl Detector {
         let (action, assessment, id) = match transition {
             Transition::Quiet => return Ok(()),
             Transition::Open(assessment) => {
-                let title = engine::title(service, signal, &assessment);
+                let title = detection::title(service, signal, &assessment);
                 let new = new_incident(config, service, signal, &title, &assessment, now);
                 let reason = match assessment.p_value {
                     Some(p) => format!(
@@ -393,7 +395,7 @@ fn new_incident<'a>(
     }
 }
 
-/// The engine's view of an incident row.
+/// The service evaluation's view of an incident row.
 pub fn snapshot(row: &IncidentRow) -> IncidentSnapshot {
     IncidentSnapshot {
         id: row.id,

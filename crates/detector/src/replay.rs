@@ -1,6 +1,7 @@
 //! `threesigma-detector replay`: detection over a CSV of per-minute counts, without a
-//! database. It drives the same engine as the live loop, one tick at the end of every
-//! minute, and keeps incidents in memory the way the database would.
+//! database. It drives the same per-service evaluation as the live loop
+//! (`domain::detection::evaluate_service`), one tick at the end of every minute, and keeps
+//! incidents in memory the way the database would.
 //!
 //! Input rows: `minute,service,errors[,total]`, the minute as RFC 3339 or epoch seconds; a
 //! header row is optional; rows may come in any order; minutes without a row count as zero.
@@ -13,12 +14,10 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use chrono::{DateTime, Utc};
-use domain::detection::{MinuteSeries, Transition};
+use domain::detection::{self, IncidentSnapshot, MinuteSeries, Transition};
 use domain::time::parse_timestamp_text;
 use domain::{DetectionConfig, Minute, Severity, Signal, Status};
 use serde::Serialize;
-
-use crate::engine::{self, IncidentSnapshot};
 
 /// A malformed input.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +136,7 @@ pub fn replay(
 }
 
 /// Ticks once at the end of every minute of `first..=end` (each minute's count is complete
-/// then) and applies the engine's transitions to an in-memory book.
+/// then) and applies the transitions it decides to an in-memory book.
 fn replay_service(
     config: &DetectionConfig,
     service: &str,
@@ -154,7 +153,7 @@ fn replay_service(
             .collect();
         // The tick happens as the minute ends.
         let tick_time = now.plus(1);
-        for decision in engine::evaluate_service(config, series, &known, now) {
+        for decision in detection::evaluate_service(config, series, &known, now) {
             match decision.transition {
                 Transition::Quiet => {}
                 Transition::Open(assessment) => {

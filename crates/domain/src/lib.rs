@@ -9,7 +9,8 @@
 //! - [`time`]: event timestamps (RFC 3339, epoch s/ms/µs/ns) and [`Minute`] buckets.
 //! - [`event`]: [`LogEvent`] parsing from JSON with field aliases, and its limits.
 //! - [`incident`]: signals, statuses, severities, timeline kinds.
-//! - [`detection`]: baselines, the per-bucket test and the incident lifecycle.
+//! - [`detection`]: baselines, the per-bucket test, the incident lifecycle and the evaluation
+//!   of every signal of one service.
 
 pub mod detection;
 pub mod event;

@@ -1,15 +1,18 @@
-//! The evaluation both the live loop and `replay` run: for one service at one tick, gather
-//! what the domain lifecycle needs from the incidents known so far, and ask it what to do.
-//! The live loop feeds it rows from PostgreSQL, replay feeds it its in-memory book; neither
-//! decides anything itself.
+//! The evaluation of one service at one tick: every signal's lifecycle, fed from the
+//! incidents known so far, and the rule between signals that one burst pages once. The live
+//! detector feeds it rows from PostgreSQL, replay its in-memory book; neither decides
+//! anything itself.
 
-use domain::detection::{
-    ActiveIncident, Assessment, Baseline, Evaluation, MinuteSeries, MinuteSpan, Transition,
-};
-use domain::{DetectionConfig, Minute, Severity, Signal, Status};
+use super::assessment::Assessment;
+use super::baseline::Baseline;
+use super::config::DetectionConfig;
+use super::lifecycle::{ActiveIncident, Evaluation, Transition, evaluate};
+use super::series::{MinuteSeries, MinuteSpan};
+use crate::incident::{Severity, Signal, Status};
+use crate::time::Minute;
 
-/// What the engine needs to know about an incident (live: from its row; replay: from
-/// memory).
+/// What the service evaluation needs to know about an incident (live: from its row; replay:
+/// from memory).
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncidentSnapshot {
     pub id: i64,
@@ -72,7 +75,7 @@ pub fn evaluate_service(
             .filter(|incident| !incident.status.is_active())
             .filter_map(|incident| incident.resolved_at.map(|at| (at, incident.id)))
             .max();
-        let mut transition = domain::evaluate(
+        let mut transition = evaluate(
             config,
             Evaluation {
                 signal,
@@ -141,15 +144,7 @@ pub fn title(service: &str, signal: Signal, evidence: &Assessment) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `minutes` of (errors, total) from minute 0.
-    fn series(minutes: &[(u64, u64)]) -> MinuteSeries {
-        let mut series = MinuteSeries::new(Minute(0), Minute(minutes.len() as i64 - 1));
-        for (i, &(errors, total)) in minutes.iter().enumerate() {
-            series.add(Minute(i as i64), errors, total);
-        }
-        series
-    }
+    use crate::detection::series::fixtures::series_of;
 
     fn opened(decisions: &[Decision]) -> Vec<Signal> {
         decisions
@@ -165,7 +160,7 @@ mod tests {
         minutes[39] = (80, 120);
         let decisions = evaluate_service(
             &DetectionConfig::default(),
-            &series(&minutes),
+            &series_of(&minutes),
             &[],
             Minute(39),
         );
@@ -179,7 +174,7 @@ mod tests {
         minutes[39] = (100, 4_000);
         let decisions = evaluate_service(
             &DetectionConfig::default(),
-            &series(&minutes),
+            &series_of(&minutes),
             &[],
             Minute(39),
         );

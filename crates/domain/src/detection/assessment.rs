@@ -1,0 +1,242 @@
+//! The verdict on one bucket or window ([`Assessment`]): the classic z rule, the
+//! negative-binomial count test over one or more minutes, and the error-ratio test.
+
+use serde::{Deserialize, Serialize};
+
+use super::baseline::{Baseline, negative_binomial_tail, z_score};
+use super::config::{Algorithm, DetectionConfig};
+use crate::incident::Severity;
+use crate::time::Minute;
+
+/// The verdict on one bucket (or a window of buckets ending at it).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    /// The bucket judged (the last minute of the window).
+    pub minute: Minute,
+    /// The first minute of the window the evidence covers.
+    pub first: Minute,
+    /// Errors in the window.
+    pub count: u64,
+    /// All events in the window.
+    pub total: u64,
+    pub baseline: Baseline,
+    pub z: f64,
+    /// Tail probability of evidence this strong under the baseline, where the test has one
+    /// and the count is past its guards (below them nothing can fire, so it is not computed).
+    pub p_value: Option<f64>,
+    /// Strong enough to open an incident.
+    pub fires: bool,
+    /// Strong enough to keep an open incident alive.
+    pub holds: bool,
+    pub severity: Severity,
+}
+
+impl Assessment {
+    /// The error ratio of the window, if it had events.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.count as f64 / self.total as f64)
+    }
+}
+
+/// Judges the errors of one bucket against a baseline (the classic rule or the count test).
+pub fn assess(
+    config: &DetectionConfig,
+    minute: Minute,
+    count: u64,
+    total: u64,
+    baseline: &Baseline,
+) -> Assessment {
+    assess_window(config, minute, 1, count, total, baseline)
+}
+
+/// Judges the error count of a `window`-minute sum ending at `minute`.
+pub(super) fn assess_window(
+    config: &DetectionConfig,
+    minute: Minute,
+    window: u32,
+    count: u64,
+    total: u64,
+    baseline: &Baseline,
+) -> Assessment {
+    let guard = count > config.min_count;
+    let (z, p_value, fires, holds, critical) = match config.algorithm {
+        Algorithm::Classic => {
+            let z = z_score(count, baseline);
+            (
+                z,
+                None,
+                guard && z > config.z_threshold,
+                guard && z > config.stay_z,
+                z > config.critical_z,
+            )
+        }
+        Algorithm::NegativeBinomial => {
+            let (mean, variance) = baseline.predictive(window, config.min_dispersion);
+            let z = (count as f64 - mean) / variance.sqrt();
+            let p = negative_binomial_tail(count, mean, variance);
+            (
+                z,
+                Some(p),
+                guard && p <= config.p_open,
+                guard && p <= config.p_stay,
+                p <= config.p_critical,
+            )
+        }
+    };
+    Assessment {
+        minute,
+        first: minute.minus(i64::from(window) - 1),
+        count,
+        total,
+        baseline: *baseline,
+        z,
+        p_value,
+        fires,
+        holds,
+        severity: if critical {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+    }
+}
+
+/// Judges the error *ratio* of one bucket against the baseline ratio: the errors expected
+/// at the baseline ratio for this bucket's traffic, with a quasi-binomial variance (binomial,
+/// scaled by the baseline's own over-dispersion, widened for the uncertainty of the
+/// baseline ratio), tested with the negative-binomial tail of that mean and variance; plus
+/// the count guard and the effect-size guard (`rate_min_factor`). `dispersion` is the
+/// baseline's variance ratio (at least 1).
+pub(super) fn assess_rate(
+    config: &DetectionConfig,
+    minute: Minute,
+    errors: u64,
+    total: u64,
+    baseline: &Baseline,
+    dispersion: f64,
+) -> Assessment {
+    let n = f64::from(baseline.minutes.max(1));
+    let base_errors = baseline.mean * n;
+    let base_total = baseline.total_mean * n;
+    let ratio = (base_errors + 0.5) / (base_total + 1.0);
+    let t = total as f64;
+    let expected = t * ratio;
+    let variance = (dispersion * t * ratio * (1.0 - ratio) * (1.0 + t / (base_total + 1.0)))
+        .max(f64::MIN_POSITIVE);
+    let z = (errors as f64 - expected) / variance.sqrt();
+    // A discrete, right-skewed tail with this mean and variance: at small counts a normal
+    // approximation would call ordinary minutes extraordinary.
+    let p = if total == 0 {
+        1.0
+    } else {
+        negative_binomial_tail(
+            errors,
+            expected.max(f64::MIN_POSITIVE),
+            variance.max(expected * (1.0 + 1e-9)),
+        )
+    };
+    let observed = if total == 0 { 0.0 } else { errors as f64 / t };
+    let material = observed >= config.rate_min_factor * ratio;
+    let guard = errors > config.min_count && material;
+    Assessment {
+        minute,
+        first: minute,
+        count: errors,
+        total,
+        baseline: *baseline,
+        z,
+        p_value: Some(p),
+        fires: guard && p <= config.p_open,
+        holds: guard && p <= config.p_stay,
+        severity: if p <= config.p_critical {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detection::baseline::SIGMA_ZERO_Z;
+    use proptest::prelude::*;
+
+    #[test]
+    fn classic_rule_needs_both_z_and_count() {
+        let config = DetectionConfig::classic();
+        let baseline = Baseline::from_counts(&[0, 1, 0, 1, 0, 1]);
+        // mean 0.5, stddev 0.5: a count of 5 has z = 9 but does not exceed min_count.
+        assert!(!assess(&config, Minute(0), 5, 5, &baseline).fires);
+        assert!(assess(&config, Minute(0), 6, 6, &baseline).fires);
+        let wide = Baseline::from_counts(&[0, 20, 0, 20]);
+        // mean 10, stddev 10: 35 has z = 2.5.
+        assert!(!assess(&config, Minute(0), 35, 35, &wide).fires);
+        assert!(assess(&config, Minute(0), 41, 41, &wide).fires);
+    }
+
+    #[test]
+    fn sigma_zero_gives_the_sentinel() {
+        let flat = Baseline::from_counts(&[3; 30]);
+        assert_eq!(z_score(3, &flat), SIGMA_ZERO_Z);
+        let verdict = assess(&DetectionConfig::classic(), Minute(0), 6, 6, &flat);
+        assert!(verdict.fires);
+        assert_eq!(verdict.severity, Severity::Critical);
+    }
+
+    #[test]
+    fn the_count_test_uses_tail_probabilities() {
+        let config = DetectionConfig::default();
+        // Poisson-like baseline of mean 3: 6 errors is ordinary, 30 is not.
+        let baseline = Baseline::from_counts(&[2, 3, 4, 3, 2, 4, 3, 3, 2, 4]);
+        let ordinary = assess(&config, Minute(0), 6, 6, &baseline);
+        assert!(!ordinary.fires);
+        assert!(ordinary.p_value.unwrap() > 0.01);
+        let burst = assess(&config, Minute(0), 30, 30, &baseline);
+        assert!(burst.fires);
+        assert!(burst.p_value.unwrap() < 1e-9);
+        assert!(burst.z > 5.0);
+    }
+
+    #[test]
+    fn a_silent_baseline_has_no_infinite_z() {
+        // The classic rule gives z = 999 to anything against an all-zero baseline; the count
+        // test needs the count guard and a real tail probability.
+        let config = DetectionConfig::default();
+        let silent = Baseline::from_counts(&[0; 30]);
+        let one = assess(&config, Minute(0), 1, 1, &silent);
+        assert!(!one.fires && one.z.is_finite());
+        assert!(assess(&config, Minute(0), 6, 6, &silent).fires);
+    }
+
+    #[test]
+    fn over_dispersed_baselines_need_more_evidence() {
+        let config = DetectionConfig::default();
+        let steady = Baseline::from_counts(&[10; 30]);
+        let bursty: Vec<u64> = (0..30).map(|i| if i % 2 == 0 { 2 } else { 18 }).collect();
+        let bursty = Baseline::from_counts(&bursty);
+        assert_eq!(steady.mean, bursty.mean);
+        let against_steady = assess(&config, Minute(0), 30, 30, &steady);
+        let against_bursty = assess(&config, Minute(0), 30, 30, &bursty);
+        assert!(against_steady.fires);
+        assert!(!against_bursty.fires);
+        assert!(against_bursty.p_value.unwrap() > against_steady.p_value.unwrap());
+    }
+
+    proptest! {
+        #[test]
+        fn the_classic_decision_is_the_original_formula(
+            counts in prop::collection::vec(0u64..50, 30),
+            count in 0u64..200,
+        ) {
+            let config = DetectionConfig::classic();
+            let baseline = Baseline::from_counts(&counts);
+            let n = counts.len() as f64;
+            let mean = counts.iter().sum::<u64>() as f64 / n;
+            let sigma = (counts.iter().map(|&c| (c as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+            let z = if sigma == 0.0 { 999.0 } else { (count as f64 - mean) / sigma };
+            let verdict = assess(&config, Minute(0), count, count, &baseline);
+            prop_assert_eq!(verdict.fires, z > 3.0 && count > 5);
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Baselines and the statistics over them: what a bucket is compared with ([`Baseline`]),
+//! its predictive distribution and dispersion, the z-score and the negative-binomial tail.
+
+use serde::{Deserialize, Serialize};
+
+use super::config::DetectionConfig;
+use super::series::{MinuteSeries, MinuteSpan};
+use crate::time::Minute;
+
+/// The sentinel z-score of the original design when the baseline has no spread.
+pub const SIGMA_ZERO_Z: f64 = 999.0;
+
+/// What a bucket is compared with: the minutes before it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// How many minutes it summarises.
+    pub minutes: u32,
+    /// Mean errors per minute.
+    pub mean: f64,
+    /// Population standard deviation of errors per minute.
+    pub stddev: f64,
+    /// Mean events (all levels) per minute.
+    pub total_mean: f64,
+}
+
+impl Baseline {
+    /// Mean and population standard deviation of per-minute error counts (no totals).
+    pub fn from_counts(counts: &[u64]) -> Baseline {
+        let pairs: Vec<(u64, u64)> = counts.iter().map(|&c| (c, c)).collect();
+        Baseline::from_minutes(&pairs)
+    }
+
+    /// The baseline of `(errors, total)` per minute.
+    pub fn from_minutes(minutes: &[(u64, u64)]) -> Baseline {
+        let n = minutes.len();
+        if n == 0 {
+            return Baseline {
+                minutes: 0,
+                mean: 0.0,
+                stddev: 0.0,
+                total_mean: 0.0,
+            };
+        }
+        let n_f = n as f64;
+        let mean = minutes.iter().map(|&(e, _)| e as f64).sum::<f64>() / n_f;
+        let total_mean = minutes.iter().map(|&(_, t)| t as f64).sum::<f64>() / n_f;
+        let variance = minutes
+            .iter()
+            .map(|&(e, _)| (e as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n_f;
+        Baseline {
+            minutes: u32::try_from(n).unwrap_or(u32::MAX),
+            mean,
+            stddev: variance.sqrt(),
+            total_mean,
+        }
+    }
+
+    /// The `(errors, total)` of the usable minutes before `bucket`: up to
+    /// `baseline_minutes`, skipping unknown minutes and minutes inside `excluded` spans.
+    pub(super) fn minutes_before(
+        config: &DetectionConfig,
+        series: &MinuteSeries,
+        bucket: Minute,
+        excluded: &[MinuteSpan],
+    ) -> Vec<(u64, u64)> {
+        (1..=i64::from(config.baseline_minutes))
+            .map(|back| bucket.minus(back))
+            .filter(|minute| series.is_known(*minute))
+            .filter(|minute| !excluded.iter().any(|span| span.contains(*minute)))
+            .map(|minute| (series.errors(minute), series.totals(minute)))
+            .collect()
+    }
+
+    /// The baseline of `bucket`, or `None` when fewer than `min_baseline_minutes` usable
+    /// minutes precede it.
+    pub fn for_bucket(
+        config: &DetectionConfig,
+        series: &MinuteSeries,
+        bucket: Minute,
+        excluded: &[MinuteSpan],
+    ) -> Option<Baseline> {
+        let minutes = Baseline::minutes_before(config, series, bucket, excluded);
+        (minutes.len() >= config.min_baseline_minutes as usize)
+            .then(|| Baseline::from_minutes(&minutes))
+    }
+
+    /// The predictive distribution of the error count of a `window`-minute sum, as
+    /// (mean, variance). The mean is smoothed by half an event, so an all-zero baseline still
+    /// has a finite expectation. The variance is the mean (Poisson) unless the baseline is
+    /// significantly over-dispersed — its index of dispersion (n−1)s²/mean beyond the 95th
+    /// percentile of χ²(n−1) — in which case it is the sample variance: a Poisson baseline's
+    /// sample variance is noisy, and taking the larger of the two every time would blunt
+    /// the test for no reason. Either way it is widened by 1/n for the uncertainty of an
+    /// n-minute estimate.
+    pub fn predictive(&self, window: u32, min_dispersion: f64) -> (f64, f64) {
+        let n = f64::from(self.minutes.max(1));
+        let mean = (self.mean * n + 0.5) / n;
+        let sample_variance = if self.minutes > 1 {
+            self.stddev * self.stddev * n / (n - 1.0)
+        } else {
+            0.0
+        };
+        let over_dispersed =
+            self.minutes > 1 && (n - 1.0) * sample_variance / mean > chi_squared_95(n - 1.0);
+        let observed = if over_dispersed {
+            sample_variance
+        } else {
+            mean
+        };
+        let variance = observed.max(mean * min_dispersion) * (1.0 + 1.0 / n);
+        let window = f64::from(window);
+        (mean * window, variance * window)
+    }
+}
+
+/// The 95th percentile of χ² with `k` degrees of freedom (Wilson–Hilferty; within 1% for
+/// k >= 5, which `min_baseline_minutes` ensures in practice).
+fn chi_squared_95(k: f64) -> f64 {
+    const Z_95: f64 = 1.644_853_626_951_472_2;
+    let a = 2.0 / (9.0 * k);
+    k * (1.0 - a + Z_95 * a.sqrt()).powi(3)
+}
+
+/// The z-score of `count` against `baseline`, with the original's σ = 0 sentinel.
+pub fn z_score(count: u64, baseline: &Baseline) -> f64 {
+    if baseline.stddev == 0.0 {
+        SIGMA_ZERO_Z
+    } else {
+        (count as f64 - baseline.mean) / baseline.stddev
+    }
+}
+
+/// P(X >= count) for X negative binomial with this mean and variance (variance > mean).
+pub fn negative_binomial_tail(count: u64, mean: f64, variance: f64) -> f64 {
+    use statrs::distribution::{DiscreteCDF, NegativeBinomial};
+    if count == 0 {
+        return 1.0;
+    }
+    let variance = variance.max(mean * (1.0 + 1e-9));
+    let p = mean / variance;
+    let r = mean * mean / (variance - mean);
+    match NegativeBinomial::new(r, p) {
+        Ok(distribution) => distribution.sf(count - 1).clamp(0.0, 1.0),
+        Err(_) => 1.0,
+    }
+}
+
+/// The over-dispersion of the baseline's error ratio: the observed variance of errors
+/// around `total × ratio` over the binomial variance (at least 1).
+pub(super) fn rate_dispersion(minutes: &[(u64, u64)]) -> f64 {
+    let errors: f64 = minutes.iter().map(|&(e, _)| e as f64).sum();
+    let totals: f64 = minutes.iter().map(|&(_, t)| t as f64).sum();
+    if totals <= 0.0 {
+        return 1.0;
+    }
+    let ratio = (errors + 0.5) / (totals + 1.0);
+    let (observed, binomial) = minutes
+        .iter()
+        .fold((0.0, 0.0), |(observed, binomial), &(e, t)| {
+            let t = t as f64;
+            (
+                observed + (e as f64 - t * ratio).powi(2),
+                binomial + t * ratio * (1.0 - ratio),
+            )
+        });
+    if binomial <= 0.0 {
+        1.0
+    } else {
+        (observed / binomial).max(1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detection::series::fixtures::series_with;
+    use proptest::prelude::*;
+
+    #[test]
+    fn population_mean_and_stddev() {
+        let baseline = Baseline::from_counts(&[2, 4, 4, 4, 5, 5, 7, 9]);
+        assert_eq!(baseline.mean, 5.0);
+        assert_eq!(baseline.stddev, 2.0);
+        assert_eq!(baseline.minutes, 8);
+    }
+
+    #[test]
+    fn empty_minutes_are_zero_not_missing() {
+        // One error every third minute: the original SQL averaged only non-empty minutes
+        // (mean 1, σ 0); zero-filled, the mean is 1/3.
+        let counts: Vec<u64> = (0..31).map(|i| u64::from(i % 3 == 0)).collect();
+        let series = series_with(&counts);
+        let baseline =
+            Baseline::for_bucket(&DetectionConfig::default(), &series, Minute(30), &[]).unwrap();
+        assert_eq!(baseline.minutes, 30);
+        assert!((baseline.mean - 10.0 / 30.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn unknown_history_and_excluded_minutes_are_left_out() {
+        let config = DetectionConfig::default();
+        let series = series_with(&[1; 40]).with_history_start(Minute(25));
+        assert!(Baseline::for_bucket(&config, &series, Minute(30), &[]).is_none());
+        let baseline = Baseline::for_bucket(&config, &series, Minute(39), &[]).unwrap();
+        assert_eq!(baseline.minutes, 14);
+        let excluded = [MinuteSpan {
+            first: Minute(30),
+            last: Minute(33),
+        }];
+        let baseline = Baseline::for_bucket(&config, &series, Minute(39), &excluded).unwrap();
+        assert_eq!(baseline.minutes, 10);
+    }
+
+    proptest! {
+        #[test]
+        fn tail_probabilities_fall_as_counts_rise(mean in 0.2f64..200.0, extra in 1.0f64..5.0, a in 0u64..400, b in 0u64..400) {
+            let variance = mean * extra;
+            let (low, high) = (a.min(b), a.max(b));
+            let p_low = negative_binomial_tail(low, mean, variance);
+            let p_high = negative_binomial_tail(high, mean, variance);
+            prop_assert!((0.0..=1.0).contains(&p_low));
+            prop_assert!(p_high <= p_low + 1e-12);
+        }
+
+        #[test]
+        fn mean_and_stddev_are_sane(counts in prop::collection::vec(0u64..10_000, 1..60)) {
+            let baseline = Baseline::from_counts(&counts);
+            let min = *counts.iter().min().unwrap() as f64;
+            let max = *counts.iter().max().unwrap() as f64;
+            prop_assert!(baseline.mean >= min - 1e-9 && baseline.mean <= max + 1e-9);
+            prop_assert!(baseline.stddev >= 0.0);
+            prop_assert!(baseline.stddev <= (max - min) / 2.0 + 1e-9);
+        }
+
+        #[test]
+        fn z_grows_with_the_count(counts in prop::collection::vec(0u64..100, 2..40), a in 0u64..500, b in 0u64..500) {
+            let baseline = Baseline::from_counts(&counts);
+            prop_assume!(baseline.stddev > 0.0);
+            let (low, high) = (a.min(b), a.max(b));
+            prop_assert!(z_score(low, &baseline) <= z_score(high, &baseline));
+        }
+    }
+}

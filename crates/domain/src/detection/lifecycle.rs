@@ -1,0 +1,398 @@
+//! The incident lifecycle of one service and signal as a pure state machine: [`evaluate`]
+//! judges the latest buckets and decides a [`Transition`] (quiet, open, reopen, update or
+//! resolve).
+
+use super::assessment::{Assessment, assess, assess_rate, assess_window};
+use super::baseline::{Baseline, rate_dispersion};
+use super::config::{Algorithm, DetectionConfig};
+use super::series::{MinuteSeries, MinuteSpan};
+use crate::incident::{Severity, Signal, Status};
+use crate::time::Minute;
+
+/// The detector's memory of an active (open or acknowledged) incident.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActiveIncident {
+    pub status: Status,
+    /// The last minute whose bucket held the incident open.
+    pub last_fired: Minute,
+    pub severity: Severity,
+    pub peak_z: f64,
+    /// The baseline in force when it opened; frozen, so the incident never becomes its own
+    /// baseline.
+    pub baseline: Baseline,
+}
+
+/// What the lifecycle decided for one service and signal at one tick.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transition {
+    /// Nothing active and nothing firing.
+    Quiet,
+    /// Nothing active and a bucket fired: open a new incident.
+    Open(Assessment),
+    /// Nothing active, a bucket fired, and an incident resolved within `reopen_window`:
+    /// reopen it instead of opening a duplicate.
+    Reopen(Assessment),
+    /// An incident is active and stays so; `current` is the strongest evidence now.
+    Update {
+        current: Assessment,
+        /// The newest minute that held the incident open (unchanged when none did now).
+        last_fired: Minute,
+        /// Set when the evidence now warrants a higher severity.
+        escalate_to: Option<Severity>,
+    },
+    /// An incident is active and has been quiet for `resolve_after` complete minutes.
+    Resolve { current: Assessment },
+}
+
+/// Everything [`evaluate`] looks at for one service and signal.
+#[derive(Clone, Copy, Debug)]
+pub struct Evaluation<'a> {
+    pub signal: Signal,
+    pub series: &'a MinuteSeries,
+    /// The current (partial) minute; the minute before it is the last complete one.
+    pub now: Minute,
+    pub active: Option<&'a ActiveIncident>,
+    /// The minute the newest incident of this service and signal resolved, if any.
+    pub last_resolved: Option<Minute>,
+    /// Firing spans of earlier incidents, left out of baselines.
+    pub excluded: &'a [MinuteSpan],
+}
+
+/// The baselines a verdict on a bucket needs: the minutes before it, and for the two-minute
+/// window the minutes before that window. Each with the dispersion of its error ratio.
+struct Baselines {
+    single: (Baseline, f64),
+    pair: Option<Baseline>,
+}
+
+impl Baselines {
+    /// Baselines from the series, or `None` when too little history precedes the bucket.
+    fn before(
+        config: &DetectionConfig,
+        series: &MinuteSeries,
+        bucket: Minute,
+        excluded: &[MinuteSpan],
+    ) -> Option<Baselines> {
+        let minutes = Baseline::minutes_before(config, series, bucket, excluded);
+        if minutes.len() < config.min_baseline_minutes as usize {
+            return None;
+        }
+        let single = (Baseline::from_minutes(&minutes), rate_dispersion(&minutes));
+        let pair = Baseline::for_bucket(config, series, bucket.minus(1), excluded);
+        Some(Baselines { single, pair })
+    }
+
+    /// The frozen baseline of an active incident. Only single minutes keep an incident
+    /// alive: a two-minute window still holding the last firing minute would delay
+    /// resolution by a minute without new evidence.
+    fn frozen(baseline: Baseline) -> Baselines {
+        Baselines {
+            // The dispersion is not kept with the incident; assuming none keeps it open
+            // rather than closing it early.
+            single: (baseline, 1.0),
+            pair: None,
+        }
+    }
+}
+
+/// Every verdict on `bucket` for `signal`: the minute alone, and for error counts under the
+/// count test also the two minutes ending at it (a rise spread over a minute boundary, or
+/// sustained but moderate, shows there first).
+fn judge(
+    config: &DetectionConfig,
+    signal: Signal,
+    series: &MinuteSeries,
+    bucket: Minute,
+    baselines: &Baselines,
+) -> Vec<Assessment> {
+    let (errors, total) = (series.errors(bucket), series.totals(bucket));
+    let (baseline, dispersion) = &baselines.single;
+    match (signal, config.algorithm) {
+        (Signal::ErrorRate, _) => vec![assess_rate(
+            config,
+            bucket,
+            errors,
+            total,
+            baseline,
+            *dispersion,
+        )],
+        (Signal::ErrorCount, Algorithm::Classic) => {
+            vec![assess(config, bucket, errors, total, baseline)]
+        }
+        (Signal::ErrorCount, Algorithm::NegativeBinomial) => {
+            let mut verdicts = vec![assess_window(config, bucket, 1, errors, total, baseline)];
+            if let Some(pair_baseline) = &baselines.pair {
+                let previous = bucket.minus(1);
+                let pair_errors = errors + series.errors(previous);
+                let pair_total = total + series.totals(previous);
+                verdicts.push(assess_window(
+                    config,
+                    bucket,
+                    2,
+                    pair_errors,
+                    pair_total,
+                    pair_baseline,
+                ));
+            }
+            verdicts
+        }
+    }
+}
+
+/// Runs one tick of the lifecycle: judges the last complete minute and the current partial
+/// minute, so a burst that straddles a minute boundary or a tick is still seen.
+pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
+    let buckets = [input.now.minus(1), input.now];
+    match input.active {
+        Some(active) => {
+            // Judged against the baseline frozen when it opened.
+            let frozen = Baselines::frozen(active.baseline);
+            let assessments: Vec<Assessment> = buckets
+                .iter()
+                .flat_map(|&minute| judge(config, input.signal, input.series, minute, &frozen))
+                .collect();
+            let current = strongest(&assessments);
+            let held = assessments
+                .iter()
+                .filter(|a| a.holds)
+                .map(|a| a.minute)
+                .max();
+            let last_fired = held.map_or(active.last_fired, |m| m.max(active.last_fired));
+            let quiet = input.now.minus(1).since(last_fired);
+            if held.is_none() && quiet >= i64::from(config.resolve_after) {
+                return Transition::Resolve { current };
+            }
+            let escalate_to = assessments
+                .iter()
+                .filter(|a| a.holds && a.severity > active.severity)
+                .map(|a| a.severity)
+                .max();
+            Transition::Update {
+                current,
+                last_fired,
+                escalate_to,
+            }
+        }
+        None => {
+            let fired: Vec<Assessment> = buckets
+                .iter()
+                .filter_map(|&minute| {
+                    Baselines::before(config, input.series, minute, input.excluded).map(
+                        |baselines| judge(config, input.signal, input.series, minute, &baselines),
+                    )
+                })
+                .flatten()
+                .filter(|a| a.fires)
+                .collect();
+            if fired.is_empty() {
+                return Transition::Quiet;
+            }
+            let opening = strongest(&fired);
+            let recent = input.last_resolved.is_some_and(|resolved| {
+                opening.minute.since(resolved) <= i64::from(config.reopen_window)
+            });
+            if recent {
+                Transition::Reopen(opening)
+            } else {
+                Transition::Open(opening)
+            }
+        }
+    }
+}
+
+/// The strongest assessment: the smallest tail probability, else the highest z (the latest
+/// one on ties).
+fn strongest(assessments: &[Assessment]) -> Assessment {
+    let strength = |a: &Assessment| (-a.p_value.unwrap_or(1.0), a.z);
+    let mut best = assessments[0];
+    for assessment in &assessments[1..] {
+        if strength(assessment) >= strength(&best) {
+            best = *assessment;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detection::series::fixtures::{series_of, series_with};
+    use proptest::prelude::*;
+
+    fn input(series: &MinuteSeries, now: i64) -> Evaluation<'_> {
+        Evaluation {
+            signal: Signal::ErrorCount,
+            series,
+            now: Minute(now),
+            active: None,
+            last_resolved: None,
+            excluded: &[],
+        }
+    }
+
+    fn rate_input(series: &MinuteSeries, now: i64) -> Evaluation<'_> {
+        Evaluation {
+            signal: Signal::ErrorRate,
+            ..input(series, now)
+        }
+    }
+
+    #[test]
+    fn a_burst_opens_and_quiet_minutes_resolve() {
+        let config = DetectionConfig::default();
+        let mut counts: Vec<u64> = (0..40).map(|i| 2 + (i % 3)).collect();
+        counts[31] = 60;
+        let series = series_with(&counts);
+        let Transition::Open(opening) = evaluate(&config, input(&series, 31)) else {
+            panic!("a burst of 60 against a mean of 3 must open");
+        };
+        assert_eq!(opening.minute, Minute(31));
+        assert_eq!(opening.count, 60);
+        assert_eq!(opening.severity, Severity::Critical);
+
+        let active = ActiveIncident {
+            status: Status::Open,
+            last_fired: Minute(31),
+            severity: opening.severity,
+            peak_z: opening.z,
+            baseline: opening.baseline,
+        };
+        let at = |now: i64| {
+            evaluate(
+                &config,
+                Evaluation {
+                    active: Some(&active),
+                    ..input(&series, now)
+                },
+            )
+        };
+        // Four quiet complete minutes (32..=35) are not enough; five are.
+        assert!(matches!(
+            at(36),
+            Transition::Update {
+                last_fired: Minute(31),
+                ..
+            }
+        ));
+        assert!(matches!(at(37), Transition::Resolve { .. }));
+    }
+
+    #[test]
+    fn a_burst_in_the_partial_minute_is_seen() {
+        let config = DetectionConfig::default();
+        let mut counts: Vec<u64> = (0..32).map(|i| 2 + (i % 3)).collect();
+        counts[31] = 40;
+        let series = series_with(&counts);
+        assert!(matches!(
+            evaluate(&config, input(&series, 31)),
+            Transition::Open(Assessment {
+                minute: Minute(31),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn recent_resolution_reopens() {
+        let config = DetectionConfig::default();
+        let mut counts: Vec<u64> = (0..40).map(|i| 2 + (i % 3)).collect();
+        counts[39] = 60;
+        let series = series_with(&counts);
+        let recent = Evaluation {
+            last_resolved: Some(Minute(20)),
+            ..input(&series, 39)
+        };
+        assert!(matches!(evaluate(&config, recent), Transition::Reopen(_)));
+        let long_ago = Evaluation {
+            last_resolved: Some(Minute(2)),
+            ..input(&series, 39)
+        };
+        assert!(matches!(evaluate(&config, long_ago), Transition::Open(_)));
+    }
+
+    #[test]
+    fn stronger_evidence_escalates() {
+        let config = DetectionConfig::classic();
+        let mut counts: Vec<u64> = vec![10; 40];
+        for (i, c) in counts.iter_mut().enumerate() {
+            *c += (i % 2) as u64 * 4;
+        }
+        counts[39] = 40;
+        let series = series_with(&counts);
+        let active = ActiveIncident {
+            status: Status::Acknowledged,
+            last_fired: Minute(37),
+            severity: Severity::Warning,
+            peak_z: 3.5,
+            baseline: Baseline::from_counts(&counts[..30]),
+        };
+        let transition = evaluate(
+            &config,
+            Evaluation {
+                active: Some(&active),
+                ..input(&series, 39)
+            },
+        );
+        assert!(matches!(
+            transition,
+            Transition::Update {
+                escalate_to: Some(Severity::Critical),
+                last_fired: Minute(39),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_moderate_rise_over_two_minutes_is_caught_by_the_pair_window() {
+        let config = DetectionConfig::default();
+        // Mean 2 per minute; then 11 and 11: each minute alone is borderline, the pair is not.
+        let mut minutes: Vec<(u64, u64)> = (0..40).map(|i| (1 + (i % 3), 100)).collect();
+        minutes[38] = (11, 100);
+        minutes[39] = (11, 100);
+        let series = series_of(&minutes);
+        let Transition::Open(opening) = evaluate(&config, input(&series, 39)) else {
+            panic!("a sustained rise must open");
+        };
+        assert_eq!(opening.minute, Minute(39));
+        assert_eq!(opening.first, Minute(38));
+        assert_eq!(opening.count, 22);
+    }
+
+    #[test]
+    fn an_error_ratio_jump_opens_an_error_rate_incident() {
+        let config = DetectionConfig::default();
+        // 2,000 events a minute at 0.5% errors, then 5%.
+        let mut minutes: Vec<(u64, u64)> = (0..40).map(|i| (8 + (i % 5), 2_000)).collect();
+        minutes[39] = (100, 2_000);
+        let series = series_of(&minutes);
+        let Transition::Open(opening) = evaluate(&config, rate_input(&series, 39)) else {
+            panic!("0.5% to 5% must open an error_rate incident");
+        };
+        assert!((opening.ratio().unwrap() - 0.05).abs() < 1e-9);
+    }
+
+    #[test]
+    fn traffic_doubling_at_the_same_ratio_is_not_an_error_rate_incident() {
+        let config = DetectionConfig::default();
+        let mut minutes: Vec<(u64, u64)> = (0..40).map(|i| (8 + (i % 5), 2_000)).collect();
+        minutes[38] = (21, 4_000);
+        minutes[39] = (20, 4_000);
+        let series = series_of(&minutes);
+        assert_eq!(
+            evaluate(&config, rate_input(&series, 39)),
+            Transition::Quiet
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn quiet_series_never_open(level in 0u64..30, now in 31i64..60) {
+            // A perfectly steady series with spread below the guard never fires.
+            let counts: Vec<u64> = (0..60).map(|i| level + (i % 2)).collect();
+            let series = series_with(&counts);
+            let transition = evaluate(&DetectionConfig::default(), input(&series, now));
+            prop_assert_eq!(transition, Transition::Quiet);
+        }
+    }
+}
