@@ -389,7 +389,7 @@ fn new_incident<'a>(
         baseline_stddev: assessment.baseline.stddev,
         baseline_minutes: i32::try_from(assessment.baseline.minutes).unwrap_or(i32::MAX),
         baseline_total_mean: assessment.baseline.total_mean,
-        algorithm: config.algorithm.as_str(),
+        algorithm: config.algorithm,
         z_threshold: config.z_threshold,
         min_count: i64::try_from(config.min_count).unwrap_or(i64::MAX),
     }

@@ -143,7 +143,10 @@ async fn a_burst_opens_one_incident_for_its_service_only() {
         row.baseline_mean
     );
     assert_eq!(row.severity, domain::Severity::Critical);
-    assert_eq!(row.algorithm, "negative_binomial");
+    assert_eq!(
+        row.algorithm,
+        domain::detection::Algorithm::NegativeBinomial
+    );
     assert!(row.p_value.is_some_and(|p| p < 1e-12), "{:?}", row.p_value);
     assert_eq!(row.current_total, 80);
     assert!(

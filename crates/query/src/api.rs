@@ -2,6 +2,7 @@
 //! a field for anything secret, so nothing secret can be serialized by accident.
 
 use chrono::{DateTime, Utc};
+use domain::detection::Algorithm;
 use domain::{EventKind, Severity, Signal, Status};
 use serde::Serialize;
 use store::models::{IncidentEventRow, IncidentRow, LogRow};
@@ -31,7 +32,9 @@ pub struct BaselineView {
 /// The decision rule and thresholds in force when the incident opened.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ThresholdsView {
-    pub algorithm: String,
+    /// `negative_binomial` or `classic`.
+    #[schema(value_type = String)]
+    pub algorithm: Algorithm,
     pub z_threshold: f64,
     pub min_count: i64,
 }

@@ -63,7 +63,7 @@ async fn pages_cost_a_fixed_number_of_statements() {
             last_fired_minute: minute,
             current_total: 40,
             baseline_total_mean: 4.0,
-            algorithm: "negative_binomial",
+            algorithm: domain::detection::Algorithm::NegativeBinomial,
             ..store::testing::new_incident(&service, now)
         };
         last = store::incidents::open(

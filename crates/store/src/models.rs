@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use domain::detection::Algorithm;
 use domain::{EventKind, Severity, Signal, Status};
 
 use crate::enums::Stored;
@@ -40,7 +41,8 @@ pub struct IncidentRow {
     pub baseline_stddev: f64,
     pub baseline_minutes: i32,
     pub baseline_total_mean: f64,
-    pub algorithm: String,
+    #[diesel(deserialize_as = Stored<Algorithm>)]
+    pub algorithm: Algorithm,
     pub z_threshold: f64,
     pub min_count: i64,
     pub reopened_count: i32,
@@ -70,7 +72,8 @@ pub struct NewIncident<'a> {
     pub baseline_stddev: f64,
     pub baseline_minutes: i32,
     pub baseline_total_mean: f64,
-    pub algorithm: &'a str,
+    #[diesel(serialize_as = Stored<Algorithm>)]
+    pub algorithm: Algorithm,
     pub z_threshold: f64,
     pub min_count: i64,
 }

@@ -237,7 +237,7 @@ pub fn new_incident(
         baseline_stddev: 1.0,
         baseline_minutes: 30,
         baseline_total_mean: 40.0,
-        algorithm: "classic",
+        algorithm: domain::detection::Algorithm::Classic,
         z_threshold: 3.0,
         min_count: 5,
     }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::incident::Signal;
+use crate::incident::{Named, Signal, UnknownName};
 
 /// Which decision rule opens incidents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,35 @@ impl Algorithm {
             Algorithm::Classic => "classic",
             Algorithm::NegativeBinomial => "negative_binomial",
         }
+    }
+}
+
+impl Named for Algorithm {
+    const ALL: &'static [Algorithm] = &[Algorithm::Classic, Algorithm::NegativeBinomial];
+
+    fn as_str(self) -> &'static str {
+        Algorithm::as_str(self)
+    }
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = UnknownName;
+
+    fn from_str(value: &str) -> Result<Algorithm, UnknownName> {
+        Algorithm::ALL
+            .iter()
+            .copied()
+            .find(|algorithm| algorithm.as_str() == value)
+            .ok_or_else(|| UnknownName {
+                kind: "algorithm",
+                value: value.to_owned(),
+            })
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
