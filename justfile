@@ -40,6 +40,10 @@ bench-ingest:
 # Every benchmark.
 bench: bench-ingest bench-detection bench-detector bench-query
 
+# This checkout's ingest against an earlier commit's, alternating runs (docs/BENCHMARKS.md).
+bench-ingest-before-after REV="HEAD~1":
+    bash bench/before-after.sh {{REV}}
+
 # COPY against UNNEST, alternating runs (docs/BENCHMARKS.md).
 bench-copy-vs-unnest:
     bash bench/ingest.sh copy-vs-unnest

@@ -16,6 +16,10 @@ Scenarios:
   kill9        --ack buffered --max-batch-events 100 --linger 5s (the original design's
                settings) and the default, each killed with -9 under load: acknowledged
                events that are not in the database
+
+`bench/ingest.sh copy-vs-unnest` compares the two bulk methods; `bench/ingest.sh before-after
+DIR` compares DIR/threesigma-ingest (a release build of an earlier commit) with this
+checkout's, in alternating runs.
 """
 
 import datetime
@@ -102,13 +106,13 @@ def free_port():
 
 
 class Ingest:
-    def __init__(self, url, *args):
+    def __init__(self, url, *args, bin_dir=BIN):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, DATABASE_URL=url, RUST_LOG="warn", JWT_SECRET=JWT_SECRET,
                    THREESIGMA__RATE_LIMIT__PER_SECOND="0")
         self.process = subprocess.Popen(
-            [os.path.join(BIN, "threesigma-ingest"), "--bind", f"127.0.0.1:{self.port}", *args],
+            [os.path.join(bin_dir, "threesigma-ingest"), "--bind", f"127.0.0.1:{self.port}", *args],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:
@@ -176,10 +180,10 @@ def stored(url):
     return int(psql_value(url, "SELECT count(*) FROM logs"))
 
 
-def scenario(name, args, run):
+def scenario(name, args, run, bin_dir=BIN):
     db = f"threesigma_bench_{name.replace('-', '_')}"
     url = fresh_database(db)
-    ingest = Ingest(url, *args)
+    ingest = Ingest(url, *args, bin_dir=bin_dir)
     try:
         result = run(ingest, url)
     finally:
@@ -324,8 +328,36 @@ def copy_vs_unnest(rounds=3, duration="15s"):
     print("\n".join(lines))
 
 
+def before_after(old_bin, rounds=3, duration="15s"):
+    """A change against the build before it: alternating runs of the same scenarios (durable
+    single-event and 1,000-event bulk) with `old_bin`'s threesigma-ingest and this
+    checkout's, medians compared as ratios."""
+    import statistics
+    body = bulk_body()
+    dirs = {"before": old_bin, "after": BIN}
+    runs = {label: {"bulk": [], "single": []} for label in dirs}
+    for _ in range(rounds):
+        for label, bin_dir in dirs.items():
+            r = scenario(f"ba-{label}", [], lambda i, u: post_single(i, duration=duration), bin_dir=bin_dir)
+            runs[label]["single"].append(r["ok_rps"])
+            r = scenario(f"ba-{label}", [],
+                         lambda i, u: post_bulk(i, body, connections=BULK_CONNECTIONS, duration=duration),
+                         bin_dir=bin_dir)
+            runs[label]["bulk"].append(r["ok_rps"] * 1000)
+    lines = ["| build | single-event req/s (runs) | median | bulk events/s (runs) | median |",
+             "|---|---|---|---|---|"]
+    for label, r in runs.items():
+        lines.append(f"| {label} | {', '.join(f'{x:,.0f}' for x in r['single'])} | {statistics.median(r['single']):,.0f} | "
+                     f"{', '.join(f'{x:,.0f}' for x in r['bulk'])} | {statistics.median(r['bulk']):,.0f} |")
+    ratio = lambda kind: statistics.median(runs["after"][kind]) / statistics.median(runs["before"][kind])
+    lines.append(f"| after / before | | {ratio('single'):.2f}x | | {ratio('bulk'):.2f}x |")
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["copy-vs-unnest"]:
         copy_vs_unnest()
+    elif len(sys.argv) == 3 and sys.argv[1] == "before-after":
+        before_after(sys.argv[2])
     else:
         main()

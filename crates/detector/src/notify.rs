@@ -239,6 +239,9 @@ async fn deliver(
                 tracing::warn!(status = %response.status(), attempt, "Webhook delivery failed; retrying.");
             }
             Err(error) => {
+                // The URL is a secret (chat webhooks carry their credential in it): log the
+                // error without it.
+                let error = error.without_url();
                 tracing::warn!(%error, attempt, "Webhook delivery failed; retrying.");
             }
         }

@@ -1,6 +1,7 @@
 //! Log events: turning whatever JSON a shipper sends into a validated [`LogEvent`].
 //!
-//! Field names follow DESIGN §3. For each field the first alias present wins; every other
+//! Field names and their aliases are the ones README.md lists for `POST /api/v1/logs`
+//! (with the original design's `service_id`/`metadata`). For each field the first alias present wins; every other
 //! top-level field (including unused aliases) is kept in `attributes`, so nothing a shipper
 //! sends is thrown away.
 

@@ -10,20 +10,6 @@ use crate::models::MinuteCountRow;
 use crate::schema::log_counts;
 use crate::scope::{Scope, scoped};
 
-/// Services with any event in minutes `>= since`.
-pub async fn active_services(
-    conn: &mut AsyncPgConnection,
-    since: DateTime<Utc>,
-) -> StoreResult<Vec<String>> {
-    Ok(log_counts::table
-        .filter(log_counts::minute.ge(since))
-        .select(log_counts::service)
-        .distinct()
-        .order(log_counts::service)
-        .load(conn)
-        .await?)
-}
-
 /// Errors (level >= `error_level`) and totals per service and minute for minutes in
 /// `from..=to`, for the services of `scope`.
 pub async fn minute_counts(
