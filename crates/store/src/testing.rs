@@ -41,7 +41,9 @@ fn template_name() -> String {
     let mut files: Vec<_> = walk(&dir);
     files.sort();
     for file in files {
-        file.hash(&mut hasher);
+        // Relative names: checkouts of the same migrations (worktrees, CI clones) share one
+        // template instead of dropping each other's as stale.
+        file.strip_prefix(&dir).unwrap_or(&file).hash(&mut hasher);
         std::fs::read(&file).unwrap_or_default().hash(&mut hasher);
     }
     chrono::Utc::now().date_naive().hash(&mut hasher);
@@ -170,8 +172,13 @@ impl TestDatabase {
                         admin_url,
                     };
                 }
-                // Another session briefly connected to the template.
+                // Another session briefly connected to the template, or a run of other
+                // migrations (or of another day) dropped it as stale: make it again.
                 Err(error) => {
+                    if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME)
+                    {
+                        ensure_template(&admin_url, &template).await;
+                    }
                     last_error = Some(error);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
