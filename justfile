@@ -76,9 +76,11 @@ docker-build TAG="latest":
 compose-up *ARGS:
     docker compose up -d --build {{ARGS}}
 
-# Checks of the Dockerfiles, compose file and Kubernetes manifests (no engine needed), the
-# manifests' detector flags run for real, and the query API against a streaming replica.
+# Checks of the Dockerfiles, compose file and Kubernetes manifests (no engine needed) and of
+# what the built binary links, the manifests' detector flags run for real, and the query API
+# against a streaming replica.
 deploy-check:
-    cargo test -p cli --test deploy
+    cargo build -p cli --bin threesigma
+    cargo test -p deploy-checks --test deploy
     cargo test -p detector --test sidecar
     cargo test -p query --test replica

@@ -8,8 +8,7 @@ use cli::postgres::PrivateCluster;
 async fn a_private_cluster_starts_serves_and_stops() {
     let dir = std::env::temp_dir().join(format!("threesigma-pg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    // A port unlikely to be taken, different per process.
-    let port = 40_000 + u16::try_from(std::process::id() % 20_000).unwrap();
+    let port = runtime::testing::free_port();
     let cluster = PrivateCluster::start(&dir, port).unwrap();
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)

@@ -2,13 +2,13 @@
 //! acknowledged by ingest to the incident row, at most one interval and a few seconds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use domain::Minute;
+use runtime::testing::ServiceCommand;
 use serde_json::json;
 use store::testing::TestDatabase;
 use tokio_util::sync::CancellationToken;
@@ -61,19 +61,10 @@ async fn a_burst_becomes_an_incident_within_one_interval() {
         post(&client, &logs, lines).await;
     }
 
-    let health = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut detector = Command::new(env!("CARGO_BIN_EXE_threesigma-detector"))
-        .args(["--bind", &format!("127.0.0.1:{health}"), "--interval", "2s"])
+    let mut detector = ServiceCommand::new(env!("CARGO_BIN_EXE_threesigma-detector"))
+        .args(["--interval", "2s"])
         .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn();
 
     // Let the detector settle into its loop before the burst arrives.
     tokio::time::sleep(INTERVAL).await;
@@ -98,8 +89,7 @@ async fn a_burst_becomes_an_incident_within_one_interval() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    detector.kill().unwrap();
-    detector.wait().unwrap();
+    detector.kill();
     shutdown.cancel();
 
     let latency = latency.expect("the burst opened an incident");

@@ -5,9 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use runtime::testing::ServiceCommand;
 use store::testing::TestDatabase;
 
 const DETECTOR: &str = env!("CARGO_BIN_EXE_threesigma-detector");
@@ -32,8 +33,8 @@ fn detector_args(manifest: &str) -> Vec<Vec<String>> {
     found
 }
 
-/// The arguments with the listen address replaced by a free local one.
-fn local(args: &[String], bind: &str) -> Vec<String> {
+/// The arguments without their listen address.
+fn without_bind(args: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -43,16 +44,7 @@ fn local(args: &[String], bind: &str) -> Vec<String> {
             out.push(arg.clone());
         }
     }
-    out.extend(["--bind".to_owned(), bind.to_owned()]);
     out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn healthcheck(bind: &str) -> std::process::Output {
@@ -69,8 +61,8 @@ async fn manifest_arguments_run_the_detector_and_the_healthcheck_sees_it() {
     assert!(sidecar.windows(2).any(|w| w == ["--service", "checkout"]));
     for args in [detector_args("detector.yaml").remove(0), sidecar.clone()] {
         let output = Command::new(DETECTOR)
-            .args(local(&args, "127.0.0.1:0"))
-            .arg("once")
+            .args(without_bind(&args))
+            .args(["--bind", "127.0.0.1:0", "once"])
             .env("DATABASE_URL", &db.url)
             .env("RUST_LOG", "warn")
             .output()
@@ -81,15 +73,11 @@ async fn manifest_arguments_run_the_detector_and_the_healthcheck_sees_it() {
     }
 
     // The sidecar serving, probed the way the image's HEALTHCHECK does.
-    let bind = format!("127.0.0.1:{}", free_port());
-    let mut detector = Command::new(DETECTOR)
-        .args(local(&sidecar, &bind))
+    let mut detector = ServiceCommand::new(DETECTOR)
+        .args(without_bind(&sidecar))
         .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn();
+    let bind = detector.bind();
     let started = Instant::now();
     while !healthcheck(&bind).status.success() {
         assert!(
@@ -98,8 +86,7 @@ async fn manifest_arguments_run_the_detector_and_the_healthcheck_sees_it() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    detector.kill().unwrap();
-    detector.wait().unwrap();
+    detector.kill();
     let probe = healthcheck(&bind);
     assert!(!probe.status.success(), "a stopped detector is not healthy");
     assert!(

@@ -8,11 +8,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use runtime::testing::{Service, ServiceCommand, free_port};
 use serde_json::json;
 use store::cluster::PrivateCluster;
 use store::testing::TestDatabase;
@@ -21,54 +22,23 @@ use tokio::sync::Mutex;
 /// These tests load the machine; they run one at a time.
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The ingest binary on `port`, with `env` settings on top of small test pools.
-fn spawn_ingest(database_url: &str, port: u16, env: &[(&str, &str)]) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_threesigma-ingest"));
-    command
-        .args(["--bind", &format!("127.0.0.1:{port}")])
+/// The ingest binary on a free port, with `env` settings on top of small test pools.
+fn spawn_ingest(database_url: &str, env: &[(&str, &str)]) -> Service {
+    ServiceCommand::new(env!("CARGO_BIN_EXE_threesigma-ingest"))
         .env("DATABASE_URL", database_url)
         .env("THREESIGMA__SERVER__WORKERS", "1")
         .env("THREESIGMA__DATABASE__POOL_SIZE", "2")
         .env("THREESIGMA__INGEST__WRITERS", "2")
-        .env("RUST_LOG", "warn")
         .env("JWT_SECRET", auth::testing::SECRET)
         // A single token sends everything here: no per-token limit.
         .env("THREESIGMA__RATE_LIMIT__PER_SECOND", "0")
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.spawn().expect("start threesigma-ingest")
+        .envs(env.iter().copied())
+        .spawn()
 }
 
-async fn wait_healthy(client: &reqwest::Client, base: &str) {
-    for _ in 0..300 {
-        if let Ok(response) = client.get(format!("{base}/healthz")).send().await
-            && response.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("ingest did not come up at {base}");
-}
-
-fn signal(child: &Child, name: &str) {
+fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
+        .args([&format!("-{name}"), &pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -232,15 +202,13 @@ fn lost(outcomes: &[Outcome], stored: &HashMap<u64, u32>) -> Vec<u64> {
 async fn kill_9_under_load_loses_no_acknowledged_event() {
     let _serial = SERIAL.lock().await;
     let db = TestDatabase::create().await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = spawn_ingest(&db.url, port, &[]);
-    wait_healthy(&reqwest::Client::new(), &base).await;
+    let mut ingest = spawn_ingest(&db.url, &[]);
+    ingest.wait_healthy().await;
+    let base = ingest.base_url();
 
     let load = Load::start(&base, 32, 1);
     load.wait_for_acked(2_000).await;
-    child.kill().unwrap(); // SIGKILL: no drain, no flush.
-    child.wait().unwrap();
+    ingest.kill(); // SIGKILL: no drain, no flush.
     let outcomes = load.finish().await;
 
     let stored = stored_uids(&db.url).await;
@@ -264,20 +232,18 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
 async fn sigterm_answers_and_stores_everything_in_flight() {
     let _serial = SERIAL.lock().await;
     let db = TestDatabase::create().await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     // One writer whose batch lingers for 5 s: requests are still waiting when the signal
     // arrives.
-    let mut child = spawn_ingest(
+    let mut ingest = spawn_ingest(
         &db.url,
-        port,
         &[
             ("THREESIGMA__INGEST__LINGER", "5s"),
             ("THREESIGMA__INGEST__WRITERS", "1"),
         ],
     );
     let client = authorized().build().unwrap();
-    wait_healthy(&client, &base).await;
+    ingest.wait_healthy().await;
+    let base = ingest.base_url();
 
     let requests: Vec<_> = (0..40)
         .map(|uid| {
@@ -305,11 +271,12 @@ async fn sigterm_answers_and_stores_everything_in_flight() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let signalled = Instant::now();
-    signal(&child, "TERM");
+    signal(ingest.id(), "TERM");
     let mut statuses = Vec::new();
     for request in requests {
         statuses.push(request.await.unwrap());
     }
+    let mut child = ingest.into_child();
     let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();
@@ -350,18 +317,16 @@ async fn postgres_restart_gives_only_503s_and_recovers() {
     let database_url = format!("postgres://postgres@127.0.0.1:{pg_port}/reliability");
     store::migrate::run_pending(&database_url).await.unwrap();
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = spawn_ingest(
+    let mut ingest = spawn_ingest(
         &database_url,
-        port,
         &[
             ("THREESIGMA__INGEST__REQUEST_TIMEOUT", "2s"),
             ("THREESIGMA__DATABASE__CONNECT_TIMEOUT", "1s"),
         ],
     );
     let http = reqwest::Client::new();
-    wait_healthy(&http, &base).await;
+    ingest.wait_healthy().await;
+    let base = ingest.base_url();
 
     let load = Load::start(&base, 16, 1);
     load.wait_for_acked(500).await;
@@ -387,8 +352,7 @@ async fn postgres_restart_gives_only_503s_and_recovers() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let outcomes = load.finish().await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    ingest.kill();
 
     let stored = stored_uids(&database_url).await;
     cluster.stop().unwrap();
@@ -450,30 +414,27 @@ async fn postgres_restart_gives_only_503s_and_recovers() {
 async fn overload_is_refused_quickly_with_bounded_memory() {
     let _serial = SERIAL.lock().await;
     let db = TestDatabase::create().await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     // A deliberately small queue: 64 clients sending 1,000 events each overload it many times.
-    let mut child = spawn_ingest(
+    let mut ingest = spawn_ingest(
         &db.url,
-        port,
         &[
             ("THREESIGMA__INGEST__QUEUE_MAX_EVENTS", "4000"),
             ("THREESIGMA__INGEST__ENQUEUE_TIMEOUT", "200ms"),
             ("THREESIGMA__INGEST__MAX_INFLIGHT_BYTES", "8388608"),
         ],
     );
-    wait_healthy(&reqwest::Client::new(), &base).await;
+    ingest.wait_healthy().await;
+    let base = ingest.base_url();
 
     let load = Load::start(&base, 64, 1_000);
     tokio::time::sleep(Duration::from_secs(6)).await;
     let outcomes = load.finish().await;
-    let peak_kib = peak_rss_kib(child.id());
+    let peak_kib = peak_rss_kib(ingest.id());
     let alive = reqwest::get(format!("{base}/healthz"))
         .await
         .map(|r| r.status().as_u16())
         .ok();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    ingest.kill();
 
     let stored = stored_uids(&db.url).await;
     let requests: Vec<&Outcome> = outcomes.iter().step_by(1_000).collect();

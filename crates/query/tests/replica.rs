@@ -10,18 +10,11 @@ use std::time::Duration;
 use auth::{Role, Scope};
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use runtime::testing::free_port;
 use serde_json::Value;
 use store::cluster::PrivateCluster;
 use store::incidents::Actor;
 use tokio_util::sync::CancellationToken;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn client(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)

@@ -12,6 +12,8 @@
 //! - [`shutdown`]: signals and exit status.
 //! - [`health`]: [`Readiness`] and the `--healthcheck` probe.
 //! - [`metrics`]: the per-service Prometheus registry.
+//! - `testing` (feature `testing`): a free local port, and a service binary started on one
+//!   and waited for until `/healthz` answers, for tests.
 
 pub mod cli;
 pub mod database;
@@ -22,6 +24,8 @@ pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use database::DatabaseSettings;
 pub use health::Readiness;

@@ -577,13 +577,39 @@ fn operations_guide_documents_every_setting() {
     }
 }
 
+/// The built `threesigma` binary of this build profile: tests run from
+/// `target/<profile>/deps/`, binaries are in `target/<profile>/`. This package has no binary
+/// of its own (`CARGO_BIN_EXE_threesigma` exists only in the cli package), so the binary is
+/// the one last built there: `cargo test --workspace` always builds it first.
+fn built_threesigma() -> PathBuf {
+    let test = std::env::current_exe().expect("the test executable's path");
+    let profile = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable is in target/<profile>/deps/");
+    let binary = profile.join(format!("threesigma{}", std::env::consts::EXE_SUFFIX));
+    if !binary.is_file() {
+        let flag = match profile.file_name().and_then(|name| name.to_str()) {
+            Some("debug") | None => String::new(),
+            Some("release") => " --release".to_owned(),
+            Some(other) => format!(" --profile {other}"),
+        };
+        panic!(
+            "{} is not built: run `cargo build -p cli --bin threesigma{flag}` first \
+             (`cargo test --workspace` and `just deploy-check` build it)",
+            binary.display()
+        );
+    }
+    binary
+}
+
 /// The runtime image (distroless `cc-debian12`) has glibc 2.36 and libgcc_s and nothing
 /// else: the binaries must not link anything more (no OpenSSL, no libpq). All four link
 /// the same way; the CLI, which links every crate, stands for them.
 #[test]
 fn binaries_link_only_what_the_distroless_runtime_has() {
     let output = Command::new("ldd")
-        .arg(env!("CARGO_BIN_EXE_threesigma"))
+        .arg(built_threesigma())
         .output()
         .expect("ldd (Debian's libc-bin)");
     let text = String::from_utf8_lossy(&output.stdout);
