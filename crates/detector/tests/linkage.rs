@@ -35,7 +35,17 @@ fn the_detector_links_no_auth_or_rate_limiting_crates() {
     for present in ["web", "runtime", "store", "actix-web"] {
         assert!(crates.contains(&present), "{present} missing from\n{tree}");
     }
-    for absent in ["auth", "access", "jsonwebtoken", "argon2", "actix-governor", "governor"] {
-        assert!(!crates.contains(&absent), "the detector links {absent}:\n{tree}");
+    for absent in [
+        "auth",
+        "access",
+        "jsonwebtoken",
+        "argon2",
+        "actix-governor",
+        "governor",
+    ] {
+        assert!(
+            !crates.contains(&absent),
+            "the detector links {absent}:\n{tree}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use domain::{EventKind, Severity, Status};
+use domain::{EventKind, Severity, Signal, Status};
 
 use crate::enums::Stored;
 use crate::error::{StoreError, StoreResult};
@@ -285,6 +285,7 @@ pub async fn resolved_since(
 pub struct IncidentFilter {
     pub status: Option<Status>,
     pub service: Option<String>,
+    pub signal: Option<Signal>,
     pub severity: Option<Severity>,
     /// Opened at or after.
     pub since: Option<DateTime<Utc>>,
@@ -310,6 +311,9 @@ pub async fn page(
     }
     if let Some(service) = &filter.service {
         query = query.filter(incidents::service.eq(service.clone()));
+    }
+    if let Some(signal) = filter.signal {
+        query = query.filter(incidents::signal.eq(Stored(signal)));
     }
     if let Some(severity) = filter.severity {
         query = query.filter(incidents::severity.eq(Stored(severity)));

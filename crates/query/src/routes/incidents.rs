@@ -3,7 +3,7 @@
 use access::{OperatorAccess, ReadAccess};
 use actix_web::web::{Bytes, Data, Json, Path, Query};
 use chrono::Utc;
-use domain::{Severity, Status};
+use domain::{Severity, Signal, Status};
 use serde::Deserialize;
 use store::incidents::{Actor, IncidentFilter};
 use store::logs::LogFilter;
@@ -15,13 +15,17 @@ use super::{QueryState, into_page, parse_cursor, parse_name, parse_time};
 use crate::api::{IncidentDetail, IncidentView, LogView, Page};
 use crate::cursor::CursorKind;
 
-/// Filters and paging of `GET /api/v1/incidents`.
+/// Filters and paging of `GET /api/v1/incidents`. A parameter not listed here is a 400
+/// naming it: a misspelt filter must not silently return everything.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct IncidentParams {
     #[param(schema_with = super::status_schema)]
     pub status: Option<String>,
     pub service: Option<String>,
+    #[param(schema_with = super::signal_schema)]
+    pub signal: Option<String>,
     #[param(schema_with = super::severity_schema)]
     pub severity: Option<String>,
     /// Opened at or after (RFC 3339, or epoch seconds).
@@ -60,6 +64,7 @@ pub async fn list(
     let filter = IncidentFilter {
         status: parse_name::<Status>("status", params.status.as_deref())?,
         service: super::text_param(params.service.as_ref()),
+        signal: parse_name::<Signal>("signal", params.signal.as_deref())?,
         severity: parse_name::<Severity>("severity", params.severity.as_deref())?,
         since: parse_time("since", params.since.as_deref())?,
         until: parse_time("until", params.until.as_deref())?,
@@ -118,6 +123,7 @@ pub async fn detail(
 /// Paging of `GET /api/v1/incidents/{id}/logs`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// Page size, 1 to `query.max_limit` (default 50, at most 500 unless configured).
     #[param(minimum = 1, maximum = 500)]

@@ -16,6 +16,7 @@ use crate::cursor::CursorKind;
 /// Filters and paging of `GET /api/v1/logs`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct LogParams {
     pub service: Option<String>,
     /// Lowest level to include (`error` means error and fatal).

@@ -96,6 +96,11 @@ pub fn status_schema() -> Object {
     names_schema(domain::Status::ALL.iter().map(|status| status.as_str()))
 }
 
+/// OpenAPI schema of a `signal` parameter.
+pub fn signal_schema() -> Object {
+    names_schema(domain::Signal::ALL.iter().map(|signal| signal.as_str()))
+}
+
 /// OpenAPI schema of a `severity` parameter.
 pub fn severity_schema() -> Object {
     names_schema(

@@ -24,6 +24,11 @@ async fn bad_parameters_are_400_with_reasons() {
         ("/api/v1/incidents?cursor=forged", "cursor"),
         ("/api/v1/logs?level=loud", "level"),
         ("/api/v1/incidents/abc", "path"),
+        ("/api/v1/incidents?signal=errors", "signal"),
+        // A misspelt filter must not silently return everything.
+        ("/api/v1/incidents?serivce=esc", "serivce"),
+        ("/api/v1/logs?servce=esc", "servce"),
+        ("/api/v1/incidents/1/logs?page=2", "page"),
     ] {
         let (status, body) = app.get(path).await;
         assert_eq!(status, 400, "{path}: {body}");

@@ -70,6 +70,25 @@ async fn incident_filters_apply() {
     assert_eq!(ids(&page), [critical]);
     let (_, page) = app.get("/api/v1/incidents?status=resolved").await;
     assert_eq!(ids(&page), Vec::<i64>::new());
+
+    let rate = store::incidents::open(
+        &mut app.connection().await,
+        &store::models::NewIncident {
+            signal: domain::Signal::ErrorRate,
+            ..store::testing::new_incident("a", now - Duration::hours(3))
+        },
+        store::incidents::Actor {
+            name: "detector",
+            reason: "test",
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (_, page) = app.get("/api/v1/incidents?signal=error_rate").await;
+    assert_eq!(ids(&page), [rate]);
+    let (_, page) = app.get("/api/v1/incidents?signal=error_count").await;
+    assert_eq!(ids(&page), [critical, warning]);
 }
 
 #[tokio::test]
