@@ -3,16 +3,21 @@
 //!
 //! # Layout
 //! - [`settings`]: every knob, with defaults and validation.
-//! - [`decode`]: content encodings, body shapes, per-event validation.
+//! - [`pipeline`]: the accept pipeline every wire format shares (admission, body, decoding,
+//!   submission, answer) and the state handlers share.
+//! - [`body`]: the in-flight byte budget, reading a body under its limits, content
+//!   encodings and bounded decompression.
+//! - [`formats`]: the wire formats ([`formats::WireFormat`]): how a body decodes into
+//!   events and how its answers look; [`formats::native`] is threesigma's own JSON/NDJSON.
 //! - [`batch`]: the group-commit batch writer (bounded queue, writer tasks, retries).
-//! - [`routes`]: the HTTP handlers.
 //! - [`metrics`]: ingest's Prometheus metrics.
-//! - [`startup`]: [`Application`], building and running the service.
+//! - [`startup`]: [`Application`], building and running the service, and the routes.
 
 pub mod batch;
-pub mod decode;
+pub mod body;
+pub mod formats;
 pub mod metrics;
-pub mod routes;
+pub mod pipeline;
 pub mod settings;
 pub mod startup;
 

@@ -1,7 +1,8 @@
-//! Building and running the ingest service.
+//! Building and running the ingest service: settings to a bound [`Application`], its
+//! batch writers, and its routes (one per wire format endpoint, each
+//! `pipeline::accept::<Format>`).
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use access::ApiGuard;
 use actix_web::web::{Data, post, resource};
@@ -11,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 use web::HttpService;
 
 use crate::batch::{BatchWriter, WriterTasks};
+use crate::body::InflightBudget;
+use crate::formats::Native;
 use crate::metrics::IngestMetrics;
-use crate::routes::{IngestState, ingest_logs};
+use crate::pipeline::{self, IngestState};
 use crate::settings::Settings;
 
 /// A built, bound, not yet running ingest service.
@@ -70,13 +73,12 @@ impl Application {
 
         let state = Data::new(IngestState {
             writer: writer.clone(),
-            inflight: Arc::new(tokio::sync::Semaphore::new(
+            budget: InflightBudget::new(
                 settings.ingest.max_inflight_bytes,
-            )),
-            inflight_capacity: settings.ingest.max_inflight_bytes,
-            admission_timeout: settings.ingest.enqueue_timeout,
-            waiting: std::sync::atomic::AtomicUsize::new(0),
-            max_waiting: settings.ingest.max_waiting_requests,
+                settings.ingest.enqueue_timeout,
+                settings.ingest.max_waiting_requests,
+                metrics.overloaded.clone(),
+            ),
             metrics,
             ack: settings.ingest.ack,
             max_body_bytes: settings.ingest.max_body_bytes,
@@ -98,8 +100,14 @@ impl Application {
                         .service(
                             guard
                                 .scope("")
-                                .service(resource("/api/v1/logs").route(post().to(ingest_logs)))
-                                .service(resource("/ingest").route(post().to(ingest_logs))),
+                                .service(
+                                    resource("/api/v1/logs")
+                                        .route(post().to(pipeline::accept::<Native>)),
+                                )
+                                .service(
+                                    resource("/ingest")
+                                        .route(post().to(pipeline::accept::<Native>)),
+                                ),
                         );
                 })?;
         Ok(Application {

@@ -1,59 +1,51 @@
-//! Request bodies → validated events.
-//!
-//! Order of work: content encoding (gzip, deflate, zstd; the size limit applies to the
-//! *decompressed* bytes, so a decompression bomb is a 413, not an out-of-memory), then the
-//! body shape (one JSON object, a JSON array, or NDJSON; NDJSON is also sniffed when a
-//! shipper labels it `application/json`), then each event on its own. A bad event is
-//! rejected with its index and reason; the good ones around it are kept.
+//! The native format: threesigma's own JSON, as one object, an array of objects, or NDJSON
+//! (also sniffed when a shipper labels it `application/json`), answered with
+//! `{"accepted", "rejected", "errors"}`. Each event is validated on its own: a bad event is
+//! rejected with its index and reason and the good ones around it are kept, except that a
+//! single object is the whole body, so its refusal is the body's.
 
-use std::io::Read;
-
+use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
 use domain::{EventLimits, LogEvent};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Why a whole body was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
-    #[error("body exceeds {limit} bytes after decompression")]
-    TooLarge { limit: usize },
-    #[error("unsupported Content-Encoding {0:?} (supported: gzip, deflate, zstd, identity)")]
-    UnsupportedEncoding(String),
-    #[error("unsupported Content-Type {0:?} (supported: application/json, application/x-ndjson)")]
-    UnsupportedContentType(String),
-    #[error("body is not valid {encoding} data: {reason}")]
-    Corrupt {
-        encoding: &'static str,
-        reason: String,
-    },
-    #[error("{0}")]
-    Unusable(String),
-}
+use super::{BodyError, Decoded, Outcome, Rejection, WireFormat};
 
-/// How the body is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Identity,
-    Gzip,
-    Deflate,
-    Zstd,
-}
+/// The native format, served on `/api/v1/logs` and `/ingest`.
+pub struct Native;
 
-impl Encoding {
-    /// Parses a `Content-Encoding` header value.
-    pub fn parse(header: Option<&str>) -> Result<Encoding, BodyError> {
-        let Some(value) = header else {
-            return Ok(Encoding::Identity);
-        };
-        match value.trim().to_ascii_lowercase().as_str() {
-            "" | "identity" => Ok(Encoding::Identity),
-            "gzip" | "x-gzip" => Ok(Encoding::Gzip),
-            "deflate" => Ok(Encoding::Deflate),
-            "zstd" => Ok(Encoding::Zstd),
-            _ => Err(BodyError::UnsupportedEncoding(value.to_owned())),
-        }
+impl WireFormat for Native {
+    type Kind = Shape;
+
+    fn kind(content_type: Option<&str>) -> Result<Shape, BodyError> {
+        Shape::parse(content_type)
     }
+
+    fn decode(
+        body: &[u8],
+        shape: Shape,
+        received_at: DateTime<Utc>,
+        limits: &EventLimits,
+    ) -> Result<Decoded, BodyError> {
+        decode_events(body, shape, received_at, limits)
+    }
+
+    fn answer(outcome: Outcome) -> HttpResponse {
+        HttpResponse::build(outcome.status).json(IngestResponse {
+            accepted: outcome.accepted,
+            rejected: outcome.rejected,
+            errors: outcome.errors,
+        })
+    }
+}
+
+/// The answer to a native request.
+#[derive(Debug, Serialize)]
+pub struct IngestResponse {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub errors: Vec<Rejection>,
 }
 
 /// What the `Content-Type` says about the body's shape.
@@ -87,81 +79,12 @@ impl Shape {
             | "application/x-jsonlines"
             | "application/jsonl"
             | "application/x-json-stream" => Ok(Shape::Ndjson),
-            _ => Err(BodyError::UnsupportedContentType(value.to_owned())),
+            _ => Err(BodyError::UnsupportedContentType {
+                content_type: value.to_owned(),
+                supported: "application/json, application/x-ndjson",
+            }),
         }
     }
-}
-
-/// Decompresses `body`, refusing to produce more than `limit` bytes.
-pub fn decompress(body: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u8>, BodyError> {
-    let too_large = BodyError::TooLarge { limit };
-    match encoding {
-        Encoding::Identity => {
-            if body.len() > limit {
-                return Err(too_large);
-            }
-            Ok(body.to_vec())
-        }
-        Encoding::Gzip => read_limited(flate2::read::MultiGzDecoder::new(body), limit, "gzip"),
-        Encoding::Deflate => read_limited(flate2::read::ZlibDecoder::new(body), limit, "deflate"),
-        Encoding::Zstd => {
-            // A zstd stream may hold several frames; decode them one after another.
-            let mut source = body;
-            let mut out = Vec::new();
-            while !source.is_empty() {
-                let decoder =
-                    ruzstd::decoding::StreamingDecoder::new(&mut source).map_err(|error| {
-                        BodyError::Corrupt {
-                            encoding: "zstd",
-                            reason: error.to_string(),
-                        }
-                    })?;
-                let remaining = limit.saturating_sub(out.len());
-                out.extend(read_limited(decoder, remaining, "zstd").map_err(
-                    |error| match error {
-                        BodyError::TooLarge { .. } => BodyError::TooLarge { limit },
-                        other => other,
-                    },
-                )?);
-            }
-            Ok(out)
-        }
-    }
-}
-
-fn read_limited(
-    reader: impl Read,
-    limit: usize,
-    encoding: &'static str,
-) -> Result<Vec<u8>, BodyError> {
-    let mut out = Vec::new();
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(cap)
-        .read_to_end(&mut out)
-        .map_err(|error| BodyError::Corrupt {
-            encoding,
-            reason: error.to_string(),
-        })?;
-    if out.len() > limit {
-        return Err(BodyError::TooLarge { limit });
-    }
-    Ok(out)
-}
-
-/// One refused event in a 200 answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rejection {
-    /// Position of the event in the body (0-based; for NDJSON, among non-blank lines).
-    pub index: usize,
-    pub reason: String,
-}
-
-/// The events of a body that passed validation, and those that did not.
-#[derive(Debug, Default)]
-pub struct Decoded {
-    pub events: Vec<LogEvent>,
-    pub rejections: Vec<Rejection>,
 }
 
 /// Validates every event of a decompressed body. Events are validated as they are parsed,
@@ -306,7 +229,6 @@ fn decode_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn decode(body: &str, shape: Shape) -> Result<Decoded, BodyError> {
         decode_events(body.as_bytes(), shape, Utc::now(), &EventLimits::default())
@@ -400,7 +322,7 @@ mod tests {
     }
 
     #[test]
-    fn content_types_and_encodings() {
+    fn content_types() {
         assert_eq!(
             Shape::parse(Some("application/json; charset=utf-8")),
             Ok(Shape::Json)
@@ -411,59 +333,17 @@ mod tests {
         );
         assert!(matches!(
             Shape::parse(Some("application/xml")),
-            Err(BodyError::UnsupportedContentType(_))
-        ));
-        assert_eq!(Encoding::parse(Some("GZIP")), Ok(Encoding::Gzip));
-        assert!(matches!(
-            Encoding::parse(Some("br")),
-            Err(BodyError::UnsupportedEncoding(_))
-        ));
-    }
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(data).unwrap();
-        encoder.finish().unwrap()
-    }
-
-    #[test]
-    fn gzip_round_trip_and_bomb() {
-        let data = b"{\"service\":\"a\",\"message\":\"m\"}";
-        assert_eq!(decompress(&gzip(data), Encoding::Gzip, 1024).unwrap(), data);
-        let zeros = vec![b' '; 10 * 1024 * 1024];
-        let bomb = gzip(&zeros);
-        assert!(bomb.len() < 64 * 1024);
-        assert_eq!(
-            decompress(&bomb, Encoding::Gzip, 1024 * 1024),
-            Err(BodyError::TooLarge { limit: 1024 * 1024 })
-        );
-        assert!(matches!(
-            decompress(b"not gzip", Encoding::Gzip, 1024),
-            Err(BodyError::Corrupt { .. })
+            Err(BodyError::UnsupportedContentType { .. })
         ));
     }
 
     #[test]
-    fn zstd_frames_decode_and_are_bounded() {
-        let data = b"{\"service\":\"a\",\"message\":\"m\"}\n";
-        let mut frames = ruzstd::encoding::compress_to_vec(
-            &data[..],
-            ruzstd::encoding::CompressionLevel::Fastest,
-        );
-        frames.extend(ruzstd::encoding::compress_to_vec(
-            &data[..],
-            ruzstd::encoding::CompressionLevel::Fastest,
-        ));
-        let mut expected = data.to_vec();
-        expected.extend_from_slice(data);
-        assert_eq!(decompress(&frames, Encoding::Zstd, 1024).unwrap(), expected);
-        let bomb = ruzstd::encoding::compress_to_vec(
-            &vec![0u8; 4 * 1024 * 1024][..],
-            ruzstd::encoding::CompressionLevel::Fastest,
-        );
+    fn unsupported_content_type_names_the_native_types() {
+        let error = Shape::parse(Some("application/xml")).unwrap_err();
         assert_eq!(
-            decompress(&bomb, Encoding::Zstd, 1024 * 1024),
-            Err(BodyError::TooLarge { limit: 1024 * 1024 })
+            error.to_string(),
+            "unsupported Content-Type \"application/xml\" \
+             (supported: application/json, application/x-ndjson)"
         );
     }
 }

@@ -1,0 +1,123 @@
+//! Wire formats: what tells one way of sending logs from another. A format owns only what
+//! is its own: which `Content-Type`s it takes, how its decompressed bytes become
+//! [`Decoded`] events, and the shape of its answers. Admission, body limits, content
+//! encodings, group commit and "a 200 means committed" are shared by every format in
+//! [`crate::pipeline`], so no format can get them wrong.
+//!
+//! Adding a format is a module here implementing [`WireFormat`] and a route in
+//! [`crate::startup`]: `resource("/v1/logs").route(post().to(pipeline::accept::<Otlp>))`.
+//!
+//! # Formats
+//! - [`native`]: threesigma's own JSON object, JSON array or NDJSON, answered with
+//!   `{"accepted", "rejected", "errors"}`.
+
+pub mod native;
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use chrono::{DateTime, Utc};
+use domain::{EventLimits, LogEvent};
+use serde::Serialize;
+use web::ApiError;
+
+pub use native::Native;
+
+/// One way of sending logs.
+///
+/// Formats are types without values (no `self`): the pipeline needs no instance, and a
+/// route names its format once, in `accept::<F>`.
+pub trait WireFormat: 'static {
+    /// What the `Content-Type` says about the body (e.g. JSON or NDJSON), carried from
+    /// before the body is read to its decoding, possibly on a blocking thread.
+    type Kind: Copy + Send + 'static;
+
+    /// Reads the `Content-Type` header (`None` when absent) before any of the body is read
+    /// or admitted, so a body the format cannot take costs nothing.
+    /// [`BodyError::UnsupportedContentType`] answers 415.
+    fn kind(content_type: Option<&str>) -> Result<Self::Kind, BodyError>;
+
+    /// Decodes a decompressed body into events and per-event rejections; an error refuses
+    /// the whole body. Large bodies are decoded on actix's blocking pool.
+    fn decode(
+        body: &[u8],
+        kind: Self::Kind,
+        received_at: DateTime<Utc>,
+        limits: &EventLimits,
+    ) -> Result<Decoded, BodyError>;
+
+    /// The answer once the accepted events are committed (or queued, with
+    /// `--ack buffered`).
+    fn answer(outcome: Outcome) -> HttpResponse;
+
+    /// The answer to a request refused as a whole (unusable headers or body, too large,
+    /// overloaded, not stored). Defaults to the service's JSON error; a format whose
+    /// clients expect another error shape builds it here, keeping the status code and
+    /// `Retry-After` that clients retry by. Refusals before the pipeline (authentication,
+    /// rate limits, unknown routes) are always the service's JSON error.
+    fn refuse(error: ApiError) -> actix_web::Error {
+        error.into()
+    }
+}
+
+/// Why a whole body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("body exceeds {limit} bytes after decompression")]
+    TooLarge { limit: usize },
+    #[error("unsupported Content-Encoding {0:?} (supported: gzip, deflate, zstd, identity)")]
+    UnsupportedEncoding(String),
+    /// `supported` lists the format's own types, so each format's 415 says what it takes.
+    #[error("unsupported Content-Type {content_type:?} (supported: {supported})")]
+    UnsupportedContentType {
+        content_type: String,
+        supported: &'static str,
+    },
+    #[error("body is not valid {encoding} data: {reason}")]
+    Corrupt {
+        encoding: &'static str,
+        reason: String,
+    },
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
+            BodyError::UnsupportedEncoding(_) | BodyError::UnsupportedContentType { .. } => {
+                ApiError::UnsupportedMediaType(error.to_string())
+            }
+            BodyError::Corrupt { .. } | BodyError::Unusable(_) => {
+                ApiError::BadRequest(error.to_string())
+            }
+        }
+    }
+}
+
+/// One refused event in a 200 answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// Position of the event in the body (0-based; for NDJSON, among non-blank lines).
+    pub index: usize,
+    pub reason: String,
+}
+
+/// The events of a body that passed validation, and those that did not.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub events: Vec<LogEvent>,
+    pub rejections: Vec<Rejection>,
+}
+
+/// What became of a body's events, for the format to answer with.
+#[derive(Debug)]
+pub struct Outcome {
+    /// 200 once the accepted events are committed (or when none were), 202 once they are
+    /// only queued (`--ack buffered`).
+    pub status: StatusCode,
+    pub accepted: usize,
+    pub rejected: usize,
+    /// The first `max_reported_errors` rejections; `rejected` counts them all.
+    pub errors: Vec<Rejection>,
+}

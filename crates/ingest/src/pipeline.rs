@@ -1,0 +1,150 @@
+//! The accept pipeline every wire format goes through: admission against the in-flight
+//! budget, the body (limits, decompression), decoding by the route's [`WireFormat`],
+//! submission to the batch writer (durable: wait for the commit; buffered: queue), and the
+//! answer in the format's shape. Keeping these in one place is what lets every format keep
+//! the same bounds and the same contract: a 200 means committed.
+
+use access::IngestAccess;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use actix_web::web::{Data, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use web::ApiError;
+
+use crate::batch::{BatchWriter, WriteError};
+use crate::body::{Admission, Body, Encoding, InflightBudget, header};
+use crate::formats::{BodyError, Decoded, Outcome, WireFormat};
+use crate::metrics::IngestMetrics;
+use crate::settings::AckMode;
+
+/// Bodies at least this large (compressed: an eighth of it) are decoded on a blocking
+/// thread, so that one big request cannot stall the other requests of its worker.
+const OFFLOAD_DECODE_BYTES: usize = 64 * 1024;
+
+/// What handlers share.
+pub struct IngestState {
+    pub writer: BatchWriter,
+    /// Bounds the memory of request bodies before the queue accounts for them.
+    pub budget: InflightBudget,
+    pub metrics: IngestMetrics,
+    pub ack: AckMode,
+    pub max_body_bytes: usize,
+    pub max_reported_errors: usize,
+    pub limits: domain::EventLimits,
+}
+
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Overloaded => ApiError::Overloaded {
+                message: error.to_string(),
+                retry_after_secs: 1,
+            },
+            WriteError::ShuttingDown => ApiError::unavailable(error.to_string(), 1),
+            WriteError::Unavailable => ApiError::unavailable(error.to_string(), 2),
+            WriteError::Failed(reason) => ApiError::Internal(reason),
+        }
+    }
+}
+
+/// `POST` of logs in format `F`; a route names its format here, e.g.
+/// `post().to(accept::<Native>)`.
+pub async fn accept<F: WireFormat>(
+    _caller: IngestAccess,
+    request: HttpRequest,
+    payload: Payload,
+    state: Data<IngestState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    handle::<F>(&request, payload, &state)
+        .await
+        .map_err(F::refuse)
+}
+
+async fn handle<F: WireFormat>(
+    request: &HttpRequest,
+    payload: Payload,
+    state: &IngestState,
+) -> Result<HttpResponse, ApiError> {
+    let received_at = Utc::now();
+    // Headers are judged before anything is read or admitted: refusing them costs no budget.
+    let encoding = Encoding::parse(header(request, CONTENT_ENCODING)?)?;
+    let kind = F::kind(header(request, CONTENT_TYPE)?)?;
+    let mut admission = state.budget.admission();
+    let body = Body::read(
+        request,
+        payload,
+        encoding,
+        state.max_body_bytes,
+        &mut admission,
+    )
+    .await?;
+    let decoded = decode::<F>(body, kind, received_at, state).await?;
+    let outcome = submit(decoded, admission, state).await?;
+    Ok(F::answer(outcome))
+}
+
+/// Decompresses and decodes `body`, on a blocking thread when it is large.
+async fn decode<F: WireFormat>(
+    body: Body,
+    kind: F::Kind,
+    received_at: DateTime<Utc>,
+    state: &IngestState,
+) -> Result<Decoded, ApiError> {
+    let large = if body.is_compressed() {
+        body.received_bytes() >= OFFLOAD_DECODE_BYTES / 8
+    } else {
+        body.received_bytes() >= OFFLOAD_DECODE_BYTES
+    };
+    let limit = state.max_body_bytes;
+    let limits = state.limits.clone();
+    let work = move || -> Result<Decoded, BodyError> {
+        let plain = body.decompress(limit)?;
+        F::decode(&plain, kind, received_at, &limits)
+    };
+    let decoded = if large {
+        actix_web::web::block(work)
+            .await
+            .map_err(|error| ApiError::Internal(format!("decoding task failed: {error}")))??
+    } else {
+        work()?
+    };
+    Ok(decoded)
+}
+
+/// Hands the accepted events to the batch writer as the ack mode says, and reports what
+/// became of the body.
+async fn submit(
+    decoded: Decoded,
+    admission: Admission<'_>,
+    state: &IngestState,
+) -> Result<Outcome, ApiError> {
+    let Decoded { events, rejections } = decoded;
+    let accepted = events.len();
+    let rejected = rejections.len();
+    state.metrics.events_rejected.inc_by(rejected as u64);
+    if accepted > 0 {
+        match state.ack {
+            AckMode::Durable => {
+                let pending = state.writer.submit(events).await?;
+                // Queued: the queue's own bound covers these events while they commit.
+                drop(admission);
+                pending.committed().await?;
+            }
+            AckMode::Buffered => state.writer.enqueue_buffered(events).await?,
+        }
+        state.metrics.events_accepted.inc_by(accepted as u64);
+    }
+    let status = match state.ack {
+        AckMode::Buffered if accepted > 0 => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
+    };
+    let mut errors = rejections;
+    errors.truncate(state.max_reported_errors);
+    Ok(Outcome {
+        status,
+        accepted,
+        rejected,
+        errors,
+    })
+}
