@@ -206,6 +206,44 @@ async fn quiet_minutes_resolve_and_a_new_burst_reopens() {
     );
 }
 
+/// An operator resolves the incident while its burst is still the last complete minute:
+/// the next ticks must not reopen it from that same minute (they did: "reopened, z = 129,
+/// count 17", no new errors). New errors afterwards still reopen it.
+#[tokio::test]
+async fn a_manual_resolve_is_not_undone_by_the_burst_it_resolved() {
+    let setup = setup(60).await;
+    let detector = setup.app.detector();
+    detector.tick(at(setup.burst, 40)).await.unwrap();
+    let id = incidents_of(&setup.db).await[0].0;
+    let mut conn = connect(&setup.db).await;
+    let operator = store::incidents::Actor {
+        name: "alice@example.com",
+        reason: "deployed the fix",
+    };
+    let next = setup.burst.plus(1);
+    assert!(
+        store::incidents::resolve(&mut conn, id, at(next, 5), operator)
+            .await
+            .unwrap()
+    );
+    for seconds in [10, 30, 50] {
+        let report = detector.tick(at(next, seconds)).await.unwrap();
+        assert_eq!((report.opened, report.reopened), (0, 0), "{report:?}");
+    }
+    assert_eq!(timeline(&setup.db, id).await, ["opened", "resolved"]);
+    assert_eq!(incidents_of(&setup.db).await[0].2, "resolved");
+
+    // The errors come back: that is new evidence, and the same incident reopens.
+    let again = setup.burst.plus(2);
+    write_counts(&setup.db, "checkout", again, 70, 20).await;
+    let report = detector.tick(at(again, 30)).await.unwrap();
+    assert_eq!(report.reopened, 1, "{report:?}");
+    assert_eq!(
+        timeline(&setup.db, id).await,
+        ["opened", "resolved", "reopened"]
+    );
+}
+
 #[tokio::test]
 async fn acknowledged_incidents_stay_acknowledged_while_updated() {
     let setup = setup(60).await;

@@ -55,6 +55,12 @@ pub fn evaluate_service(
             last: incident.last_fired,
         })
         .collect();
+    // The newest minute that fired for a resolved incident: spent evidence for every signal.
+    let settled = incidents
+        .iter()
+        .filter(|incident| !incident.status.is_active())
+        .map(|incident| incident.last_fired)
+        .max();
     let mut count_engaged = false;
     let mut decisions = Vec::with_capacity(config.signals().len());
     for &signal in config.signals() {
@@ -83,6 +89,7 @@ pub fn evaluate_service(
                 now,
                 active: active_state.as_ref(),
                 last_resolved: last_resolved.map(|(at, _)| at),
+                settled,
                 excluded: &excluded,
             },
         );
