@@ -244,6 +244,55 @@ async fn a_manual_resolve_is_not_undone_by_the_burst_it_resolved() {
     );
 }
 
+/// A shipper whose clock runs two minutes ahead sends a burst: it is judged at once, not
+/// when its minute comes (it was ~70 s late for +2 min).
+#[tokio::test]
+async fn future_stamped_errors_are_judged_when_they_arrive() {
+    let db = TestDatabase::create().await;
+    let now = Utc::now();
+    let current = Minute::containing(now);
+    for back in 1..=30 {
+        write_counts(
+            &db,
+            "checkout",
+            current.minus(back),
+            2 + (back % 3) as u64,
+            20,
+        )
+        .await;
+    }
+    let ahead = now + Duration::minutes(2);
+    let events: Vec<LogEvent> = (0..60)
+        .map(|_| {
+            LogEvent::from_json(
+                json!({"service": "checkout", "level": "error", "message": "boom", "ts": ahead.to_rfc3339()}),
+                now,
+                &limits(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let config = store::pool::connection_config(&db.url, &store::PoolSettings::default()).unwrap();
+    let mut client = store::bulk::BulkConnection::connect(&config).await.unwrap();
+    client
+        .write_batch(
+            &events.iter().collect::<Vec<_>>(),
+            0,
+            store::bulk::BulkMethod::Unnest,
+        )
+        .await
+        .unwrap();
+    let app = detector::Application::build(settings(&db)).await.unwrap();
+    let report = app.detector().tick(now).await.unwrap();
+    assert_eq!(report.opened, 1, "{report:?}");
+    let row = store::incidents::find(&mut connect(&db).await, incidents_of(&db).await[0].0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.first_minute, current.start());
+    assert_eq!(row.current_count, 60);
+}
+
 #[tokio::test]
 async fn acknowledged_incidents_stay_acknowledged_while_updated() {
     let setup = setup(60).await;
