@@ -29,9 +29,11 @@ async fn write_counts(db: &TestDatabase, service: &str, minute: Minute, errors: 
         .map(|_| ("error", "boom"))
         .chain((0..infos).map(|_| ("info", "fine")))
         .map(|(level, message)| {
+            // Received as it happens: these tests simulate the clock (ticks in the future of
+            // the real one), and an event counts in the minute it arrived.
             LogEvent::from_json(
                 json!({"service": service, "level": level, "message": message, "ts": at.to_rfc3339()}),
-                Utc::now(),
+                at,
                 &limits(),
             )
             .unwrap()
@@ -155,6 +157,22 @@ async fn a_burst_opens_one_incident_for_its_service_only() {
         row.baseline_total_mean
     );
     assert_eq!(row.first_minute, setup.burst.start());
+    // The evidence of the rule that fired: its p threshold, the count that would have fired,
+    // and the spread the test used (the baseline's own is under 1; the test's never below
+    // Poisson's √3).
+    let opening = row.opening.expect("opening evidence");
+    assert_eq!((opening.count, opening.p_threshold), (60, Some(1e-5)));
+    let firing = opening.firing_count.expect("a firing count");
+    assert!((6..60).contains(&firing), "{firing}");
+    assert!(
+        opening.spread.is_some_and(|sd| sd >= 3.0_f64.sqrt()),
+        "{opening:?}"
+    );
+    assert!(
+        row.title.contains("60 errors/min (expected 3.0 ± "),
+        "{}",
+        row.title
+    );
 }
 
 #[tokio::test]
@@ -317,6 +335,13 @@ async fn acknowledged_incidents_stay_acknowledged_while_updated() {
         .unwrap();
     assert_eq!(row.status, domain::Status::Acknowledged);
     assert_eq!(row.peak_count, 90);
+    // The title follows the incident: now 90 errors, opened at 60.
+    assert!(
+        row.title.starts_with("checkout: 90 errors/min"),
+        "{}",
+        row.title
+    );
+    assert!(row.title.contains("peak 90, opened at 60"), "{}", row.title);
     assert_eq!(row.last_fired_minute, setup.burst.plus(1).start());
 }
 
