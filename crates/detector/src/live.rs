@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::detection::{
-    self, Assessment, Baseline, Decision, IncidentSnapshot, MinuteSeries, Transition,
+    self, Algorithm, Assessment, Baseline, Decision, IncidentSnapshot, MinuteSeries, Transition,
 };
 use domain::{DetectionConfig, EventKind, Level, Minute, Signal};
 use serde::Serialize;
 use store::incidents::{self, Actor, Measurement};
 use store::leases::BucketLeases;
-use store::models::{IncidentRow, NewIncident};
+use store::models::{IncidentRow, NewIncident, OpeningEvidence};
 use store::scope::Scope;
 use store::{DbPool, StoreResult};
 use tokio::sync::Mutex;
@@ -208,7 +208,7 @@ impl Detector {
         for (service, series) in &series {
             let known = by_service.get(service).map_or(&[][..], Vec::as_slice);
             for decision in detection::evaluate_service(config, series, known, now_minute) {
-                self.apply(&mut conn, service, decision, now, &mut report)
+                self.apply(&mut conn, service, known, decision, now, &mut report)
                     .await?;
             }
         }
@@ -219,6 +219,7 @@ impl Detector {
         &self,
         conn: &mut store::PooledConnection,
         service: &str,
+        known: &[IncidentSnapshot],
         decision: Decision,
         now: DateTime<Utc>,
         report: &mut TickReport,
@@ -229,11 +230,22 @@ impl Detector {
             incident_id,
         } = decision;
         let config = &self.config;
+        // The title follows the incident: current evidence, its peak, what it opened with.
+        let evolved_title = |current: &Assessment| {
+            let known = incident_id.and_then(|id| known.iter().find(|incident| incident.id == id));
+            let peak = known.map_or(current.count, |incident| {
+                incident.peak_count.max(current.count)
+            });
+            let opened_with = known
+                .and_then(|incident| incident.opening_count)
+                .unwrap_or(current.count);
+            detection::title(service, signal, current, Some((peak, opened_with)))
+        };
         let mut notify = None;
         let (action, assessment, id) = match transition {
             Transition::Quiet => return Ok(()),
             Transition::Open(assessment) => {
-                let title = detection::title(service, signal, &assessment);
+                let title = detection::title(service, signal, &assessment, None);
                 let new = new_incident(config, service, signal, &title, &assessment, now);
                 let reason = match assessment.p_value {
                     Some(p) => format!(
@@ -268,6 +280,7 @@ impl Detector {
                     conn,
                     id,
                     measurement(&assessment, now),
+                    &evolved_title(&assessment),
                     assessment.minute.start(),
                     assessment.severity,
                     Actor {
@@ -296,6 +309,7 @@ impl Detector {
                     conn,
                     id,
                     measurement(&current, now),
+                    &evolved_title(&current),
                     last_fired.start(),
                     escalate_to,
                     Actor {
@@ -392,6 +406,19 @@ fn new_incident<'a>(
         algorithm: config.algorithm,
         z_threshold: config.z_threshold,
         min_count: i64::try_from(config.min_count).unwrap_or(i64::MAX),
+        opening: Some(OpeningEvidence {
+            count,
+            z: assessment.z,
+            expected: Some(assessment.expected),
+            spread: Some(assessment.spread),
+            p_threshold: match config.algorithm {
+                Algorithm::NegativeBinomial => Some(config.p_open),
+                Algorithm::Classic => None,
+            },
+            firing_count: assessment
+                .firing_count
+                .map(|count| i64::try_from(count).unwrap_or(i64::MAX)),
+        }),
     }
 }
 
@@ -405,6 +432,11 @@ pub fn snapshot(row: &IncidentRow) -> IncidentSnapshot {
         last_fired: Minute::containing(row.last_fired_minute),
         severity: row.severity,
         peak_z: row.peak_z,
+        peak_count: u64::try_from(row.peak_count).unwrap_or(0),
+        opening_count: row
+            .opening
+            .as_ref()
+            .and_then(|opening| u64::try_from(opening.count).ok()),
         baseline: Baseline {
             minutes: u32::try_from(row.baseline_minutes).unwrap_or(0),
             mean: row.baseline_mean,

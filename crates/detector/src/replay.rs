@@ -167,6 +167,8 @@ fn replay_service(
                             last_fired: assessment.minute,
                             severity: assessment.severity,
                             peak_z: assessment.z,
+                            peak_count: assessment.count,
+                            opening_count: Some(assessment.count),
                             baseline: assessment.baseline,
                             resolved_at: None,
                         },
@@ -181,6 +183,7 @@ fn replay_service(
                         snapshot.last_fired = assessment.minute;
                         snapshot.severity = assessment.severity;
                         snapshot.peak_z = snapshot.peak_z.max(assessment.z);
+                        snapshot.peak_count = snapshot.peak_count.max(assessment.count);
                     }
                 }
                 Transition::Update {
@@ -192,6 +195,7 @@ fn replay_service(
                         let snapshot = &mut tracked.snapshot;
                         snapshot.last_fired = snapshot.last_fired.max(last_fired);
                         snapshot.peak_z = snapshot.peak_z.max(current.z);
+                        snapshot.peak_count = snapshot.peak_count.max(current.count);
                         if let Some(severity) = escalate_to {
                             snapshot.severity = snapshot.severity.max(severity);
                         }

@@ -29,9 +29,11 @@ async fn write_counts(db: &TestDatabase, service: &str, minute: Minute, errors: 
         .map(|_| ("error", "boom"))
         .chain((0..infos).map(|_| ("info", "fine")))
         .map(|(level, message)| {
+            // Received as it happens: these tests simulate the clock (ticks in the future of
+            // the real one), and an event counts in the minute it arrived.
             LogEvent::from_json(
                 json!({"service": service, "level": level, "message": message, "ts": at.to_rfc3339()}),
-                Utc::now(),
+                at,
                 &limits(),
             )
             .unwrap()
@@ -155,6 +157,22 @@ async fn a_burst_opens_one_incident_for_its_service_only() {
         row.baseline_total_mean
     );
     assert_eq!(row.first_minute, setup.burst.start());
+    // The evidence of the rule that fired: its p threshold, the count that would have fired,
+    // and the spread the test used (the baseline's own is under 1; the test's never below
+    // Poisson's √3).
+    let opening = row.opening.expect("opening evidence");
+    assert_eq!((opening.count, opening.p_threshold), (60, Some(1e-5)));
+    let firing = opening.firing_count.expect("a firing count");
+    assert!((6..60).contains(&firing), "{firing}");
+    assert!(
+        opening.spread.is_some_and(|sd| sd >= 3.0_f64.sqrt()),
+        "{opening:?}"
+    );
+    assert!(
+        row.title.contains("60 errors/min (expected 3.0 ± "),
+        "{}",
+        row.title
+    );
 }
 
 #[tokio::test]
@@ -206,6 +224,93 @@ async fn quiet_minutes_resolve_and_a_new_burst_reopens() {
     );
 }
 
+/// An operator resolves the incident while its burst is still the last complete minute:
+/// the next ticks must not reopen it from that same minute (they did: "reopened, z = 129,
+/// count 17", no new errors). New errors afterwards still reopen it.
+#[tokio::test]
+async fn a_manual_resolve_is_not_undone_by_the_burst_it_resolved() {
+    let setup = setup(60).await;
+    let detector = setup.app.detector();
+    detector.tick(at(setup.burst, 40)).await.unwrap();
+    let id = incidents_of(&setup.db).await[0].0;
+    let mut conn = connect(&setup.db).await;
+    let operator = store::incidents::Actor {
+        name: "alice@example.com",
+        reason: "deployed the fix",
+    };
+    let next = setup.burst.plus(1);
+    assert!(
+        store::incidents::resolve(&mut conn, id, at(next, 5), operator)
+            .await
+            .unwrap()
+    );
+    for seconds in [10, 30, 50] {
+        let report = detector.tick(at(next, seconds)).await.unwrap();
+        assert_eq!((report.opened, report.reopened), (0, 0), "{report:?}");
+    }
+    assert_eq!(timeline(&setup.db, id).await, ["opened", "resolved"]);
+    assert_eq!(incidents_of(&setup.db).await[0].2, "resolved");
+
+    // The errors come back: that is new evidence, and the same incident reopens.
+    let again = setup.burst.plus(2);
+    write_counts(&setup.db, "checkout", again, 70, 20).await;
+    let report = detector.tick(at(again, 30)).await.unwrap();
+    assert_eq!(report.reopened, 1, "{report:?}");
+    assert_eq!(
+        timeline(&setup.db, id).await,
+        ["opened", "resolved", "reopened"]
+    );
+}
+
+/// A shipper whose clock runs two minutes ahead sends a burst: it is judged at once, not
+/// when its minute comes (it was ~70 s late for +2 min).
+#[tokio::test]
+async fn future_stamped_errors_are_judged_when_they_arrive() {
+    let db = TestDatabase::create().await;
+    let now = Utc::now();
+    let current = Minute::containing(now);
+    for back in 1..=30 {
+        write_counts(
+            &db,
+            "checkout",
+            current.minus(back),
+            2 + (back % 3) as u64,
+            20,
+        )
+        .await;
+    }
+    let ahead = now + Duration::minutes(2);
+    let events: Vec<LogEvent> = (0..60)
+        .map(|_| {
+            LogEvent::from_json(
+                json!({"service": "checkout", "level": "error", "message": "boom", "ts": ahead.to_rfc3339()}),
+                now,
+                &limits(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let config = store::pool::connection_config(&db.url, &store::PoolSettings::default()).unwrap();
+    let mut client = store::bulk::BulkConnection::connect(&config).await.unwrap();
+    client
+        .write_batch(
+            &events.iter().collect::<Vec<_>>(),
+            0,
+            store::bulk::BulkMethod::Unnest,
+        )
+        .await
+        .unwrap();
+    let app = detector::Application::build(settings(&db)).await.unwrap();
+    let report = app.detector().tick(now).await.unwrap();
+    assert_eq!(report.opened, 1, "{report:?}");
+    let row = store::incidents::find(&mut connect(&db).await, incidents_of(&db).await[0].0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.first_minute, current.start());
+    assert_eq!(row.current_count, 60);
+}
+
 #[tokio::test]
 async fn acknowledged_incidents_stay_acknowledged_while_updated() {
     let setup = setup(60).await;
@@ -230,6 +335,13 @@ async fn acknowledged_incidents_stay_acknowledged_while_updated() {
         .unwrap();
     assert_eq!(row.status, domain::Status::Acknowledged);
     assert_eq!(row.peak_count, 90);
+    // The title follows the incident: now 90 errors, opened at 60.
+    assert!(
+        row.title.starts_with("checkout: 90 errors/min"),
+        "{}",
+        row.title
+    );
+    assert!(row.title.contains("peak 90, opened at 60"), "{}", row.title);
     assert_eq!(row.last_fired_minute, setup.burst.plus(1).start());
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::level::{Level, LevelError};
 use crate::service::{ServiceName, ServiceNameError};
-use crate::time::{TimestampError, parse_timestamp, to_storage_precision};
+use crate::time::{Minute, TimestampError, parse_timestamp, to_storage_precision};
 
 /// Aliases of the service field, in order of preference.
 pub const SERVICE_FIELDS: [&str; 3] = ["service", "service_id", "service.name"];
@@ -40,6 +40,11 @@ pub struct LogEvent {
     pub attributes: String,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
+    /// The minute the event counts in for detection (the `log_counts` rollups): the minute
+    /// of `ts`, except that an event stamped in the future (a skewed clock, up to
+    /// `max_future`) counts in the minute it arrived, so it is judged at once instead of
+    /// when its minute comes. `ts` itself is stored as sent.
+    pub counted_in: Minute,
 }
 
 impl LogEvent {
@@ -191,6 +196,7 @@ impl LogEvent {
             });
         }
         Ok(LogEvent {
+            counted_in: Minute::containing(ts.min(received_at)),
             ts: to_storage_precision(ts),
             service,
             level,
@@ -286,6 +292,17 @@ mod tests {
 
     fn attributes(event: &LogEvent) -> Value {
         serde_json::from_str(&event.attributes).unwrap()
+    }
+
+    #[test]
+    fn future_stamped_events_count_in_the_minute_they_arrived() {
+        let ahead =
+            parse(json!({"service": "a", "message": "m", "ts": "2026-11-25T17:42:30Z"})).unwrap();
+        assert_eq!(ahead.ts.to_rfc3339(), "2026-11-25T17:42:30+00:00");
+        assert_eq!(ahead.counted_in, Minute::containing(now()));
+        let past =
+            parse(json!({"service": "a", "message": "m", "ts": "2026-11-25T17:31:10Z"})).unwrap();
+        assert_eq!(past.counted_in, Minute::containing(past.ts));
     }
 
     #[test]

@@ -20,9 +20,13 @@ pub enum Level {
 /// Why a level value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LevelError {
-    #[error("unknown level {0:?} (expected trace, debug, info, warn, error, fatal or syslog 0-7)")]
+    #[error(
+        "unknown level {0:?} (expected trace, debug, info, warn, error, fatal, a syslog severity 0-7 or an OpenTelemetry severity number 8-24)"
+    )]
     Unknown(String),
-    #[error("level must be a string or a syslog number 0-7")]
+    #[error(
+        "level must be a string or a number (syslog severity 0-7, OpenTelemetry severity number 8-24)"
+    )]
     WrongType,
 }
 
@@ -49,7 +53,7 @@ impl Level {
             "error" | "err" => Level::Error,
             "fatal" | "critical" | "crit" | "panic" | "emerg" | "alert" => Level::Fatal,
             other => match other.parse::<i64>() {
-                Ok(number) => Level::from_syslog(number)
+                Ok(number) => Level::from_number(number)
                     .ok_or_else(|| LevelError::Unknown(text.to_owned()))?,
                 Err(_) => return Err(LevelError::Unknown(text.to_owned())),
             },
@@ -82,13 +86,26 @@ impl Level {
         })
     }
 
-    /// Parses a JSON level: a name or a syslog number.
+    /// A numeric level: 0–7 is a syslog severity (RFC 5424), 8–24 an OpenTelemetry
+    /// `SeverityNumber` (what OTLP clients and their JSON exporters send; 1–7 are read as
+    /// syslog, where the two scales overlap, because plain JSON shippers send syslog).
+    pub fn from_number(number: i64) -> Option<Level> {
+        match number {
+            0..=7 => Level::from_syslog(number),
+            8..=24 => i32::try_from(number)
+                .ok()
+                .and_then(Level::from_otel_severity),
+            _ => None,
+        }
+    }
+
+    /// Parses a JSON level: a name or a number (see [`Level::from_number`]).
     pub fn from_json(value: &Value) -> Result<Level, LevelError> {
         match value {
             Value::String(text) => Level::parse(text),
             Value::Number(number) => number
                 .as_i64()
-                .and_then(Level::from_syslog)
+                .and_then(Level::from_number)
                 .ok_or_else(|| LevelError::Unknown(number.to_string())),
             _ => Err(LevelError::WrongType),
         }
@@ -184,10 +201,27 @@ mod tests {
         for (number, level) in expected.into_iter().enumerate() {
             assert_eq!(Level::from_json(&json!(number)), Ok(level));
         }
-        assert!(Level::from_json(&json!(8)).is_err());
+        assert!(Level::from_json(&json!(25)).is_err());
         assert!(Level::from_json(&json!(-1)).is_err());
         assert!(Level::from_json(&json!(3.5)).is_err());
         assert_eq!(Level::from_json(&json!(true)), Err(LevelError::WrongType));
+    }
+
+    #[test]
+    fn opentelemetry_severity_numbers_beyond_syslog_map_by_range() {
+        // What OTLP clients send: 17 is ERROR, 21 FATAL, 9 INFO, 13 WARN, 8 DEBUG4.
+        for (number, level) in [
+            (8, Level::Debug),
+            (9, Level::Info),
+            (13, Level::Warn),
+            (17, Level::Error),
+            (20, Level::Error),
+            (21, Level::Fatal),
+            (24, Level::Fatal),
+        ] {
+            assert_eq!(Level::from_json(&json!(number)), Ok(level), "{number}");
+            assert_eq!(Level::parse(&number.to_string()), Ok(level), "{number}");
+        }
     }
 
     #[test]

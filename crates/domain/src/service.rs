@@ -20,7 +20,7 @@ pub enum ServiceNameError {
     Empty,
     #[error("service name is longer than {MAX_SERVICE_NAME_BYTES} bytes")]
     TooLong,
-    #[error("service name {0:?} contains a character outside letters, digits and -_.:/@")]
+    #[error("service name {0:?} contains a character outside ASCII letters, digits and -_.:/@")]
     BadCharacter(String),
 }
 

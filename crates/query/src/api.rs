@@ -29,14 +29,34 @@ pub struct BaselineView {
     pub total_mean: f64,
 }
 
-/// The decision rule and thresholds in force when the incident opened.
+/// The rule that opened the incident and its thresholds: for `negative_binomial` the tail
+/// probability `p_open`, for `classic` `z_threshold`; for both the count guard `min_count`
+/// and `firing_count`, the smallest error count that would have fired in the opening window
+/// against this baseline (the threshold in errors).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ThresholdsView {
     /// `negative_binomial` or `classic`.
     #[schema(value_type = String)]
     pub algorithm: Algorithm,
-    pub z_threshold: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_open: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub z_threshold: Option<f64>,
     pub min_count: i64,
+    pub firing_count: Option<i64>,
+}
+
+/// What the incident opened with, kept while the current and peak figures move. `expected`
+/// and `spread` are the errors the test expected in the opening window and the standard
+/// deviation it measured `z` in (the predictive one, never less than Poisson's, for the
+/// count and ratio tests): the "±" that belongs beside `z`, unlike the baseline's own
+/// `stddev`, which is 0 for a flat baseline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpeningView {
+    pub count: i64,
+    pub z: f64,
+    pub expected: Option<f64>,
+    pub spread: Option<f64>,
 }
 
 /// An incident.
@@ -72,6 +92,8 @@ pub struct IncidentView {
     pub peak_count: i64,
     pub p_value: Option<f64>,
     pub baseline: BaselineView,
+    /// `null` only for incidents opened before this was recorded.
+    pub opening: Option<OpeningView>,
     pub thresholds: ThresholdsView,
     pub reopened_count: i32,
 }
@@ -105,10 +127,26 @@ impl From<IncidentRow> for IncidentView {
                 minutes: row.baseline_minutes,
                 total_mean: row.baseline_total_mean,
             },
+            opening: row.opening.as_ref().map(|opening| OpeningView {
+                count: opening.count,
+                z: opening.z,
+                expected: opening.expected,
+                spread: opening.spread,
+            }),
             thresholds: ThresholdsView {
                 algorithm: row.algorithm,
-                z_threshold: row.z_threshold,
+                p_open: match row.algorithm {
+                    Algorithm::NegativeBinomial => {
+                        row.opening.as_ref().and_then(|opening| opening.p_threshold)
+                    }
+                    Algorithm::Classic => None,
+                },
+                z_threshold: (row.algorithm == Algorithm::Classic).then_some(row.z_threshold),
                 min_count: row.min_count,
+                firing_count: row
+                    .opening
+                    .as_ref()
+                    .and_then(|opening| opening.firing_count),
             },
             reopened_count: row.reopened_count,
         }

@@ -90,7 +90,7 @@ pub fn rollups<'a>(
         *counts
             .entry((
                 event.service.as_str(),
-                Minute::containing(event.ts),
+                event.counted_in,
                 event.level.as_i16(),
             ))
             .or_insert(0) += 1;

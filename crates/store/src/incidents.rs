@@ -76,6 +76,7 @@ pub async fn reopen(
     conn: &mut AsyncPgConnection,
     id: i64,
     measurement: Measurement,
+    title: &str,
     fired_minute: DateTime<Utc>,
     severity: Severity,
     actor: Actor<'_>,
@@ -92,6 +93,7 @@ pub async fn reopen(
                     incidents::acknowledged_at.eq(None::<DateTime<Utc>>),
                     incidents::acknowledged_by.eq(None::<String>),
                     incidents::reopened_count.eq(incidents::reopened_count + 1),
+                    incidents::title.eq(title),
                     incidents::last_evaluated_at.eq(measurement.at),
                     incidents::last_fired_minute.eq(fired_minute),
                     incidents::current_z.eq(measurement.z),
@@ -124,13 +126,14 @@ pub async fn reopen(
     }
 }
 
-/// Writes the latest measurement onto an active incident, moving its peak and its last
+/// Writes the latest measurement (and the title that describes it) onto an active incident, moving its peak and its last
 /// firing minute forward, and escalates its severity when asked (recording the escalation
 /// only if this call changed it). Returns whether this call escalated it.
 pub async fn update(
     conn: &mut AsyncPgConnection,
     id: i64,
     measurement: Measurement,
+    title: &str,
     last_fired_minute: DateTime<Utc>,
     escalate_to: Option<Severity>,
     actor: Actor<'_>,
@@ -140,6 +143,7 @@ pub async fn update(
             .filter(incidents::id.eq(id))
             .filter(incidents::status.ne(Stored(Status::Resolved)))
             .set((
+                incidents::title.eq(title),
                 incidents::last_evaluated_at.eq(measurement.at),
                 incidents::current_z.eq(measurement.z),
                 incidents::current_count.eq(measurement.count),

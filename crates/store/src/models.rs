@@ -3,9 +3,15 @@
 //! the row is read, not a panic or a string that travels on.
 
 use chrono::{DateTime, Utc};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Jsonb;
 use domain::detection::Algorithm;
 use domain::{EventKind, Severity, Signal, Status};
+use serde::{Deserialize, Serialize};
 
 use crate::enums::Stored;
 use crate::schema::{incident_events, incidents, logs};
@@ -46,6 +52,9 @@ pub struct IncidentRow {
     pub z_threshold: f64,
     pub min_count: i64,
     pub reopened_count: i32,
+    /// What opened it (NULL only for incidents opened before this was kept and without
+    /// an opening in their timeline).
+    pub opening: Option<OpeningEvidence>,
 }
 
 /// A new incident, as the detector opens it.
@@ -76,6 +85,44 @@ pub struct NewIncident<'a> {
     pub algorithm: Algorithm,
     pub z_threshold: f64,
     pub min_count: i64,
+    pub opening: Option<OpeningEvidence>,
+}
+
+/// The evidence an incident opened with, kept while its current and peak figures move: the
+/// `incidents.opening` jsonb document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Jsonb)]
+pub struct OpeningEvidence {
+    /// Errors in the window that opened it.
+    pub count: i64,
+    pub z: f64,
+    /// Errors the test expected in that window, and the standard deviation it measured `z`
+    /// in (absent for incidents opened before they were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<f64>,
+    /// The tail-probability threshold of the rule that fired (`p_open`; absent for the
+    /// classic rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_threshold: Option<f64>,
+    /// The smallest count that would have fired in that window against that baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firing_count: Option<i64>,
+}
+
+impl ToSql<Jsonb, Pg> for OpeningEvidence {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        let value = serde_json::to_value(self)?;
+        <serde_json::Value as ToSql<Jsonb, Pg>>::to_sql(&value, &mut out.reborrow())
+    }
+}
+
+impl FromSql<Jsonb, Pg> for OpeningEvidence {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        let value = <serde_json::Value as FromSql<Jsonb, Pg>>::from_sql(bytes)?;
+        Ok(serde_json::from_value(value)?)
+    }
 }
 
 /// One entry of an incident's timeline.

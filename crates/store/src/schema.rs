@@ -55,6 +55,7 @@ diesel::table! {
         z_threshold -> Float8,
         min_count -> Int8,
         reopened_count -> Int4,
+        opening -> Nullable<Jsonb>,
     }
 }
 

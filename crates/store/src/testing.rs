@@ -247,5 +247,13 @@ pub fn new_incident(
         algorithm: domain::detection::Algorithm::Classic,
         z_threshold: 3.0,
         min_count: 5,
+        opening: Some(crate::models::OpeningEvidence {
+            count: 20,
+            z: 4.0,
+            expected: Some(2.0),
+            spread: Some(1.0),
+            p_threshold: None,
+            firing_count: Some(6),
+        }),
     }
 }

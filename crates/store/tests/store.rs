@@ -210,6 +210,7 @@ async fn only_one_active_incident_per_service_and_signal() {
         &mut conn,
         id,
         measurement,
+        "a: 50 errors/min",
         now,
         Some(Severity::Critical),
         detector(),
@@ -223,6 +224,7 @@ async fn only_one_active_incident_per_service_and_signal() {
             z: 3.5,
             ..measurement
         },
+        "a: 50 errors/min, z = 3.5",
         now,
         Some(Severity::Critical),
         detector(),
@@ -231,6 +233,7 @@ async fn only_one_active_incident_per_service_and_signal() {
     .unwrap();
     let row = incidents::find(&mut conn, id).await.unwrap().unwrap();
     assert_eq!((row.current_z, row.peak_z, row.peak_count), (3.5, 7.0, 50));
+    assert_eq!(row.title, "a: 50 errors/min, z = 3.5");
     assert_eq!(row.severity, domain::Severity::Critical);
 
     assert!(
@@ -262,6 +265,7 @@ async fn only_one_active_incident_per_service_and_signal() {
             &mut conn,
             id,
             measurement,
+            "a: again",
             now,
             Severity::Warning,
             detector()

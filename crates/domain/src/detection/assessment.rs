@@ -20,6 +20,13 @@ pub struct Assessment {
     /// All events in the window.
     pub total: u64,
     pub baseline: Baseline,
+    /// Errors the test expected in the window under the baseline (the predictive mean; the
+    /// classic rule: the baseline mean).
+    pub expected: f64,
+    /// The standard deviation the verdict measured `z` in: the predictive one for the count
+    /// and ratio tests (never less than Poisson's), the baseline's population one for the
+    /// classic rule. This, not the baseline's own spread, is the "±" to show beside `z`.
+    pub spread: f64,
     pub z: f64,
     /// Tail probability of evidence this strong under the baseline, where the test has one
     /// and the count is past its guards (below them nothing can fire, so it is not computed).
@@ -29,6 +36,10 @@ pub struct Assessment {
     /// Strong enough to keep an open incident alive.
     pub holds: bool,
     pub severity: Severity,
+    /// When it fires: the smallest count that would have fired in the same window against
+    /// the same baseline (and, for the ratio test, the same traffic): the threshold of the
+    /// rule that fired, in errors.
+    pub firing_count: Option<u64>,
 }
 
 impl Assessment {
@@ -58,28 +69,48 @@ pub(super) fn assess_window(
     total: u64,
     baseline: &Baseline,
 ) -> Assessment {
-    let guard = count > config.min_count;
-    let (z, p_value, fires, holds, critical) = match config.algorithm {
+    let guard = |count: u64| count > config.min_count;
+    let (expected, spread, z, p_value, fires, holds, critical, firing_count) = match config
+        .algorithm
+    {
         Algorithm::Classic => {
             let z = z_score(count, baseline);
+            let fires = guard(count) && z > config.z_threshold;
+            let firing_count = fires.then(|| {
+                smallest_firing(config.min_count, |count| {
+                    guard(count) && z_score(count, baseline) > config.z_threshold
+                })
+            });
             (
+                baseline.mean,
+                baseline.stddev,
                 z,
                 None,
-                guard && z > config.z_threshold,
-                guard && z > config.stay_z,
+                fires,
+                guard(count) && z > config.stay_z,
                 z > config.critical_z,
+                firing_count,
             )
         }
         Algorithm::NegativeBinomial => {
             let (mean, variance) = baseline.predictive(window, config.min_dispersion);
             let z = (count as f64 - mean) / variance.sqrt();
             let p = negative_binomial_tail(count, mean, variance);
+            let fires = guard(count) && p <= config.p_open;
+            let firing_count = fires.then(|| {
+                smallest_firing(config.min_count, |count| {
+                    guard(count) && negative_binomial_tail(count, mean, variance) <= config.p_open
+                })
+            });
             (
+                mean,
+                variance.sqrt(),
                 z,
                 Some(p),
-                guard && p <= config.p_open,
-                guard && p <= config.p_stay,
+                fires,
+                guard(count) && p <= config.p_stay,
                 p <= config.p_critical,
+                firing_count,
             )
         }
     };
@@ -89,6 +120,8 @@ pub(super) fn assess_window(
         count,
         total,
         baseline: *baseline,
+        expected,
+        spread,
         z,
         p_value,
         fires,
@@ -98,7 +131,32 @@ pub(super) fn assess_window(
         } else {
             Severity::Warning
         },
+        firing_count,
     }
+}
+
+/// The smallest count above `min_count` for which `fires` holds, given that it holds for
+/// some count and, once it does, for every larger one (the tests are monotone in the count).
+fn smallest_firing(min_count: u64, fires: impl Fn(u64) -> bool) -> u64 {
+    let mut low = min_count;
+    let mut high = min_count.saturating_add(1).max(1);
+    while !fires(high) {
+        if high >= u64::MAX / 2 {
+            return u64::MAX;
+        }
+        low = high;
+        high *= 2;
+    }
+    // `fires(low)` is false (below the guard, or found so), `fires(high)` true.
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if fires(middle) {
+            high = middle;
+        } else {
+            low = middle;
+        }
+    }
+    high
 }
 
 /// Judges the error *ratio* of one bucket against the baseline ratio: the errors expected
@@ -135,24 +193,39 @@ pub(super) fn assess_rate(
             variance.max(expected * (1.0 + 1e-9)),
         )
     };
-    let observed = if total == 0 { 0.0 } else { errors as f64 / t };
-    let material = observed >= config.rate_min_factor * ratio;
-    let guard = errors > config.min_count && material;
+    let guard = |errors: u64| {
+        let observed = if total == 0 { 0.0 } else { errors as f64 / t };
+        errors > config.min_count && observed >= config.rate_min_factor * ratio
+    };
+    let fires = guard(errors) && p <= config.p_open;
+    let firing_count = fires.then(|| {
+        smallest_firing(config.min_count, |errors| {
+            guard(errors)
+                && negative_binomial_tail(
+                    errors,
+                    expected.max(f64::MIN_POSITIVE),
+                    variance.max(expected * (1.0 + 1e-9)),
+                ) <= config.p_open
+        })
+    });
     Assessment {
         minute,
         first: minute,
         count: errors,
         total,
         baseline: *baseline,
+        expected,
+        spread: variance.sqrt(),
         z,
         p_value: Some(p),
-        fires: guard && p <= config.p_open,
-        holds: guard && p <= config.p_stay,
+        fires,
+        holds: guard(errors) && p <= config.p_stay,
         severity: if p <= config.p_critical {
             Severity::Critical
         } else {
             Severity::Warning
         },
+        firing_count,
     }
 }
 
@@ -161,6 +234,31 @@ mod tests {
     use super::*;
     use crate::detection::baseline::SIGMA_ZERO_Z;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_firing_verdict_names_the_count_that_would_have_fired() {
+        let baseline =
+            Baseline::from_counts(&[2, 3, 4, 2, 3, 4, 2, 3, 4, 2, 3, 4, 2, 3, 4, 2, 3, 4, 2, 3]);
+        for config in [DetectionConfig::default(), DetectionConfig::classic()] {
+            let burst = assess(&config, Minute(0), 40, 100, &baseline);
+            let threshold = burst.firing_count.expect("40 against ~3 fires");
+            assert!(
+                threshold <= 40 && threshold > config.min_count,
+                "{threshold}"
+            );
+            assert!(assess(&config, Minute(0), threshold, 100, &baseline).fires);
+            assert!(!assess(&config, Minute(0), threshold - 1, 100, &baseline).fires);
+            assert_eq!(
+                assess(&config, Minute(0), 3, 100, &baseline).firing_count,
+                None
+            );
+        }
+        // The spread is the test's, not the baseline's: never below Poisson's for counts.
+        let flat = Baseline::from_counts(&[3; 30]);
+        let verdict = assess(&DetectionConfig::default(), Minute(0), 30, 100, &flat);
+        assert_eq!(flat.stddev, 0.0);
+        assert!(verdict.spread >= 3.0_f64.sqrt(), "{verdict:?}");
+    }
 
     #[test]
     fn classic_rule_needs_both_z_and_count() {

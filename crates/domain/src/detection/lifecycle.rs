@@ -54,6 +54,11 @@ pub struct Evaluation<'a> {
     pub active: Option<&'a ActiveIncident>,
     /// The minute the newest incident of this service and signal resolved, if any.
     pub last_resolved: Option<Minute>,
+    /// The newest minute that already fired for a resolved incident of this service (any
+    /// signal). It and the minutes before it are spent evidence: they never open or reopen
+    /// an incident again (an operator's resolve is not undone by the burst it resolved);
+    /// only evidence after it does.
+    pub settled: Option<Minute>,
     /// Firing spans of earlier incidents, left out of baselines.
     pub excluded: &'a [MinuteSpan],
 }
@@ -174,6 +179,11 @@ pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
             }
         }
         None => {
+            let fresh = |assessment: &Assessment| {
+                input
+                    .settled
+                    .is_none_or(|settled| assessment.first > settled)
+            };
             let fired: Vec<Assessment> = buckets
                 .iter()
                 .filter_map(|&minute| {
@@ -182,7 +192,7 @@ pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
                     )
                 })
                 .flatten()
-                .filter(|a| a.fires)
+                .filter(|a| a.fires && fresh(a))
                 .collect();
             if fired.is_empty() {
                 return Transition::Quiet;
@@ -226,6 +236,7 @@ mod tests {
             now: Minute(now),
             active: None,
             last_resolved: None,
+            settled: None,
             excluded: &[],
         }
     }
@@ -235,6 +246,44 @@ mod tests {
             signal: Signal::ErrorRate,
             ..input(series, now)
         }
+    }
+
+    #[test]
+    fn a_resolved_burst_never_reopens_its_own_incident() {
+        let config = DetectionConfig::default();
+        let mut counts: Vec<u64> = (0..40).map(|i| 2 + (i % 3)).collect();
+        counts[31] = 60;
+        counts[32] = 3;
+        let burst = [MinuteSpan {
+            first: Minute(31),
+            last: Minute(31),
+        }];
+        let series = series_with(&counts);
+        let resolved_now = |series, settled| Evaluation {
+            last_resolved: Some(Minute(32)),
+            settled,
+            excluded: &burst,
+            ..input(series, 32)
+        };
+        // Without the rule, the minute that opened the incident (still in the last complete
+        // minute) reopens it the moment an operator resolves it.
+        assert!(matches!(
+            evaluate(&config, resolved_now(&series, None)),
+            Transition::Reopen(_)
+        ));
+        // Spent evidence, alone or inside a two-minute window, opens nothing.
+        assert_eq!(
+            evaluate(&config, resolved_now(&series, Some(Minute(31)))),
+            Transition::Quiet
+        );
+        // New evidence after it does.
+        counts[32] = 60;
+        let series = series_with(&counts);
+        let Transition::Reopen(again) = evaluate(&config, resolved_now(&series, Some(Minute(31))))
+        else {
+            panic!("a new burst after the resolve must reopen");
+        };
+        assert_eq!((again.first, again.minute), (Minute(32), Minute(32)));
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub struct IncidentSnapshot {
     pub last_fired: Minute,
     pub severity: Severity,
     pub peak_z: f64,
+    /// The most errors any window held it open with.
+    pub peak_count: u64,
+    /// The errors of the window that opened it.
+    pub opening_count: Option<u64>,
     pub baseline: Baseline,
     pub resolved_at: Option<Minute>,
 }
@@ -55,6 +59,12 @@ pub fn evaluate_service(
             last: incident.last_fired,
         })
         .collect();
+    // The newest minute that fired for a resolved incident: spent evidence for every signal.
+    let settled = incidents
+        .iter()
+        .filter(|incident| !incident.status.is_active())
+        .map(|incident| incident.last_fired)
+        .max();
     let mut count_engaged = false;
     let mut decisions = Vec::with_capacity(config.signals().len());
     for &signal in config.signals() {
@@ -83,6 +93,7 @@ pub fn evaluate_service(
                 now,
                 active: active_state.as_ref(),
                 last_resolved: last_resolved.map(|(at, _)| at),
+                settled,
                 excluded: &excluded,
             },
         );
@@ -112,30 +123,40 @@ pub fn evaluate_service(
     decisions
 }
 
-/// A one-line human title for an incident.
-pub fn title(service: &str, signal: Signal, evidence: &Assessment) -> String {
-    let baseline = &evidence.baseline;
-    let minutes = evidence.minute.since(evidence.first) + 1;
+/// A one-line human title for an incident, rewritten as it evolves: the current evidence
+/// with the spread the test measured it in, and once the incident has moved on, its peak
+/// and what it opened with (`history`: peak errors and opening errors).
+pub fn title(
+    service: &str,
+    signal: Signal,
+    current: &Assessment,
+    history: Option<(u64, u64)>,
+) -> String {
+    let minutes = current.minute.since(current.first) + 1;
     let per = if minutes == 1 {
         "/min".to_owned()
     } else {
         format!(" in {minutes} min")
     };
+    let history = history.map_or_else(String::new, |(peak, opened_with)| {
+        format!("; peak {peak}, opened at {opened_with}")
+    });
     match signal {
         Signal::ErrorCount => format!(
-            "{service}: {} errors{per} (baseline {:.1} ± {:.1}/min, z = {:.1})",
-            evidence.count, baseline.mean, baseline.stddev, evidence.z
+            "{service}: {} errors{per} (expected {:.1} ± {:.1}, z = {:.1}{history})",
+            current.count, current.expected, current.spread, current.z
         ),
         Signal::ErrorRate => {
-            let now = evidence.ratio().unwrap_or(0.0) * 100.0;
+            let baseline = &current.baseline;
+            let now = current.ratio().unwrap_or(0.0) * 100.0;
             let before = if baseline.total_mean > 0.0 {
                 baseline.mean / baseline.total_mean * 100.0
             } else {
                 0.0
             };
             format!(
-                "{service}: error rate {now:.1}% ({} of {} events; baseline {before:.2}%, z = {:.1})",
-                evidence.count, evidence.total, evidence.z
+                "{service}: error rate {now:.1}% ({} of {} events; baseline {before:.2}%, z = {:.1}{history})",
+                current.count, current.total, current.z
             )
         }
     }

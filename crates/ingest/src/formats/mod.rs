@@ -100,6 +100,9 @@ impl From<BodyError> for ApiError {
 pub struct Rejection {
     /// Position of the event in the body (0-based; for NDJSON, among non-blank lines).
     pub index: usize,
+    /// For line-oriented bodies (NDJSON), the 1-based line the event was on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     pub reason: String,
 }
 

@@ -69,10 +69,10 @@ impl Shape {
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase();
+        // Only JSON types: a `text/plain` or `application/octet-stream` body is not declared
+        // as JSON, and a 415 tells its sender so instead of a guess.
         match mime.as_str() {
-            "" | "application/json" | "text/json" | "text/plain" | "application/octet-stream" => {
-                Ok(Shape::Json)
-            }
+            "" | "application/json" | "text/json" => Ok(Shape::Json),
             "application/x-ndjson"
             | "application/ndjson"
             | "application/jsonlines"
@@ -100,8 +100,8 @@ pub fn decode_events(
         return Err(BodyError::Unusable("body is empty".to_owned()));
     };
     match (shape, first) {
-        (Shape::Ndjson, _) => decode_lines(text, received_at, limits),
-        (Shape::Json, b'[') => decode_array(text, received_at, limits),
+        (Shape::Ndjson, _) => decode_lines(text, received_at, limits).and_then(some_valid),
+        (Shape::Json, b'[') => decode_array(text, received_at, limits).and_then(some_valid),
         (Shape::Json, b'{') => match serde_json::from_slice::<Value>(text) {
             // A single event is the whole body: its refusal is the body's.
             Ok(single) => {
@@ -113,12 +113,31 @@ pub fn decode_events(
                 })
             }
             // Several lines that do not form one JSON document: NDJSON sent as JSON.
-            Err(_) if count_lines(text) > 1 => decode_lines(text, received_at, limits),
+            Err(_) if count_lines(text) > 1 => {
+                decode_lines(text, received_at, limits).and_then(some_valid)
+            }
             Err(error) => Err(BodyError::Unusable(format!("invalid JSON: {error}"))),
         },
         (Shape::Json, _) => Err(BodyError::Unusable(
             "body must be a JSON object, an array of objects, or NDJSON".to_owned(),
         )),
+    }
+}
+
+/// A body with events, none of them valid, is unusable as a whole: a 400 saying why,
+/// rather than a 200 that accepted nothing.
+fn some_valid(decoded: Decoded) -> Result<Decoded, BodyError> {
+    if !decoded.events.is_empty() {
+        return Ok(decoded);
+    }
+    match decoded.rejections.first() {
+        None => Err(BodyError::Unusable("body holds no events".to_owned())),
+        Some(first) => Err(BodyError::Unusable(format!(
+            "no valid event in the body ({} rejected); the first, at index {}: {}",
+            decoded.rejections.len(),
+            first.index,
+            first.reason
+        ))),
     }
 }
 
@@ -128,10 +147,12 @@ fn count_lines(text: &[u8]) -> usize {
         .count()
 }
 
-/// Validates one parsed candidate into `decoded`.
+/// Validates one parsed candidate into `decoded`; `line` is its 1-based line in an NDJSON
+/// body.
 fn validate(
     decoded: &mut Decoded,
     index: usize,
+    line: Option<usize>,
     value: Value,
     received_at: DateTime<Utc>,
     limits: &EventLimits,
@@ -140,7 +161,11 @@ fn validate(
         Ok(event) => decoded.events.push(event),
         Err(error) => decoded.rejections.push(Rejection {
             index,
-            reason: error.to_string(),
+            line,
+            reason: match line {
+                Some(line) => format!("line {line}: {error}"),
+                None => error.to_string(),
+            },
         }),
     }
 }
@@ -173,7 +198,14 @@ fn decode_array(
             }
             let mut index = 0;
             while let Some(value) = seq.next_element::<Value>()? {
-                validate(&mut decoded, index, value, self.received_at, self.limits);
+                validate(
+                    &mut decoded,
+                    index,
+                    None,
+                    value,
+                    self.received_at,
+                    self.limits,
+                );
                 index += 1;
             }
             Ok(decoded)
@@ -209,12 +241,23 @@ fn decode_lines(
         match serde_json::from_slice::<Value>(line) {
             Ok(value) => {
                 parsed_any = true;
-                validate(&mut decoded, index, value, received_at, limits);
+                validate(
+                    &mut decoded,
+                    index,
+                    Some(line_index + 1),
+                    value,
+                    received_at,
+                    limits,
+                );
             }
             Err(error) => {
                 let reason = format!("line {}: invalid JSON: {error}", line_index + 1);
                 first_syntax_error.get_or_insert_with(|| reason.clone());
-                decoded.rejections.push(Rejection { index, reason });
+                decoded.rejections.push(Rejection {
+                    index,
+                    line: Some(line_index + 1),
+                    reason,
+                });
             }
         }
     }
@@ -331,10 +374,50 @@ mod tests {
             Shape::parse(Some("application/x-ndjson")),
             Ok(Shape::Ndjson)
         );
-        assert!(matches!(
-            Shape::parse(Some("application/xml")),
-            Err(BodyError::UnsupportedContentType { .. })
-        ));
+        for refused in ["application/xml", "text/plain", "application/octet-stream"] {
+            assert!(
+                matches!(
+                    Shape::parse(Some(refused)),
+                    Err(BodyError::UnsupportedContentType { .. })
+                ),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_of_only_invalid_events_is_refused_with_the_first_reason() {
+        for (body, shape, says) in [
+            (
+                r#"[{"message":"no service"},7]"#,
+                Shape::Json,
+                "2 rejected); the first, at index 0: missing service",
+            ),
+            (
+                "{\"message\":\"a\"}\n\n{\"service\":\"b\"}\n",
+                Shape::Ndjson,
+                "the first, at index 0: line 1: missing service",
+            ),
+            ("[]", Shape::Json, "no events"),
+        ] {
+            let error = decode(body, shape).unwrap_err().to_string();
+            assert!(error.contains(says), "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn ndjson_rejections_name_their_line() {
+        let body = "{\"service\":\"a\",\"message\":\"m\"}\n\n\n{\"service\":\"b\"}\n";
+        let decoded = decode(body, Shape::Ndjson).unwrap();
+        assert_eq!(decoded.rejections.len(), 1);
+        let rejection = &decoded.rejections[0];
+        assert_eq!((rejection.index, rejection.line), (1, Some(4)));
+        assert!(rejection.reason.starts_with("line 4: "), "{rejection:?}");
+        let json = serde_json::to_value(rejection).unwrap();
+        assert_eq!(json["line"], 4);
+        let array = decode(r#"[{"service":"a","message":"m"},{}]"#, Shape::Json).unwrap();
+        let json = serde_json::to_value(&array.rejections[0]).unwrap();
+        assert!(json.get("line").is_none(), "{json}");
     }
 
     #[test]

@@ -121,6 +121,21 @@ async fn unusable_bodies_are_400_with_a_reason() {
     assert_eq!(response.status(), 400);
     let response = app.post_logs(&json!({"message": "no service"})).await;
     assert_eq!(response.status(), 400);
+
+    // Every event invalid: nothing in the body is usable, so a 400 says why (it was a 200
+    // with `accepted: 0`).
+    let response = app
+        .post_logs(&json!([{"message": "no service"}, {"service": "a"}]))
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no valid event in the body (2 rejected)"),
+        "{body}"
+    );
     assert!(app.stored_messages().await.is_empty());
 }
 
@@ -141,7 +156,18 @@ async fn ndjson_line_errors_keep_the_other_lines() {
             .unwrap()
             .starts_with("line 2:")
     );
+    assert_eq!(body["errors"][0]["line"], 2);
     assert_eq!(app.stored_messages().await, ["first", "third"]);
+
+    // A line that is JSON but not a valid event names its line too (blank lines count).
+    let body = "{\"service\":\"a\",\"message\":\"fourth\"}\n\n{\"message\":\"no service\"}\n";
+    let response = app.post("/api/v1/logs", "application/x-ndjson", body).await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (&body["errors"][0]["index"], &body["errors"][0]["line"]),
+        (&json!(1), &json!(3)),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -255,8 +281,17 @@ async fn size_limits_apply_after_decompression() {
 #[tokio::test]
 async fn unsupported_types_and_encodings_are_415() {
     let app = spawn_app().await;
-    let response = app.post("/api/v1/logs", "application/xml", "<log/>").await;
-    assert_eq!(response.status(), 415);
+    for content_type in ["application/xml", "text/plain", "application/octet-stream"] {
+        let response = app
+            .post(
+                "/api/v1/logs",
+                content_type,
+                r#"{"service":"a","message":"m"}"#,
+            )
+            .await;
+        assert_eq!(response.status(), 415, "{content_type}");
+    }
+    assert!(app.stored_messages().await.is_empty());
     let response = app
         .client
         .post(format!("{}/api/v1/logs", app.address))

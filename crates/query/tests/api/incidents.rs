@@ -101,7 +101,15 @@ async fn incident_detail_has_baseline_and_timeline() {
         detail["baseline"],
         json!({"mean": 2.0, "stddev": 1.0, "minutes": 30, "total_mean": 40.0})
     );
-    assert_eq!(detail["thresholds"]["algorithm"], "classic");
+    // The rule that fired, with its own thresholds only (classic: z, not p).
+    assert_eq!(
+        detail["thresholds"],
+        json!({"algorithm": "classic", "z_threshold": 3.0, "min_count": 5, "firing_count": 6})
+    );
+    assert_eq!(
+        detail["opening"],
+        json!({"count": 20, "z": 4.0, "expected": 2.0, "spread": 1.0})
+    );
     assert_eq!(detail["timeline"][0]["kind"], "opened");
     assert_eq!(detail["timeline"][0]["actor"], "detector");
     let (status, body) = app.get("/api/v1/incidents/999999").await;
