@@ -65,3 +65,52 @@ fn replay_prints_one_json_line_per_incident() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 2"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Replay judges with the live detector's configuration: the same layers (config file,
+/// environment, flags) reach it.
+#[test]
+fn replay_honours_the_config_file_and_the_environment() {
+    let dir = std::env::temp_dir().join(format!("threesigma-replay-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("counts.csv");
+    let mut csv = String::from("minute,service,errors,total\n");
+    for i in 0..60 {
+        let errors = if i == 45 { 40 } else { 3 + (i % 2) };
+        csv.push_str(&format!("{},api,{errors},400\n", 1_795_600_020 + i * 60));
+    }
+    std::fs::write(&input, csv).unwrap();
+    let incidents = |configure: &dyn Fn(&mut Command)| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_threesigma-detector"));
+        command
+            .args(["replay", "--input"])
+            .arg(&input)
+            .env_remove("DATABASE_URL")
+            .env_remove("THREESIGMA_CONFIG")
+            .env_remove("THREESIGMA__DETECTION__MIN_COUNT");
+        configure(&mut command);
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().lines().count()
+    };
+    assert_eq!(incidents(&|_| {}), 1, "the burst of 40 fires by default");
+    // A count guard above the burst, from the environment, then from a config file.
+    assert_eq!(
+        incidents(&|command| {
+            command.env("THREESIGMA__DETECTION__MIN_COUNT", "50");
+        }),
+        0
+    );
+    let config = dir.join("detector.toml");
+    std::fs::write(&config, "[detection]\nmin_count = 50\n").unwrap();
+    assert_eq!(
+        incidents(&|command| {
+            command.arg("--config").arg(&config);
+        }),
+        0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
