@@ -23,22 +23,36 @@ fn limits() -> EventLimits {
     }
 }
 
-async fn write_counts(db: &TestDatabase, service: &str, minute: Minute, errors: u64, infos: u64) {
-    let at = minute.start() + Duration::seconds(30);
-    let events: Vec<LogEvent> = (0..errors)
+/// `errors` errors and `infos` infos of `service`, stamped `at`, received at `received_at`.
+fn events(
+    service: &str,
+    at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    errors: u64,
+    infos: u64,
+) -> Vec<LogEvent> {
+    (0..errors)
         .map(|_| ("error", "boom"))
         .chain((0..infos).map(|_| ("info", "fine")))
         .map(|(level, message)| {
-            // Received as it happens: these tests simulate the clock (ticks in the future of
-            // the real one), and an event counts in the minute it arrived.
             LogEvent::from_json(
                 json!({"service": service, "level": level, "message": message, "ts": at.to_rfc3339()}),
-                at,
+                received_at,
                 &limits(),
             )
             .unwrap()
         })
-        .collect();
+        .collect()
+}
+
+async fn write_counts(db: &TestDatabase, service: &str, minute: Minute, errors: u64, infos: u64) {
+    let at = minute.start() + Duration::seconds(30);
+    // Received as it happens: these tests simulate the clock (ticks in the future of the
+    // real one), and an event counts in the minute it arrived.
+    write_events(db, &events(service, at, at, errors, infos)).await;
+}
+
+async fn write_events(db: &TestDatabase, events: &[LogEvent]) {
     if events.is_empty() {
         return;
     }
@@ -280,26 +294,7 @@ async fn future_stamped_errors_are_judged_when_they_arrive() {
         .await;
     }
     let ahead = now + Duration::minutes(2);
-    let events: Vec<LogEvent> = (0..60)
-        .map(|_| {
-            LogEvent::from_json(
-                json!({"service": "checkout", "level": "error", "message": "boom", "ts": ahead.to_rfc3339()}),
-                now,
-                &limits(),
-            )
-            .unwrap()
-        })
-        .collect();
-    let config = store::pool::connection_config(&db.url, &store::PoolSettings::default()).unwrap();
-    let mut client = store::bulk::BulkConnection::connect(&config).await.unwrap();
-    client
-        .write_batch(
-            &events.iter().collect::<Vec<_>>(),
-            0,
-            store::bulk::BulkMethod::Unnest,
-        )
-        .await
-        .unwrap();
+    write_events(&db, &events("checkout", ahead, now, 60, 0)).await;
     let app = detector::Application::build(settings(&db)).await.unwrap();
     let report = app.detector().tick(now).await.unwrap();
     assert_eq!(report.opened, 1, "{report:?}");
