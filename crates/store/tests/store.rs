@@ -379,3 +379,28 @@ async fn maintenance_prunes_old_rollups_and_runs_in_one_place_at_a_time() {
         .unwrap();
     assert_eq!(left, ["recent"]);
 }
+
+/// PostgreSQL switches a prepared statement to a generic plan after five executions, and a
+/// generic plan cannot infer the partial unique index from a bound `status <> $1` ("no
+/// unique or exclusion constraint matching the ON CONFLICT specification", checked with
+/// psql). diesel does not keep this statement in its per-connection cache today; if it ever
+/// did, every open after the fifth on a long-lived pooled connection would fail. This pins
+/// it.
+#[tokio::test]
+async fn incidents_keep_opening_on_one_connection_beyond_the_plan_cache_switch() {
+    let db = TestDatabase::create().await;
+    let mut conn = connect(&db).await;
+    let now = Utc::now();
+    let services: Vec<String> = (0..12).map(|i| format!("svc-{i}")).collect();
+    for service in &services {
+        let opened = incidents::open(&mut conn, &new_incident(service, now), detector())
+            .await
+            .unwrap();
+        assert!(opened.is_some(), "{service}");
+        // And a duplicate is still refused by the index, not by an error.
+        let again = incidents::open(&mut conn, &new_incident(service, now), detector())
+            .await
+            .unwrap();
+        assert!(again.is_none(), "{service}");
+    }
+}
