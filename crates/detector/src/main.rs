@@ -64,7 +64,12 @@ async fn run() -> anyhow::Result<()> {
         Some(Command::Replay { input }) => replay(&cli, input),
         Some(Command::Once) => {
             runtime::telemetry::init();
-            let app = detector::Application::build(cli.settings()?).await?;
+            // One evaluation serves nobody's probes: its health listener takes any free
+            // loopback port, so `once` runs beside a live detector holding the configured one.
+            let settings: Settings = cli
+                .common
+                .load(cli.overrides().set("server.bind", Some("127.0.0.1:0")))?;
+            let app = detector::Application::build(settings).await?;
             let report = app.detector().unshared().tick(chrono::Utc::now()).await?;
             for decision in &report.decisions {
                 println!("{}", serde_json::to_string(decision)?);
@@ -96,6 +101,14 @@ fn replay(cli: &Cli, input: &PathBuf) -> anyhow::Result<()> {
             std::fs::File::open(input).with_context(|| format!("Opening {}.", input.display()))?;
         detector::replay::Counts::read(std::io::BufReader::new(reader))
     }?;
+    let mut counts = counts;
+    if let Some(services) = settings.scope() {
+        counts.retain_services(&services);
+        if counts.is_empty() {
+            eprintln!("replay: the input has no rows for {}", services.join(", "));
+            return Ok(());
+        }
+    }
     let incidents = detector::replay::replay(&config, &counts)?;
     let mut out = std::io::stdout().lock();
     for incident in incidents {

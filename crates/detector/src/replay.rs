@@ -48,6 +48,16 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Keeps only `services` (the sidecar scope: `--service`, `detector.services`).
+    pub fn retain_services(&mut self, services: &[String]) {
+        self.rows.retain(|service, _| services.contains(service));
+    }
+
+    /// Whether no service has a row.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     /// Parses the CSV.
     pub fn read(input: impl Read) -> Result<Counts, ReplayError> {
         let mut reader = csv::ReaderBuilder::new()

@@ -112,5 +112,18 @@ fn replay_honours_the_config_file_and_the_environment() {
         }),
         0
     );
+    // The sidecar scope too: another service's burst is not this replay's.
+    assert_eq!(
+        incidents(&|command| {
+            command.args(["--service", "web"]);
+        }),
+        0
+    );
+    assert_eq!(
+        incidents(&|command| {
+            command.args(["--service", "api"]);
+        }),
+        1
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -457,3 +457,37 @@ async fn overload_is_refused_quickly_with_bounded_memory() {
     assert_eq!(alive, Some(200));
     assert!(peak_kib < 256 * 1024, "peak RSS {peak_kib} KiB");
 }
+
+/// Its log output gone (piped to `head`, a logger restarted), the service must keep serving
+/// and still stop on SIGTERM. A failed log write was reported on stderr, and on a closed
+/// stderr that report panicked the logging task: the main task at start-up (the service
+/// died), or the signal task, which logged before it cancelled (the service served on,
+/// deaf to SIGTERM).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_service_whose_log_output_is_gone() {
+    let db = TestDatabase::create().await;
+    let mut service = ServiceCommand::new(env!("CARGO_BIN_EXE_threesigma-ingest"))
+        .env("DATABASE_URL", &db.url)
+        .env("JWT_SECRET", auth::testing::SECRET)
+        .env("THREESIGMA__SERVER__WORKERS", "1")
+        .env("RUST_LOG", "info")
+        .closed_output()
+        .spawn();
+    service.wait_healthy().await;
+    signal(service.id(), "TERM");
+    let mut child = service.into_child();
+    let stopped = tokio::task::spawn_blocking(move || {
+        for _ in 0..100 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    })
+    .await
+    .unwrap();
+    assert!(stopped.is_some(), "still running 10 s after SIGTERM");
+}

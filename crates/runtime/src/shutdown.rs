@@ -9,8 +9,9 @@ pub fn on_signal() -> CancellationToken {
     let trigger = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("Shutdown signal received.");
+        // Cancel first: nothing after the signal may stand between it and the stop.
         trigger.cancel();
+        tracing::info!("Shutdown signal received.");
     });
     token
 }

@@ -1,7 +1,27 @@
 //! Logging through `tracing`: human-readable by default, JSON lines with
 //! `THREESIGMA_LOG_FORMAT=json`; the filter comes from `RUST_LOG` (default `info`).
 
+use std::io::Write;
+
 use tracing_subscriber::EnvFilter;
+
+/// Standard output for log lines, where a failed write is dropped. A closed pipe (the
+/// output piped to `head`, a logger restarted) must not take the service with it:
+/// tracing-subscriber reports a failed write on stderr, and if stderr is gone too that
+/// report panics in whatever task was logging — a signal handler, a writer task.
+struct LogOutput;
+
+impl Write for LogOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stdout().lock().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stdout().lock().flush();
+        Ok(())
+    }
+}
 
 /// Installs the global subscriber once; later calls (tests, `up`) are no-ops.
 pub fn init() {
@@ -10,6 +30,7 @@ pub fn init() {
     let json = std::env::var("THREESIGMA_LOG_FORMAT").is_ok_and(|format| format == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(|| LogOutput)
         .with_target(false);
     let _ = if json {
         builder.json().try_init()

@@ -45,6 +45,8 @@ pub struct ServiceCommand {
     command: Command,
     name: String,
     port: u16,
+    /// Close the reading ends of stdout and stderr at once (a log pipe that went away).
+    closed_output: bool,
 }
 
 impl ServiceCommand {
@@ -71,7 +73,17 @@ impl ServiceCommand {
             command,
             name,
             port,
+            closed_output: false,
         }
+    }
+
+    /// Stdout and stderr are pipes whose reading ends are closed as soon as the process
+    /// starts, as when its output was piped to `head` or its logger went away: every write
+    /// of the service fails.
+    pub fn closed_output(mut self) -> ServiceCommand {
+        self.command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.closed_output = true;
+        self
     }
 
     /// The port the service will listen on.
@@ -114,10 +126,14 @@ impl ServiceCommand {
 
     /// Starts it; panics naming the binary if it cannot be started.
     pub fn spawn(mut self) -> Service {
-        let child = self
+        let mut child = self
             .command
             .spawn()
             .unwrap_or_else(|error| panic!("start {}: {error}", self.name));
+        if self.closed_output {
+            drop(child.stdout.take());
+            drop(child.stderr.take());
+        }
         Service {
             child: Some(child),
             name: self.name,

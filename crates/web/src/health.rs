@@ -36,10 +36,19 @@ async fn metrics(registry: web::Data<MetricsRegistry>) -> HttpResponse {
 }
 
 /// Registers `/healthz`, `/readyz` and `/metrics` (needs [`Readiness`] and
-/// [`MetricsRegistry`] as app data; the service builder adds both).
+/// [`MetricsRegistry`] as app data; the service builder adds both). Resources, so another
+/// method is a 405 with `Allow`; HEAD is answered like GET (load balancers probe with it).
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(healthz))
+                .route(web::head().to(healthz)),
+        )
+        .service(
+            web::resource("/readyz")
+                .route(web::get().to(readyz))
+                .route(web::head().to(readyz)),
+        )
+        .service(web::resource("/metrics").route(web::get().to(metrics)));
 }

@@ -61,6 +61,30 @@ async fn health_and_unknown_routes() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "method_not_allowed");
     assert!(body["message"].as_str().unwrap().contains("GET"), "{body}");
+
+    // The health endpoints too (they were a 404), and HEAD probes them like GET.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let response = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+        assert!(allow.contains("GET"), "{path}: {allow}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "method_not_allowed", "{path}");
+    }
+    for path in ["/healthz", "/readyz"] {
+        let response = app
+            .client
+            .head(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
 }
 
 /// PostgreSQL text cannot hold NUL; like ingest, the API stores U+FFFD instead of failing.
