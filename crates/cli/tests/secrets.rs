@@ -220,4 +220,13 @@ async fn the_running_stack_logs_no_secret() {
         "no debug lines captured:\n{output}"
     );
     assert_no_marks("the output of threesigma up", &output);
+    // `up` made an admin on this fresh database: its password hash (as text, or as the byte
+    // list tokio-postgres prints parameters in) is no more a log line than the password.
+    assert!(output.contains("Admin login (created now)"), "{output}");
+    for hash in ["$argon2", "36, 97, 114, 103, 111, 110, 50"] {
+        assert!(
+            !output.contains(hash),
+            "a password hash in the logs:\n{output}"
+        );
+    }
 }

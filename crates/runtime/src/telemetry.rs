@@ -23,10 +23,16 @@ impl Write for LogOutput {
     }
 }
 
+/// Always in force, whatever `RUST_LOG` says.
+const QUIET_SQL: &str = "tokio_postgres=info";
+
 /// Installs the global subscriber once; later calls (tests, `up`) are no-ops.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"))
+        // tokio-postgres logs every statement's parameters at debug: password hashes, log
+        // contents. A `RUST_LOG=debug` must not turn the logs into a copy of the database.
+        .add_directive(QUIET_SQL.parse().unwrap_or_default());
     let json = std::env::var("THREESIGMA_LOG_FORMAT").is_ok_and(|format| format == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
