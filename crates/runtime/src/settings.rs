@@ -20,10 +20,18 @@ pub const ENV_PREFIX: &str = "THREESIGMA";
 /// A setting is missing, malformed or unsafe. The message names the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// The loader's own message, in full: not also kept as a source, or an error chain
+    /// (`{:#}`, every `main`) would print it twice.
     #[error("settings: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     #[error("settings: {setting}: {reason}")]
     Invalid { setting: String, reason: String },
+}
+
+impl From<config::ConfigError> for SettingsError {
+    fn from(error: config::ConfigError) -> SettingsError {
+        SettingsError::Load(error)
+    }
 }
 
 impl SettingsError {
@@ -328,6 +336,15 @@ mod tests {
         assert!(help.contains("THREESIGMA__INNER__WAIT"), "{help}");
         assert!(help.contains("inner.wait = \"10s\""), "{help}");
         assert!(help.contains("inner.mode = \"durable\""), "{help}");
+    }
+
+    #[test]
+    fn a_bad_value_is_reported_once() {
+        let error =
+            load::<Sample>(None, Overrides::new().set("inner.mode", Some("fast"))).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(error));
+        assert_eq!(chain.matches("fast").count(), 1, "{chain}");
+        assert!(chain.contains("inner.mode"), "{chain}");
     }
 
     #[test]
