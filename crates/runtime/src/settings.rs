@@ -145,7 +145,67 @@ pub fn load_as<T: Layered, U: DeserializeOwned>(
     for (key, value) in overrides.0 {
         builder = builder.set_override(key, value)?;
     }
-    Ok(builder.build()?.try_deserialize()?)
+    let config = builder.build()?;
+    refuse_unknown::<T>(&config)?;
+    Ok(config.try_deserialize()?)
+}
+
+/// Every section any threesigma binary reads. One config file serves several binaries
+/// (`up`, a shared compose file), so a binary skips the sections of the others; a section
+/// none of them knows is a typo.
+pub const SECTIONS: &[&str] = &[
+    "server",
+    "database",
+    "ingest",
+    "query",
+    "detector",
+    "detection",
+    "webhook",
+    "auth",
+    "rate_limit",
+];
+
+/// Refuses a setting nobody reads (`[ingest] writters`, `[ingset]`,
+/// `THREESIGMA__INGEST__WRITTERS`) instead of silently running on the default: a key in one
+/// of `T`'s own sections that `T` does not have, or a section no binary has.
+fn refuse_unknown<T: Layered>(config: &Config) -> Result<(), SettingsError> {
+    let (Ok(serde_json::Value::Object(loaded)), Ok(serde_json::Value::Object(known))) = (
+        config.clone().try_deserialize::<serde_json::Value>(),
+        serde_json::to_value(T::default()),
+    ) else {
+        return Ok(());
+    };
+    for (section, value) in &loaded {
+        match known.get(section) {
+            Some(serde_json::Value::Object(keys)) => {
+                if let serde_json::Value::Object(given) = value
+                    && let Some(key) = given.keys().find(|key| !keys.contains_key(*key))
+                {
+                    return Err(SettingsError::invalid(
+                        format!("{section}.{key}"),
+                        format!("unknown setting ({} lists them all)", env_help()),
+                    ));
+                }
+            }
+            Some(_) => {}
+            None if SECTIONS.contains(&section.as_str()) => {}
+            None => {
+                return Err(SettingsError::invalid(
+                    section.clone(),
+                    format!(
+                        "unknown section (known: {}; {} lists every setting)",
+                        SECTIONS.join(", "),
+                        env_help()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn env_help() -> &'static str {
+    "`--help`"
 }
 
 /// The environment variable of a dotted settings key.
@@ -336,6 +396,27 @@ mod tests {
         assert!(help.contains("THREESIGMA__INNER__WAIT"), "{help}");
         assert!(help.contains("inner.wait = \"10s\""), "{help}");
         assert!(help.contains("inner.mode = \"durable\""), "{help}");
+    }
+
+    #[test]
+    fn unknown_settings_are_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("threesigma-unknown-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s.toml");
+        for (text, named) in [
+            ("[inner]\ncont = 7\n", "inner.cont"),
+            ("[ingset]\nwriters = 3\n", "ingset"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let error = load::<Sample>(Some(&file), Overrides::new())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(named) && error.contains("unknown"), "{error}");
+        }
+        // Another binary's section is that binary's business.
+        std::fs::write(&file, "[detector]\ninterval = \"5s\"\n[inner]\ncount = 2\n").unwrap();
+        let loaded: Sample = load(Some(&file), Overrides::new()).unwrap();
+        assert_eq!(loaded.inner.count, 2);
     }
 
     #[test]
