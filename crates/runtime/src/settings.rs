@@ -411,7 +411,10 @@ mod tests {
             let error = load::<Sample>(Some(&file), Overrides::new())
                 .unwrap_err()
                 .to_string();
-            assert!(error.contains(named) && error.contains("unknown"), "{error}");
+            assert!(
+                error.contains(named) && error.contains("unknown"),
+                "{error}"
+            );
         }
         // Another binary's section is that binary's business.
         std::fs::write(&file, "[detector]\ninterval = \"5s\"\n[inner]\ncount = 2\n").unwrap();
