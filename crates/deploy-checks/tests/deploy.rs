@@ -21,7 +21,8 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// The images, their binaries and the ports they serve (DESIGN §3–§5).
+/// The images, their binaries and the ports they serve (README: ingest 8080, query 8081,
+/// detector 8082; the CLI image serves nothing).
 const IMAGES: [(&str, &str, Option<u16>); 4] = [
     ("ingest", "threesigma-ingest", Some(8080)),
     ("query", "threesigma-query", Some(8081)),

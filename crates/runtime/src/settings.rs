@@ -183,7 +183,7 @@ fn refuse_unknown<T: Layered>(config: &Config) -> Result<(), SettingsError> {
                 {
                     return Err(SettingsError::invalid(
                         format!("{section}.{key}"),
-                        format!("unknown setting ({} lists them all)", env_help()),
+                        "unknown setting (`--help` lists them all)",
                     ));
                 }
             }
@@ -193,19 +193,14 @@ fn refuse_unknown<T: Layered>(config: &Config) -> Result<(), SettingsError> {
                 return Err(SettingsError::invalid(
                     section.clone(),
                     format!(
-                        "unknown section (known: {}; {} lists every setting)",
-                        SECTIONS.join(", "),
-                        env_help()
+                        "unknown section (known: {}; `--help` lists every setting)",
+                        SECTIONS.join(", ")
                     ),
                 ));
             }
         }
     }
     Ok(())
-}
-
-fn env_help() -> &'static str {
-    "`--help`"
 }
 
 /// The environment variable of a dotted settings key.
