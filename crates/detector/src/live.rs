@@ -3,12 +3,13 @@
 //! write the transitions back. Every write is conditional (see `store::incidents`), so any
 //! number of detectors can run this at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::detection::{
-    self, Algorithm, Assessment, Baseline, Decision, IncidentSnapshot, MinuteSeries, Transition,
+    self, Algorithm, Assessment, Baseline, Decision, IncidentSnapshot, MinuteSeries, MinuteStatus,
+    Refresh, ServiceBook, ServiceInput, Transition,
 };
 use domain::{DetectionConfig, EventKind, Level, Minute, Signal};
 use serde::Serialize;
@@ -71,8 +72,23 @@ pub enum Share {
     Buckets(Arc<Mutex<BucketLeases>>),
 }
 
-/// The live detector: a pool, the detection settings, its share of the services and
-/// optionally a webhook notifier.
+/// What a detector remembers between ticks: each service's counts over what a baseline can
+/// reach, and which of its minutes it judged and found anomalous. Lost on restart (the
+/// next tick reads the whole horizon again and judges it afresh, the same way).
+#[derive(Default)]
+struct Memory {
+    /// The scope and minute of the last tick.
+    last: Option<(Scope, Minute)>,
+    services: HashMap<String, Remembered>,
+}
+
+struct Remembered {
+    series: MinuteSeries,
+    book: ServiceBook,
+}
+
+/// The live detector: a pool, the detection settings, its share of the services, what it
+/// judged so far, and optionally a webhook notifier.
 #[derive(Clone)]
 pub struct Detector {
     pool: DbPool,
@@ -80,6 +96,7 @@ pub struct Detector {
     share: Share,
     metrics: DetectorMetrics,
     notifier: Option<Notifier>,
+    memory: Arc<Mutex<Memory>>,
 }
 
 impl Detector {
@@ -96,6 +113,7 @@ impl Detector {
             share,
             metrics,
             notifier,
+            memory: Arc::default(),
         }
     }
 
@@ -105,6 +123,7 @@ impl Detector {
         let mut detector = self.clone();
         if let Share::Buckets(_) = detector.share {
             detector.share = Share::All;
+            detector.memory = Arc::default();
         }
         detector
     }
@@ -156,37 +175,38 @@ impl Detector {
     async fn evaluate(&self, now: DateTime<Utc>) -> StoreResult<TickReport> {
         let config = &self.config;
         let now_minute = Minute::containing(now);
-        // The baseline of the two-minute window ending at the last complete minute reaches
-        // back this far.
-        let first = now_minute.minus(i64::from(config.baseline_minutes) + 2);
-        let lookback = i64::from(config.baseline_minutes.max(config.reopen_window)) + 1;
+        let lateness = i64::from(config.lateness_minutes);
+        // What a baseline can reach (plus the two-minute window and the lateness window).
+        let horizon = now_minute.minus(i64::from(config.baseline_lookback_minutes) + lateness + 2);
         let scope = self.scope().await?;
+        let mut memory = self.memory.lock().await;
+        // Warm: the same scope, ticked within the lateness window. Then only minutes that
+        // can still change the verdicts are read again; otherwise the whole horizon is.
+        let warm = memory.last.as_ref().is_some_and(|(last_scope, last)| {
+            *last_scope == scope && *last <= now_minute && now_minute.since(*last) <= lateness
+        });
+        let reread = if warm {
+            now_minute.minus(lateness + 1)
+        } else {
+            memory.services.clear();
+            horizon
+        };
 
         let mut conn = store::pool::connection(&self.pool).await?;
         let counts = store::counts::minute_counts(
             &mut conn,
-            first.start(),
+            reread.start(),
             now_minute.start(),
             &scope,
             Level::Error.as_i16(),
         )
         .await?;
         let mut incident_rows = incidents::active(&mut conn, &scope).await?;
+        let recent = i64::from(config.reopen_window.max(config.lateness_minutes)) + 1;
         incident_rows.extend(
-            incidents::resolved_since(&mut conn, now_minute.minus(lookback).start(), &scope)
-                .await?,
+            incidents::resolved_since(&mut conn, now_minute.minus(recent).start(), &scope).await?,
         );
 
-        let mut series: BTreeMap<String, MinuteSeries> = BTreeMap::new();
-        for row in counts {
-            let minute = Minute::containing(row.minute);
-            let errors = u64::try_from(row.errors.unwrap_or(0)).unwrap_or(0);
-            let total = u64::try_from(row.total.unwrap_or(0)).unwrap_or(0);
-            series
-                .entry(row.service)
-                .or_insert_with(|| MinuteSeries::new(first, now_minute))
-                .add(minute, errors, total);
-        }
         let mut by_service: BTreeMap<String, Vec<IncidentSnapshot>> = BTreeMap::new();
         for row in &incident_rows {
             by_service
@@ -194,25 +214,93 @@ impl Detector {
                 .or_default()
                 .push(snapshot(row));
         }
+        // Roll every remembered series forward, then replace the re-read minutes.
+        let memory = &mut *memory;
+        for service in memory.services.values_mut() {
+            service.series = service.series.reframed(horizon, now_minute);
+            service.series.clear(reread, now_minute);
+            service.book.forget_before(horizon);
+        }
+        let fresh = || Remembered {
+            series: MinuteSeries::new(horizon, now_minute),
+            book: ServiceBook::default(),
+        };
+        for row in counts {
+            let errors = u64::try_from(row.errors.unwrap_or(0)).unwrap_or(0);
+            let total = u64::try_from(row.total.unwrap_or(0)).unwrap_or(0);
+            memory
+                .services
+                .entry(row.service)
+                .or_insert_with(fresh)
+                .series
+                .add(Minute::containing(row.minute), errors, total);
+        }
         // A service that went silent still has its active incident evaluated, so it resolves.
         for (service, snapshots) in &by_service {
-            if snapshots.iter().any(|s| s.status.is_active()) && !series.contains_key(service) {
-                series.insert(service.clone(), MinuteSeries::new(first, now_minute));
+            if snapshots.iter().any(|s| s.status.is_active()) {
+                memory.services.entry(service.clone()).or_insert_with(fresh);
             }
         }
+        // Forget services without events in a baseline's reach and nothing active.
+        let quiet_since = now_minute.minus(i64::from(config.baseline_minutes) + 2);
+        memory.services.retain(|service, remembered| {
+            let active = by_service
+                .get(service)
+                .is_some_and(|known| known.iter().any(|s| s.status.is_active()));
+            active || remembered.series.has_events_since(quiet_since)
+        });
 
         let mut report = TickReport {
-            services: series.len(),
+            services: memory.services.len(),
             ..TickReport::default()
         };
-        for (service, series) in &series {
+        let mut verdicts = Vec::new();
+        for (service, remembered) in &mut memory.services {
+            let refresh = remembered
+                .book
+                .refresh(config, &remembered.series, reread, now_minute);
+            self.count(service, &refresh);
+            if let Some(status) = refresh.status {
+                verdicts.push(service_status(config, service, &status, now));
+            }
             let known = by_service.get(service).map_or(&[][..], Vec::as_slice);
-            for decision in detection::evaluate_service(config, series, known, now_minute) {
+            let input = ServiceInput {
+                series: &remembered.series,
+                incidents: known,
+                anomalies: remembered.book.anomalies(),
+                late: &refresh.late,
+                now: now_minute,
+            };
+            for decision in detection::evaluate_service(config, input) {
                 self.apply(&mut conn, service, known, decision, now, &mut report)
                     .await?;
             }
         }
+        store::status::record(&mut conn, &verdicts).await?;
+        memory.last = Some((scope, now_minute));
         Ok(report)
+    }
+
+    /// Counts what a refresh judged, and says when data came too late to page.
+    fn count(&self, service: &str, refresh: &Refresh) {
+        let metrics = &self.metrics;
+        let count = |counter: &prometheus_client::metrics::counter::Counter, n: usize| {
+            counter.inc_by(n as u64);
+        };
+        count(&metrics.minutes_judged, refresh.judged);
+        count(&metrics.minutes_unjudged, refresh.unjudged);
+        count(&metrics.late_minutes, refresh.late.len());
+        count(&metrics.too_late_minutes, refresh.beyond_window);
+        count(&metrics.baseline_lookbacks, refresh.reached_back);
+        count(&metrics.baseline_unfiltered, refresh.unfiltered);
+        if refresh.beyond_window > 0 {
+            tracing::warn!(
+                service,
+                minutes = refresh.beyond_window,
+                lateness_minutes = self.config.lateness_minutes,
+                "Data arrived after the lateness window: judged only to keep anomalous minutes out of baselines; it opens no incident."
+            );
+        }
     }
 
     async fn apply(
@@ -246,14 +334,25 @@ impl Detector {
             Transition::Quiet => return Ok(()),
             Transition::Open(assessment) => {
                 let title = detection::title(service, signal, &assessment, None);
-                let new = new_incident(config, service, signal, &title, &assessment, now);
-                let reason = match assessment.p_value {
+                // Judged again because its data arrived after the minute was first judged.
+                let late_by = Minute::containing(now)
+                    .minus(1)
+                    .since(assessment.minute)
+                    .max(0);
+                let new = new_incident(config, service, signal, &title, &assessment, now, late_by);
+                let mut reason = match assessment.p_value {
                     Some(p) => format!(
                         "tail probability {p:.2e} <= {:.0e} (z = {:.2})",
                         config.p_open, assessment.z
                     ),
                     None => format!("z = {:.2} > {}", assessment.z, config.z_threshold),
                 };
+                if late_by > 0 {
+                    reason.push_str(&format!(
+                        "; from data that arrived late: the window ending {} was judged again {late_by} min after it completed",
+                        assessment.minute.start().format("%H:%M UTC")
+                    ));
+                }
                 let id = incidents::open(
                     conn,
                     &new,
@@ -382,6 +481,7 @@ fn new_incident<'a>(
     title: &'a str,
     assessment: &Assessment,
     now: DateTime<Utc>,
+    late_by: i64,
 ) -> NewIncident<'a> {
     let count = i64::try_from(assessment.count).unwrap_or(i64::MAX);
     NewIncident {
@@ -418,7 +518,36 @@ fn new_incident<'a>(
             firing_count: assessment
                 .firing_count
                 .map(|count| i64::try_from(count).unwrap_or(i64::MAX)),
+            late_by_minutes: (late_by > 0).then_some(late_by),
         }),
+    }
+}
+
+/// The row `GET /api/v1/services` reads: the verdict on a service's last complete minute.
+fn service_status(
+    config: &DetectionConfig,
+    service: &str,
+    status: &MinuteStatus,
+    now: DateTime<Utc>,
+) -> store::status::ServiceStatus {
+    let assessment = &status.assessment;
+    store::status::ServiceStatus {
+        service: service.to_owned(),
+        judged_at: now,
+        minute: assessment.minute.start(),
+        errors: i64::try_from(assessment.count).unwrap_or(i64::MAX),
+        total: i64::try_from(assessment.total).unwrap_or(i64::MAX),
+        expected: assessment.expected,
+        spread: assessment.spread,
+        z: assessment.z,
+        p_value: assessment.p_value,
+        fires: assessment.fires,
+        baseline_mean: assessment.baseline.mean,
+        baseline_stddev: assessment.baseline.stddev,
+        baseline_minutes: i32::try_from(assessment.baseline.minutes).unwrap_or(i32::MAX),
+        baseline_total_mean: assessment.baseline.total_mean,
+        baseline_reach: status.reach,
+        algorithm: config.algorithm,
     }
 }
 

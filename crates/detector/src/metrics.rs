@@ -22,6 +22,18 @@ pub struct DetectorMetrics {
     pub last_success: Gauge,
     /// Service buckets this replica holds (when replicas share the work).
     pub buckets_held: Gauge,
+    /// Complete minutes judged (once when they complete, again when late data changes
+    /// them), and those left unjudged for want of any baseline (a service's first minutes).
+    pub minutes_judged: Counter,
+    pub minutes_unjudged: Counter,
+    /// Minutes judged again because data for them arrived late: within the lateness window
+    /// (they may open incidents) and after it (only kept out of baselines if anomalous).
+    pub late_minutes: Counter,
+    pub too_late_minutes: Counter,
+    /// Baselines that reached back past `baseline` for usable minutes, and those that had to
+    /// take anomalous minutes (too few others within the look-back).
+    pub baseline_lookbacks: Counter,
+    pub baseline_unfiltered: Counter,
     /// Webhook notifications delivered, given up, retried, and dropped (queue full).
     pub webhook_delivered: Counter,
     pub webhook_failed: Counter,
@@ -40,6 +52,12 @@ impl DetectorMetrics {
             cycle_seconds: runtime::metrics::latency_histogram(),
             last_success: Gauge::default(),
             buckets_held: Gauge::default(),
+            minutes_judged: Counter::default(),
+            minutes_unjudged: Counter::default(),
+            late_minutes: Counter::default(),
+            too_late_minutes: Counter::default(),
+            baseline_lookbacks: Counter::default(),
+            baseline_unfiltered: Counter::default(),
             webhook_delivered: Counter::default(),
             webhook_failed: Counter::default(),
             webhook_retries: Counter::default(),
@@ -81,6 +99,40 @@ impl DetectorMetrics {
             "Service buckets this replica evaluates",
             metrics.buckets_held.clone(),
         );
+        for (name, help, counter) in [
+            (
+                "minutes_judged",
+                "Complete service minutes judged (again when late data changed them)",
+                &metrics.minutes_judged,
+            ),
+            (
+                "minutes_unjudged",
+                "Complete service minutes left unjudged: too little history for any baseline",
+                &metrics.minutes_unjudged,
+            ),
+            (
+                "late_minutes",
+                "Minutes judged again because data for them arrived within the lateness window",
+                &metrics.late_minutes,
+            ),
+            (
+                "too_late_minutes",
+                "Minutes whose data arrived after the lateness window: kept out of baselines if anomalous, never paged",
+                &metrics.too_late_minutes,
+            ),
+            (
+                "baseline_lookbacks",
+                "Baselines that reached back past detection.baseline because anomalous minutes left too few",
+                &metrics.baseline_lookbacks,
+            ),
+            (
+                "baseline_unfiltered",
+                "Baselines that took anomalous minutes: too few others within detection.baseline_lookback",
+                &metrics.baseline_unfiltered,
+            ),
+        ] {
+            detector.register(name, help, counter.clone());
+        }
         detector.register(
             "webhook_delivered",
             "Webhook notifications delivered",

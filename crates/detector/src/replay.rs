@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use chrono::{DateTime, Utc};
-use domain::detection::{self, IncidentSnapshot, MinuteSeries, Transition};
+use domain::detection::{
+    self, IncidentSnapshot, MinuteSeries, ServiceBook, ServiceInput, Transition,
+};
 use domain::time::parse_timestamp_text;
 use domain::{DetectionConfig, Minute, Severity, Signal, Status};
 use serde::Serialize;
@@ -155,15 +157,26 @@ fn replay_service(
     end: Minute,
 ) -> Vec<ReplayIncident> {
     let mut book: Vec<Tracked> = Vec::new();
+    let mut judged = ServiceBook::default();
     let mut now = first;
     while now <= end {
+        let from = now.minus(i64::from(config.lateness_minutes) + 1).max(first);
+        let refresh = judged.refresh(config, series, from, now);
+        judged.forget_before(now.minus(i64::from(config.baseline_lookback_minutes) + 2));
         let known: Vec<IncidentSnapshot> = book
             .iter()
             .map(|tracked| tracked.snapshot.clone())
             .collect();
         // The tick happens as the minute ends.
         let tick_time = now.plus(1);
-        for decision in detection::evaluate_service(config, series, &known, now) {
+        let input = ServiceInput {
+            series,
+            incidents: &known,
+            anomalies: judged.anomalies(),
+            late: &refresh.late,
+            now,
+        };
+        for decision in detection::evaluate_service(config, input) {
             match decision.transition {
                 Transition::Quiet => {}
                 Transition::Open(assessment) => {

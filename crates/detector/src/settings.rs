@@ -105,6 +105,14 @@ pub struct DetectionSettings {
     /// Fewest usable baseline minutes for a verdict.
     #[serde(with = "duration")]
     pub min_baseline: Duration,
+    /// How far back a baseline reaches for usable minutes when anomalous minutes leave too
+    /// few in `baseline`.
+    #[serde(with = "duration")]
+    pub baseline_lookback: Duration,
+    /// Data arriving up to this long after its minute ended is judged and may open an
+    /// incident (marked late); later data is only kept out of baselines if anomalous.
+    #[serde(with = "duration")]
+    pub lateness: Duration,
     /// Quiet time after which an incident resolves itself.
     #[serde(with = "duration")]
     pub resolve_after: Duration,
@@ -131,6 +139,8 @@ impl Default for DetectionSettings {
             min_count: config.min_count,
             baseline: minutes(config.baseline_minutes),
             min_baseline: minutes(config.min_baseline_minutes),
+            baseline_lookback: minutes(config.baseline_lookback_minutes),
+            lateness: minutes(config.lateness_minutes),
             resolve_after: minutes(config.resolve_after),
             reopen_window: minutes(config.reopen_window),
         }
@@ -164,6 +174,11 @@ impl DetectionSettings {
             min_count: self.min_count,
             baseline_minutes: whole_minutes("detection.baseline", self.baseline)?,
             min_baseline_minutes: whole_minutes("detection.min_baseline", self.min_baseline)?,
+            baseline_lookback_minutes: whole_minutes(
+                "detection.baseline_lookback",
+                self.baseline_lookback,
+            )?,
+            lateness_minutes: whole_minutes("detection.lateness", self.lateness)?,
             resolve_after: whole_minutes("detection.resolve_after", self.resolve_after)?,
             reopen_window: whole_minutes("detection.reopen_window", self.reopen_window)?,
         };

@@ -101,6 +101,8 @@ macro_rules! named_enum {
     };
 }
 
+pub(crate) use named_enum;
+
 named_enum!(Signal, "signal", { ErrorCount => "error_count", ErrorRate => "error_rate" });
 named_enum!(Status, "status", { Open => "open", Acknowledged => "acknowledged", Resolved => "resolved" });
 named_enum!(Severity, "severity", { Warning => "warning", Critical => "critical" });

@@ -21,7 +21,7 @@ pub mod time;
 
 pub use detection::{
     ActiveIncident, Algorithm, Assessment, Baseline, DetectionConfig, Evaluation, MinuteSeries,
-    MinuteSpan, Transition, evaluate,
+    Transition, evaluate,
 };
 pub use event::{EventError, EventLimits, LogEvent, strip_nul};
 pub use incident::{EventKind, Named, Severity, Signal, Status, UnknownName};

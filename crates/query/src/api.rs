@@ -57,6 +57,10 @@ pub struct OpeningView {
     pub z: f64,
     pub expected: Option<f64>,
     pub spread: Option<f64>,
+    /// Present when the incident opened from data that arrived late: how many minutes its
+    /// window ended before the last complete minute at opening (the window's data came
+    /// in after the detector had judged it once).
+    pub late_by_minutes: Option<i64>,
 }
 
 /// An incident.
@@ -132,6 +136,7 @@ impl From<IncidentRow> for IncidentView {
                 z: opening.z,
                 expected: opening.expected,
                 spread: opening.spread,
+                late_by_minutes: opening.late_by_minutes,
             }),
             thresholds: ThresholdsView {
                 algorithm: row.algorithm,

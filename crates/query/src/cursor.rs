@@ -12,6 +12,7 @@ use web::ApiError;
 pub enum CursorKind {
     Incidents,
     Logs,
+    Services,
 }
 
 impl CursorKind {
@@ -19,6 +20,7 @@ impl CursorKind {
         match self {
             CursorKind::Incidents => "i1",
             CursorKind::Logs => "l1",
+            CursorKind::Services => "s1",
         }
     }
 }
@@ -56,9 +58,40 @@ pub fn decode(kind: CursorKind, cursor: &str) -> Result<(DateTime<Utc>, i64), Ap
     Ok((at, id))
 }
 
+/// Encodes a position in a listing by name (the last name of the page).
+pub fn encode_name(kind: CursorKind, name: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{name}", kind.tag()))
+}
+
+/// Decodes a cursor of `kind` made by [`encode_name`].
+pub fn decode_name(kind: CursorKind, cursor: &str) -> Result<String, ApiError> {
+    let invalid = || {
+        ApiError::BadRequest("invalid cursor: pass back next_cursor exactly as received".to_owned())
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor.trim())
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    text.strip_prefix(kind.tag())
+        .and_then(|rest| rest.strip_prefix(':'))
+        .map(str::to_owned)
+        .ok_or_else(invalid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_round_trip_and_other_listings_are_refused() {
+        let cursor = encode_name(CursorKind::Services, "checkout:eu");
+        assert_eq!(
+            decode_name(CursorKind::Services, &cursor).unwrap(),
+            "checkout:eu"
+        );
+        let logs = encode(CursorKind::Logs, Utc::now(), 1);
+        assert!(decode_name(CursorKind::Services, &logs).is_err());
+    }
 
     #[test]
     fn round_trip() {

@@ -1,5 +1,5 @@
 //! Domain enums in `text` columns. Rows hold the domain's own types ([`Signal`],
-//! [`Status`], [`Severity`], [`EventKind`], [`Algorithm`]); [`Stored`] is how diesel reads and writes them:
+//! [`Status`], [`Severity`], [`EventKind`], [`Algorithm`], [`Reach`]); [`Stored`] is how diesel reads and writes them:
 //! the enum's stored name on the way in, a parse on the way out, so a value the domain does
 //! not know is a typed deserialization error naming it, never a panic or a stray string.
 //! Queries compare columns with `Stored(Status::Resolved)`, never a string literal.
@@ -11,7 +11,7 @@ use diesel::expression::AsExpression;
 use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::Text;
-use domain::detection::Algorithm;
+use domain::detection::{Algorithm, Reach};
 use domain::{EventKind, Named, Severity, Signal, Status};
 
 /// A domain enum as it is stored: its name, in a `text` column.
@@ -50,4 +50,4 @@ macro_rules! stored {
     )+};
 }
 
-stored!(Signal, Status, Severity, EventKind, Algorithm);
+stored!(Signal, Status, Severity, EventKind, Algorithm, Reach);

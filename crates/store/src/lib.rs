@@ -13,6 +13,8 @@
 //! - [`counts`]: per-minute rollup reads for the detector.
 //! - [`incidents`]: incident lifecycle statements and incident pages.
 //! - [`logs`]: log pages.
+//! - [`status`]: the detector's verdict on each service's last minute, and the services
+//!   overview.
 //! - [`users`]: users (credentials stay inside) and revoked tokens.
 //! - [`scope`], [`leases`]: which services a detector replica evaluates.
 //! - [`partitions`]: daily log partitions ahead, retention behind.
@@ -32,6 +34,7 @@ pub mod partitions;
 pub mod pool;
 pub mod schema;
 pub mod scope;
+pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod users;

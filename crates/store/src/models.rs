@@ -109,6 +109,10 @@ pub struct OpeningEvidence {
     /// The smallest count that would have fired in that window against that baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firing_count: Option<i64>,
+    /// Set when it opened from data that arrived late: how many minutes after the last
+    /// complete minute its window ended (`first_minute` ... `opened_at` shows the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_by_minutes: Option<i64>,
 }
 
 impl ToSql<Jsonb, Pg> for OpeningEvidence {

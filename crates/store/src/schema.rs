@@ -91,6 +91,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    service_status (service) {
+        service -> Text,
+        judged_at -> Timestamptz,
+        minute -> Timestamptz,
+        errors -> Int8,
+        total -> Int8,
+        expected -> Float8,
+        spread -> Float8,
+        z -> Float8,
+        p_value -> Nullable<Float8>,
+        fires -> Bool,
+        baseline_mean -> Float8,
+        baseline_stddev -> Float8,
+        baseline_minutes -> Int4,
+        baseline_total_mean -> Float8,
+        baseline_reach -> Text,
+        algorithm -> Text,
+    }
+}
+
 diesel::joinable!(incident_events -> incidents (incident_id));
 diesel::allow_tables_to_appear_in_same_query!(
     logs,
@@ -98,5 +119,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     incidents,
     incident_events,
     users,
-    revoked_tokens
+    revoked_tokens,
+    service_status
 );

@@ -254,6 +254,7 @@ pub fn new_incident(
             spread: Some(1.0),
             p_threshold: None,
             firing_count: Some(6),
+            late_by_minutes: None,
         }),
     }
 }

@@ -4,11 +4,31 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::DetectionConfig;
-use super::series::{MinuteSeries, MinuteSpan};
+use super::series::{Anomalies, MinuteSeries};
+use crate::incident::{Named, UnknownName, named_enum};
 use crate::time::Minute;
 
 /// The sentinel z-score of the original design when the baseline has no spread.
 pub const SIGMA_ZERO_Z: f64 = 999.0;
+
+/// How far a baseline reached for enough usable minutes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reach {
+    /// The last `baseline_minutes`, anomalous minutes left out.
+    Window,
+    /// Further back, within `baseline_lookback_minutes`: anomalous minutes left too few.
+    Lookback,
+    /// The last `baseline_minutes` anomalous ones included: there were too few others even
+    /// within the look-back, so the anomaly is the norm now.
+    Unfiltered,
+}
+
+named_enum!(Reach, "baseline reach", {
+    Window => "window",
+    Lookback => "lookback",
+    Unfiltered => "unfiltered",
+});
 
 /// What a bucket is compared with: the minutes before it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,33 +77,54 @@ impl Baseline {
         }
     }
 
-    /// The `(errors, total)` of the usable minutes before `bucket`: up to
-    /// `baseline_minutes`, skipping unknown minutes and minutes inside `excluded` spans.
+    /// The `(errors, total)` of the baseline minutes of `bucket`, and how far it reached:
+    /// the known, non-anomalous minutes among the `baseline_minutes` before it; when fewer
+    /// than `min_baseline_minutes`, the newest `baseline_minutes` such minutes within
+    /// `baseline_lookback_minutes`; when still too few, the known minutes among the
+    /// `baseline_minutes` before it, anomalous or not (the anomaly has lasted so long that
+    /// it is the norm). `None` only when too little history is known at all.
     pub(super) fn minutes_before(
         config: &DetectionConfig,
         series: &MinuteSeries,
         bucket: Minute,
-        excluded: &[MinuteSpan],
-    ) -> Vec<(u64, u64)> {
-        (1..=i64::from(config.baseline_minutes))
-            .map(|back| bucket.minus(back))
+        anomalies: &Anomalies,
+    ) -> Option<(Vec<(u64, u64)>, Reach)> {
+        let fewest = config.min_baseline_minutes as usize;
+        let back = |minutes: u32| (1..=i64::from(minutes)).map(move |back| bucket.minus(back));
+        let usable = |minute: &Minute| series.is_known(*minute) && !anomalies.contains(minute);
+        let counts = |minute: Minute| (series.errors(minute), series.totals(minute));
+        let clean: Vec<(u64, u64)> = back(config.baseline_minutes)
+            .filter(usable)
+            .map(counts)
+            .collect();
+        if clean.len() >= fewest {
+            return Some((clean, Reach::Window));
+        }
+        let reached: Vec<(u64, u64)> = back(config.baseline_lookback_minutes)
+            .filter(usable)
+            .take(config.baseline_minutes as usize)
+            .map(counts)
+            .collect();
+        if reached.len() >= fewest {
+            return Some((reached, Reach::Lookback));
+        }
+        let known: Vec<(u64, u64)> = back(config.baseline_minutes)
             .filter(|minute| series.is_known(*minute))
-            .filter(|minute| !excluded.iter().any(|span| span.contains(*minute)))
-            .map(|minute| (series.errors(minute), series.totals(minute)))
-            .collect()
+            .map(counts)
+            .collect();
+        (known.len() >= fewest).then_some((known, Reach::Unfiltered))
     }
 
-    /// The baseline of `bucket`, or `None` when fewer than `min_baseline_minutes` usable
-    /// minutes precede it.
+    /// The baseline of `bucket` (see [`Baseline::minutes_before`]), or `None` when too little
+    /// history precedes it.
     pub fn for_bucket(
         config: &DetectionConfig,
         series: &MinuteSeries,
         bucket: Minute,
-        excluded: &[MinuteSpan],
+        anomalies: &Anomalies,
     ) -> Option<Baseline> {
-        let minutes = Baseline::minutes_before(config, series, bucket, excluded);
-        (minutes.len() >= config.min_baseline_minutes as usize)
-            .then(|| Baseline::from_minutes(&minutes))
+        Baseline::minutes_before(config, series, bucket, anomalies)
+            .map(|(minutes, _)| Baseline::from_minutes(&minutes))
     }
 
     /// The predictive distribution of the error count of a `window`-minute sum, as
@@ -193,24 +234,58 @@ mod tests {
         let counts: Vec<u64> = (0..31).map(|i| u64::from(i % 3 == 0)).collect();
         let series = series_with(&counts);
         let baseline =
-            Baseline::for_bucket(&DetectionConfig::default(), &series, Minute(30), &[]).unwrap();
+            Baseline::for_bucket(&DetectionConfig::default(), &series, Minute(30), &none())
+                .unwrap();
         assert_eq!(baseline.minutes, 30);
         assert!((baseline.mean - 10.0 / 30.0).abs() < 1e-12);
     }
 
+    fn none() -> Anomalies {
+        Anomalies::new()
+    }
+
+    fn reach(
+        config: &DetectionConfig,
+        series: &MinuteSeries,
+        bucket: i64,
+        anomalies: &Anomalies,
+    ) -> Option<(u32, Reach)> {
+        Baseline::minutes_before(config, series, Minute(bucket), anomalies)
+            .map(|(minutes, reach)| (minutes.len() as u32, reach))
+    }
+
     #[test]
-    fn unknown_history_and_excluded_minutes_are_left_out() {
+    fn unknown_history_and_anomalous_minutes_are_left_out() {
         let config = DetectionConfig::default();
         let series = series_with(&[1; 40]).with_history_start(Minute(25));
-        assert!(Baseline::for_bucket(&config, &series, Minute(30), &[]).is_none());
-        let baseline = Baseline::for_bucket(&config, &series, Minute(39), &[]).unwrap();
-        assert_eq!(baseline.minutes, 14);
-        let excluded = [MinuteSpan {
-            first: Minute(30),
-            last: Minute(33),
-        }];
-        let baseline = Baseline::for_bucket(&config, &series, Minute(39), &excluded).unwrap();
-        assert_eq!(baseline.minutes, 10);
+        assert_eq!(reach(&config, &series, 30, &none()), None);
+        assert_eq!(
+            reach(&config, &series, 39, &none()),
+            Some((14, Reach::Window))
+        );
+        let anomalies: Anomalies = (30..=33).map(Minute).collect();
+        assert_eq!(
+            reach(&config, &series, 39, &anomalies),
+            Some((10, Reach::Window))
+        );
+    }
+
+    #[test]
+    fn too_few_usable_minutes_reach_further_back_then_take_the_anomaly_as_the_norm() {
+        let config = DetectionConfig::default();
+        let series = series_with(&[1; 200]);
+        // 25 of the last 30 minutes anomalous: the newest 30 usable ones within 120 minutes.
+        let anomalies: Anomalies = (175..200).map(Minute).collect();
+        assert_eq!(
+            reach(&config, &series, 200, &anomalies),
+            Some((30, Reach::Lookback))
+        );
+        // Everything anomalous for two hours: the last 30 minutes as they are.
+        let anomalies: Anomalies = (60..200).map(Minute).collect();
+        assert_eq!(
+            reach(&config, &series, 200, &anomalies),
+            Some((30, Reach::Unfiltered))
+        );
     }
 
     proptest! {

@@ -90,8 +90,19 @@ pub struct DetectionConfig {
     pub error_rate: bool,
     /// Minutes before a bucket that form its baseline.
     pub baseline_minutes: u32,
-    /// Fewest usable baseline minutes for a verdict; with fewer the bucket is not judged.
+    /// Fewest usable baseline minutes for a verdict. With fewer among the last
+    /// `baseline_minutes` (anomalous minutes are left out), the baseline reaches further
+    /// back, up to `baseline_lookback_minutes`; with fewer still, it takes the last
+    /// `baseline_minutes` as they are (the anomaly has become the norm). Only a service
+    /// with less history than this is not judged.
     pub min_baseline_minutes: u32,
+    /// How far back a baseline may reach for usable minutes when anomalous minutes leave
+    /// too few among the last `baseline_minutes`.
+    pub baseline_lookback_minutes: u32,
+    /// Complete minutes whose counts change within this many minutes of their end (data
+    /// that arrived late) are judged again and may open incidents; later changes are judged
+    /// only to keep them out of baselines if anomalous.
+    pub lateness_minutes: u32,
     /// Consecutive quiet complete minutes after which an incident resolves itself.
     pub resolve_after: u32,
     /// Minutes after resolution during which a new firing reopens the incident.
@@ -114,6 +125,8 @@ impl Default for DetectionConfig {
             error_rate: true,
             baseline_minutes: 30,
             min_baseline_minutes: 10,
+            baseline_lookback_minutes: 120,
+            lateness_minutes: 10,
             resolve_after: 5,
             reopen_window: 30,
         }
@@ -151,6 +164,8 @@ pub enum ConfigError {
     Probabilities,
     #[error("detection.min_baseline_minutes must not exceed detection.baseline_minutes")]
     MinBaselineTooLarge,
+    #[error("detection.baseline_lookback must be at least detection.baseline")]
+    LookbackTooShort,
     #[error("detection.rate_min_factor must be at least 1")]
     RateFactor,
     #[error("detection.min_dispersion must be at least 1")]
@@ -171,6 +186,9 @@ impl DetectionConfig {
         }
         if self.min_baseline_minutes > self.baseline_minutes {
             return Err(ConfigError::MinBaselineTooLarge);
+        }
+        if self.baseline_lookback_minutes < self.baseline_minutes {
+            return Err(ConfigError::LookbackTooShort);
         }
         if self.stay_z > self.z_threshold {
             return Err(ConfigError::StayAboveOpen);

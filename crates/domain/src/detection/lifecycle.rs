@@ -1,11 +1,11 @@
 //! The incident lifecycle of one service and signal as a pure state machine: [`evaluate`]
-//! judges the latest buckets and decides a [`Transition`] (quiet, open, reopen, update or
-//! resolve).
+//! judges the latest buckets (and minutes whose counts arrived late) and decides a
+//! [`Transition`] (quiet, open, reopen, update or resolve).
 
 use super::assessment::{Assessment, assess, assess_rate, assess_window};
-use super::baseline::{Baseline, rate_dispersion};
+use super::baseline::{Baseline, Reach, rate_dispersion};
 use super::config::{Algorithm, DetectionConfig};
-use super::series::{MinuteSeries, MinuteSpan};
+use super::series::{Anomalies, MinuteSeries};
 use crate::incident::{Severity, Signal, Status};
 use crate::time::Minute;
 
@@ -59,32 +59,38 @@ pub struct Evaluation<'a> {
     /// an incident again (an operator's resolve is not undone by the burst it resolved);
     /// only evidence after it does.
     pub settled: Option<Minute>,
-    /// Firing spans of earlier incidents, left out of baselines.
-    pub excluded: &'a [MinuteSpan],
+    /// Complete minutes before the last one whose counts changed since they were judged,
+    /// within the lateness window: judged again, and may open an incident.
+    pub late: &'a [Minute],
+    /// Minutes judged anomalous, left out of baselines.
+    pub anomalies: &'a Anomalies,
 }
 
 /// The baselines a verdict on a bucket needs: the minutes before it, and for the two-minute
 /// window the minutes before that window. Each with the dispersion of its error ratio.
-struct Baselines {
+pub(super) struct Baselines {
     single: (Baseline, f64),
     pair: Option<Baseline>,
+    /// How far the single-minute baseline reached.
+    pub(super) reach: Reach,
 }
 
 impl Baselines {
     /// Baselines from the series, or `None` when too little history precedes the bucket.
-    fn before(
+    pub(super) fn before(
         config: &DetectionConfig,
         series: &MinuteSeries,
         bucket: Minute,
-        excluded: &[MinuteSpan],
+        anomalies: &Anomalies,
     ) -> Option<Baselines> {
-        let minutes = Baseline::minutes_before(config, series, bucket, excluded);
-        if minutes.len() < config.min_baseline_minutes as usize {
-            return None;
-        }
+        let (minutes, reach) = Baseline::minutes_before(config, series, bucket, anomalies)?;
         let single = (Baseline::from_minutes(&minutes), rate_dispersion(&minutes));
-        let pair = Baseline::for_bucket(config, series, bucket.minus(1), excluded);
-        Some(Baselines { single, pair })
+        let pair = Baseline::for_bucket(config, series, bucket.minus(1), anomalies);
+        Some(Baselines {
+            single,
+            pair,
+            reach,
+        })
     }
 
     /// The frozen baseline of an active incident. Only single minutes keep an incident
@@ -96,6 +102,7 @@ impl Baselines {
             // rather than closing it early.
             single: (baseline, 1.0),
             pair: None,
+            reach: Reach::Window,
         }
     }
 }
@@ -103,7 +110,7 @@ impl Baselines {
 /// Every verdict on `bucket` for `signal`: the minute alone, and for error counts under the
 /// count test also the two minutes ending at it (a rise spread over a minute boundary, or
 /// sustained but moderate, shows there first).
-fn judge(
+pub(super) fn judge(
     config: &DetectionConfig,
     signal: Signal,
     series: &MinuteSeries,
@@ -145,9 +152,11 @@ fn judge(
 }
 
 /// Runs one tick of the lifecycle: judges the last complete minute and the current partial
-/// minute, so a burst that straddles a minute boundary or a tick is still seen.
+/// minute, so a burst that straddles a minute boundary or a tick is still seen, and the
+/// minutes whose counts arrived late.
 pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
-    let buckets = [input.now.minus(1), input.now];
+    let mut buckets: Vec<Minute> = input.late.to_vec();
+    buckets.extend([input.now.minus(1), input.now]);
     match input.active {
         Some(active) => {
             // Judged against the baseline frozen when it opened.
@@ -163,8 +172,9 @@ pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
                 .map(|a| a.minute)
                 .max();
             let last_fired = held.map_or(active.last_fired, |m| m.max(active.last_fired));
+            // A late minute that held only counts if it is newer than the last firing one.
             let quiet = input.now.minus(1).since(last_fired);
-            if held.is_none() && quiet >= i64::from(config.resolve_after) {
+            if quiet >= i64::from(config.resolve_after) {
                 return Transition::Resolve { current };
             }
             let escalate_to = assessments
@@ -187,7 +197,7 @@ pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
             let fired: Vec<Assessment> = buckets
                 .iter()
                 .filter_map(|&minute| {
-                    Baselines::before(config, input.series, minute, input.excluded).map(
+                    Baselines::before(config, input.series, minute, input.anomalies).map(
                         |baselines| judge(config, input.signal, input.series, minute, &baselines),
                     )
                 })
@@ -237,9 +247,12 @@ mod tests {
             active: None,
             last_resolved: None,
             settled: None,
-            excluded: &[],
+            late: &[],
+            anomalies: &NONE,
         }
     }
+
+    static NONE: Anomalies = Anomalies::new();
 
     fn rate_input(series: &MinuteSeries, now: i64) -> Evaluation<'_> {
         Evaluation {
@@ -254,15 +267,12 @@ mod tests {
         let mut counts: Vec<u64> = (0..40).map(|i| 2 + (i % 3)).collect();
         counts[31] = 60;
         counts[32] = 3;
-        let burst = [MinuteSpan {
-            first: Minute(31),
-            last: Minute(31),
-        }];
+        let burst: Anomalies = [Minute(31)].into();
         let series = series_with(&counts);
         let resolved_now = |series, settled| Evaluation {
             last_resolved: Some(Minute(32)),
             settled,
-            excluded: &burst,
+            anomalies: &burst,
             ..input(series, 32)
         };
         // Without the rule, the minute that opened the incident (still in the last complete

@@ -9,8 +9,11 @@
 //! # Layout
 //! - [`config`]: [`Algorithm`], [`DetectionConfig`] and its validation ([`ConfigError`]).
 //! - [`series`]: [`MinuteSeries`], one service's zero-filled per-minute counts, and
-//!   [`MinuteSpan`].
-//! - [`baseline`]: [`Baseline`] and its statistics: the predictive distribution, dispersion,
+//!   [`Anomalies`], the minutes kept out of baselines.
+//! - [`book`]: [`ServiceBook`], what has been judged of a service's complete minutes: each
+//!   minute once when it completes and again when late data changes it; which were
+//!   anomalous.
+//! - [`baseline`]: [`Baseline`] (and how far it [`Reach`]ed) and its statistics: the predictive distribution, dispersion,
 //!   [`z_score`] and [`negative_binomial_tail`].
 //! - [`assessment`]: [`Assessment`], the verdict on one bucket or window: the classic rule
 //!   and the count test ([`assess`]), and the error-ratio test.
@@ -22,14 +25,16 @@
 
 pub mod assessment;
 pub mod baseline;
+pub mod book;
 pub mod config;
 pub mod lifecycle;
 pub mod series;
 pub mod service;
 
 pub use assessment::{Assessment, assess};
-pub use baseline::{Baseline, SIGMA_ZERO_Z, negative_binomial_tail, z_score};
+pub use baseline::{Baseline, Reach, SIGMA_ZERO_Z, negative_binomial_tail, z_score};
+pub use book::{MinuteStatus, Refresh, ServiceBook};
 pub use config::{Algorithm, ConfigError, DetectionConfig};
 pub use lifecycle::{ActiveIncident, Evaluation, Transition, evaluate};
-pub use series::{MinuteSeries, MinuteSpan};
-pub use service::{Decision, IncidentSnapshot, evaluate_service, title};
+pub use series::{Anomalies, MinuteSeries};
+pub use service::{Decision, IncidentSnapshot, ServiceInput, evaluate_service, title};

@@ -1,7 +1,13 @@
 //! The input of detection: one service's per-minute counts, zero-filled ([`MinuteSeries`]),
-//! and the spans of minutes kept out of baselines ([`MinuteSpan`]).
+//! and the minutes kept out of baselines ([`Anomalies`]).
+
+use std::collections::BTreeSet;
 
 use crate::time::Minute;
+
+/// Minutes judged anomalous (a verdict on them, alone or with the minute before, fired):
+/// they never enter a baseline.
+pub type Anomalies = BTreeSet<Minute>;
 
 /// Per-minute counts of one service, zero-filled: a minute with no row had no events.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +45,37 @@ impl MinuteSeries {
         }
     }
 
+    /// The same counts over `first..=last`: minutes outside the old span are zero, counts
+    /// outside the new one are dropped (a live detector's series rolls forward this way).
+    pub fn reframed(&self, first: Minute, last: Minute) -> MinuteSeries {
+        let mut series = MinuteSeries::new(first, last);
+        series.history_start = self.history_start;
+        let mut minute = first.max(self.first);
+        while minute <= last.min(self.last()) {
+            series.add(minute, self.errors(minute), self.totals(minute));
+            minute = minute.plus(1);
+        }
+        series
+    }
+
+    /// Sets the minutes `from..=to` to zero (before fresh counts are added to them).
+    pub fn clear(&mut self, from: Minute, to: Minute) {
+        let mut minute = from;
+        while minute <= to {
+            if let Some(index) = self.index(minute) {
+                self.errors[index] = 0;
+                self.totals[index] = 0;
+            }
+            minute = minute.plus(1);
+        }
+    }
+
+    /// Whether any minute from `minute` on had events.
+    pub fn has_events_since(&self, minute: Minute) -> bool {
+        let from = usize::try_from(minute.since(self.first)).unwrap_or(0);
+        self.totals.iter().skip(from).any(|&total| total > 0)
+    }
+
     pub fn first(&self) -> Minute {
         self.first
     }
@@ -65,19 +102,6 @@ impl MinuteSeries {
     /// Whether `minute` is known: inside the series and not before the history start.
     pub(super) fn is_known(&self, minute: Minute) -> bool {
         self.index(minute).is_some() && self.history_start.is_none_or(|start| minute >= start)
-    }
-}
-
-/// An inclusive span of minutes (an incident's firing minutes, kept out of baselines).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MinuteSpan {
-    pub first: Minute,
-    pub last: Minute,
-}
-
-impl MinuteSpan {
-    pub fn contains(&self, minute: Minute) -> bool {
-        self.first <= minute && minute <= self.last
     }
 }
 

@@ -7,7 +7,7 @@ use super::assessment::Assessment;
 use super::baseline::Baseline;
 use super::config::DetectionConfig;
 use super::lifecycle::{ActiveIncident, Evaluation, Transition, evaluate};
-use super::series::{MinuteSeries, MinuteSpan};
+use super::series::{Anomalies, MinuteSeries};
 use crate::incident::{Severity, Signal, Status};
 use crate::time::Minute;
 
@@ -39,26 +39,33 @@ pub struct Decision {
     pub incident_id: Option<i64>,
 }
 
-/// Evaluates every signal of one service. `incidents` are this service's active incidents
-/// and those resolved recently enough to matter (reopen window, baseline exclusion).
+/// What the evaluation of one service at one tick looks at.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceInput<'a> {
+    pub series: &'a MinuteSeries,
+    /// This service's active incidents and those resolved within the reopen window.
+    pub incidents: &'a [IncidentSnapshot],
+    /// Minutes judged anomalous (see `ServiceBook`): left out of baselines.
+    pub anomalies: &'a Anomalies,
+    /// Complete minutes before the last one whose counts arrived late (see `ServiceBook`).
+    pub late: &'a [Minute],
+    /// The current (partial) minute.
+    pub now: Minute,
+}
+
+/// Evaluates every signal of one service.
 ///
 /// Signals are evaluated error_count first. An error_rate incident is not opened while the
 /// service has an error_count incident active or opening: one burst pages once. (An
 /// error_rate incident already open carries on with its own lifecycle.)
-pub fn evaluate_service(
-    config: &DetectionConfig,
-    series: &MinuteSeries,
-    incidents: &[IncidentSnapshot],
-    now: Minute,
-) -> Vec<Decision> {
-    // Minutes any incident of the service fired in are anomalous for every signal.
-    let excluded: Vec<MinuteSpan> = incidents
-        .iter()
-        .map(|incident| MinuteSpan {
-            first: incident.first_minute,
-            last: incident.last_fired,
-        })
-        .collect();
+pub fn evaluate_service(config: &DetectionConfig, input: ServiceInput<'_>) -> Vec<Decision> {
+    let ServiceInput {
+        series,
+        incidents,
+        anomalies,
+        late,
+        now,
+    } = input;
     // The newest minute that fired for a resolved incident: spent evidence for every signal.
     let settled = incidents
         .iter()
@@ -94,7 +101,8 @@ pub fn evaluate_service(
                 active: active_state.as_ref(),
                 last_resolved: last_resolved.map(|(at, _)| at),
                 settled,
-                excluded: &excluded,
+                late,
+                anomalies,
             },
         );
         match signal {
@@ -167,6 +175,19 @@ mod tests {
     use super::*;
     use crate::detection::series::fixtures::series_of;
 
+    fn at(series: &MinuteSeries, now: Minute) -> Vec<Decision> {
+        evaluate_service(
+            &DetectionConfig::default(),
+            ServiceInput {
+                series,
+                incidents: &[],
+                anomalies: &Anomalies::new(),
+                late: &[],
+                now,
+            },
+        )
+    }
+
     fn opened(decisions: &[Decision]) -> Vec<Signal> {
         decisions
             .iter()
@@ -179,12 +200,7 @@ mod tests {
     fn a_burst_pages_once() {
         let mut minutes: Vec<(u64, u64)> = (0..40).map(|i| (2 + i % 3, 40)).collect();
         minutes[39] = (80, 120);
-        let decisions = evaluate_service(
-            &DetectionConfig::default(),
-            &series_of(&minutes),
-            &[],
-            Minute(39),
-        );
+        let decisions = at(&series_of(&minutes), Minute(39));
         assert_eq!(opened(&decisions), [Signal::ErrorCount]);
     }
 
@@ -193,12 +209,7 @@ mod tests {
         // 20,000 events a minute at 0.5%; then traffic falls to 4,000 but errors do not.
         let mut minutes: Vec<(u64, u64)> = (0..40).map(|i| (95 + i % 11, 20_000)).collect();
         minutes[39] = (100, 4_000);
-        let decisions = evaluate_service(
-            &DetectionConfig::default(),
-            &series_of(&minutes),
-            &[],
-            Minute(39),
-        );
+        let decisions = at(&series_of(&minutes), Minute(39));
         assert_eq!(opened(&decisions), [Signal::ErrorRate]);
     }
 }
