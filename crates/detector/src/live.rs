@@ -149,6 +149,10 @@ impl Detector {
         &self.config
     }
 
+    pub fn metrics(&self) -> &DetectorMetrics {
+        &self.metrics
+    }
+
     /// One evaluation of every active service as of `now`.
     pub async fn tick(&self, now: DateTime<Utc>) -> StoreResult<TickReport> {
         let started = std::time::Instant::now();

@@ -23,7 +23,8 @@ pub struct DetectorMetrics {
     /// Service buckets this replica holds (when replicas share the work).
     pub buckets_held: Gauge,
     /// Complete minutes judged (once when they complete, again when late data changes
-    /// them), and those left unjudged for want of any baseline (a service's first minutes).
+    /// them), and those left unjudged although history before them was known (always 0: a
+    /// baseline falls back rather than skip a minute; a non-zero value is a bug to report).
     pub minutes_judged: Counter,
     pub minutes_unjudged: Counter,
     /// Minutes judged again because data for them arrived late: within the lateness window
@@ -107,7 +108,7 @@ impl DetectorMetrics {
             ),
             (
                 "minutes_unjudged",
-                "Complete service minutes left unjudged: too little history for any baseline",
+                "Complete service minutes left unjudged although history before them was known (always 0 unless a bug)",
                 &metrics.minutes_unjudged,
             ),
             (

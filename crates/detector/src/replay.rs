@@ -283,6 +283,42 @@ mod tests {
         assert_eq!(incident.resolved_at, Some(base.plus(67).start()));
     }
 
+    /// Bursts at minutes 60, 90 and 100: the incident opened at 60 resolves, reopens at 90
+    /// and resolves again. Excluding everything from its first to its last firing minute
+    /// (quiet minutes between resolve and reopen included) left too few baseline minutes,
+    /// so minute 100 was never judged: the control service (bursts at 60 and 100) paged for
+    /// it, this one did not.
+    #[test]
+    fn a_reopened_incident_leaves_its_service_judged() {
+        let base = 1_795_600_000 / 60 * 60;
+        let mut text = String::from("minute,service,errors,total\n");
+        for i in 0..130i64 {
+            let quiet = 2 + (i as u64 % 3);
+            let burst = |minutes: &[i64]| if minutes.contains(&i) { 80 } else { quiet };
+            let minute = base + i * 60;
+            let (reopened, control) = (burst(&[60, 90, 100]), burst(&[60, 100]));
+            text.push_str(&format!("{minute},reopened,{reopened},{}\n", reopened * 20));
+            text.push_str(&format!("{minute},control,{control},{}\n", control * 20));
+        }
+        let counts = Counts::read(text.as_bytes()).unwrap();
+        let incidents = replay(&DetectionConfig::default(), &counts).unwrap();
+        let minute = |i: i64| DateTime::from_timestamp(base + i * 60, 0).unwrap();
+        let control: Vec<_> = incidents
+            .iter()
+            .filter(|i| i.service == "control")
+            .collect();
+        assert_eq!(control.len(), 2, "{incidents:?}");
+        assert_eq!(control[1].opened_at, minute(101));
+        // One incident, reopened for 90 and again for 100: it resolves five quiet minutes
+        // after 100, not after 90.
+        let reopened: Vec<_> = incidents
+            .iter()
+            .filter(|i| i.service == "reopened")
+            .collect();
+        assert_eq!(reopened.len(), 1, "{incidents:?}");
+        assert_eq!(reopened[0].resolved_at, Some(minute(107)));
+    }
+
     #[test]
     fn steady_counts_open_nothing() {
         let counts = Counts::read(csv_with_burst(-1, 0).as_bytes()).unwrap();

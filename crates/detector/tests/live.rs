@@ -68,12 +68,13 @@ async fn write_events(db: &TestDatabase, events: &[LogEvent]) {
         .unwrap();
 }
 
-/// 30 minutes of steady traffic for three services, then a burst of `burst` errors on
-/// "checkout" in the minute after.
+/// 40 minutes of steady traffic for three services, then a burst of `burst` errors on
+/// "checkout" in the minute after. (The services' first minutes, after silence, are
+/// anomalous and kept out of baselines; the last 30 are not.)
 async fn setup(burst: u64) -> Setup {
     let db = TestDatabase::create().await;
     let burst_minute = Minute::containing(Utc::now()).minus(5);
-    for back in 1..=30 {
+    for back in 1..=40 {
         let minute = burst_minute.minus(back);
         let wobble = (back % 3) as u64;
         write_counts(&db, "checkout", minute, 2 + wobble, 20).await;
@@ -489,4 +490,106 @@ async fn webhooks_announce_transitions_and_are_retried() {
         std::sync::atomic::AtomicUsize::load(&attempts, std::sync::atomic::Ordering::SeqCst);
     assert!(attempts >= 3, "the refused delivery was retried");
     handle.stop(false).await;
+}
+
+async fn steady_minute(db: &TestDatabase, services: &[&str], minute: Minute) {
+    for service in services {
+        write_counts(db, service, minute, 2 + (minute.0 % 3) as u64, 20).await;
+    }
+}
+
+async fn verdict(db: &TestDatabase, service: &str) -> store::status::ServiceStatus {
+    let mut conn = connect(db).await;
+    store::status::of_services(&mut conn, &[service.to_owned()])
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+/// A shipper that buffered sends 60 errors stamped three minutes ago. They were ignored,
+/// then poisoned the baseline (2.9 ± 10.6) so that a later burst of 20 was missed while an
+/// identical control service opened. Now the changed minute is judged when its data
+/// arrives, the incident says it opened from late data, and the minute stays out of the
+/// baseline. Data later than the lateness window opens nothing and changes no baseline,
+/// whether the detector was running or restarts.
+#[tokio::test]
+async fn late_errors_are_judged_and_never_poison_the_baseline() {
+    let db = TestDatabase::create().await;
+    let services = ["late", "control"];
+    let t = Minute::containing(Utc::now()).minus(30);
+    for back in 1..=40 {
+        steady_minute(&db, &services, t.minus(back)).await;
+    }
+    let app = detector::Application::build(settings(&db)).await.unwrap();
+    let detector = app.detector();
+    steady_minute(&db, &services, t).await;
+    assert_eq!(detector.tick(at(t, 10)).await.unwrap().opened, 0);
+
+    // 60 errors for three minutes ago arrive now.
+    let late = t.minus(3);
+    write_events(&db, &events("late", at(late, 30), at(t, 20), 60, 0)).await;
+    let report = detector.tick(at(t, 30)).await.unwrap();
+    assert_eq!(report.opened, 1, "{report:?}");
+    let found = incidents_of(&db).await;
+    assert_eq!(found[0].1, "late");
+    let mut conn = connect(&db).await;
+    let row = store::incidents::find(&mut conn, found[0].0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.first_minute, late.start());
+    assert_eq!(row.opened_at, at(t, 30));
+    assert_eq!(row.opening.unwrap().late_by_minutes, Some(2));
+    let reasons: Vec<String> = incident_events::table
+        .filter(incident_events::incident_id.eq(found[0].0))
+        .select(incident_events::reason)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert!(reasons[0].contains("arrived late"), "{reasons:?}");
+
+    // Data later than the lateness window: nothing opens, and the running detector's
+    // baseline keeps the minute as it judged it.
+    let too_late = t.minus(20);
+    write_events(&db, &events("control", at(too_late, 30), at(t, 40), 60, 0)).await;
+    // Quiet minutes: the late incident resolves.
+    for minute in 1..=9 {
+        steady_minute(&db, &services, t.plus(minute)).await;
+        let report = detector.tick(at(t.plus(minute), 5)).await.unwrap();
+        assert_eq!(report.opened + report.reopened, 0, "{report:?}");
+    }
+    assert_eq!(incidents_of(&db).await[0].2, "resolved");
+    for service in services {
+        let baseline = verdict(&db, service).await;
+        assert!(
+            (baseline.baseline_mean - 3.0).abs() < 0.2 && baseline.baseline_stddev < 1.0,
+            "{service}: the late minute entered the baseline: {baseline:?}"
+        );
+    }
+    // A detector that starts now reads the whole horizon and judges the too-late minute
+    // afresh: anomalous, so out of its baselines too. (Unshared: a second replica would
+    // take half the services from the first.)
+    let restarted = detector::Application::build(settings(&db)).await.unwrap();
+    assert_eq!(
+        restarted
+            .detector()
+            .unshared()
+            .tick(at(t.plus(9), 30))
+            .await
+            .unwrap()
+            .opened,
+        0
+    );
+    let baseline = verdict(&db, "control").await;
+    assert!(baseline.baseline_stddev < 1.0, "{baseline:?}");
+
+    // A real burst of 20 errors opens on both services alike.
+    let burst = t.plus(10);
+    for service in services {
+        write_counts(&db, service, burst, 20, 20).await;
+    }
+    let report = detector.tick(at(burst, 40)).await.unwrap();
+    assert_eq!(report.opened + report.reopened, 2, "{report:?}");
+    assert_eq!(detector.metrics().minutes_unjudged.get(), 0);
+    assert!(detector.metrics().late_minutes.get() >= 1);
 }

@@ -40,7 +40,12 @@ pub struct Refresh {
     /// Minutes whose counts changed after the lateness window: judged only to keep them out
     /// of baselines if anomalous; they open nothing.
     pub beyond_window: usize,
-    /// Minutes left unjudged: too little history before them for any baseline.
+    /// Minutes at the start of the known history, before `min_baseline_minutes` of it:
+    /// nothing to judge them against yet; they form the first baseline.
+    pub warm_up: usize,
+    /// Minutes left unjudged although the history before them was known: always 0 (a
+    /// baseline falls back to look-back, then to the minutes as they are, rather than skip a
+    /// minute); counted so that it is seen if it ever is not.
     pub unjudged: usize,
     /// Minutes whose baseline reached back past `baseline_minutes` (anomalous minutes left
     /// too few in it).
@@ -87,7 +92,12 @@ impl ServiceBook {
             self.anomalies.remove(&judged_minute);
             let Some(baselines) = Baselines::before(config, series, judged_minute, &self.anomalies)
             else {
-                refresh.unjudged += 1;
+                let history = judged_minute.minus(i64::from(config.min_baseline_minutes));
+                if series.is_known(history) {
+                    refresh.unjudged += 1;
+                } else {
+                    refresh.warm_up += 1;
+                }
                 continue;
             };
             refresh.judged += 1;
@@ -159,8 +169,9 @@ mod tests {
             book.anomalies().iter().copied().collect::<Vec<_>>(),
             [Minute(45)]
         );
-        // The first ten minutes have no baseline yet.
-        assert_eq!(refresh.unjudged, 10);
+        // The first ten minutes have no baseline yet; every later one is judged.
+        assert_eq!((refresh.warm_up, refresh.unjudged), (10, 0));
+        assert_eq!(refresh.judged, 50);
         assert!(
             refresh
                 .status
