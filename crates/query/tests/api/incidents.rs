@@ -108,7 +108,7 @@ async fn incident_detail_has_baseline_and_timeline() {
     );
     assert_eq!(
         detail["opening"],
-        json!({"count": 20, "z": 4.0, "expected": 2.0, "spread": 1.0})
+        json!({"count": 20, "z": 4.0, "expected": 2.0, "spread": 1.0, "late_by_minutes": null})
     );
     assert_eq!(detail["timeline"][0]["kind"], "opened");
     assert_eq!(detail["timeline"][0]["actor"], "detector");
