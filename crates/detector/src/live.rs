@@ -3,7 +3,7 @@
 //! write the transitions back. Every write is conditional (see `store::incidents`), so any
 //! number of detectors can run this at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use domain::{DetectionConfig, EventKind, Level, Minute, Signal};
 use serde::Serialize;
 use store::incidents::{self, Actor, Measurement};
 use store::leases::BucketLeases;
-use store::models::{IncidentRow, NewIncident, OpeningEvidence};
+use store::models::{IncidentRow, MinuteCountRow, NewIncident, OpeningEvidence};
 use store::scope::Scope;
 use store::{DbPool, StoreResult};
 use tokio::sync::Mutex;
@@ -225,19 +225,57 @@ impl Detector {
             service.series.clear(reread, now_minute);
             service.book.forget_before(horizon);
         }
+        // Services this detector has not seen yet (new, or back after the horizon) have
+        // their whole horizon read; minutes before a service's first event are unknown,
+        // not quiet (a new service is not anomalous against the silence before it).
+        let mut rows_by_service: BTreeMap<String, Vec<MinuteCountRow>> = BTreeMap::new();
+        for row in counts {
+            rows_by_service
+                .entry(row.service.clone())
+                .or_default()
+                .push(row);
+        }
+        let newcomers: HashSet<String> = rows_by_service
+            .keys()
+            .filter(|service| !memory.services.contains_key(*service))
+            .cloned()
+            .collect();
+        if warm && !newcomers.is_empty() {
+            let older = store::counts::minute_counts(
+                &mut conn,
+                horizon.start(),
+                reread.minus(1).start(),
+                &Scope::Services(newcomers.iter().cloned().collect()),
+                Level::Error.as_i16(),
+            )
+            .await?;
+            for row in older {
+                rows_by_service
+                    .entry(row.service.clone())
+                    .or_default()
+                    .push(row);
+            }
+        }
         let fresh = || Remembered {
             series: MinuteSeries::new(horizon, now_minute),
             book: ServiceBook::default(),
         };
-        for row in counts {
-            let errors = u64::try_from(row.errors.unwrap_or(0)).unwrap_or(0);
-            let total = u64::try_from(row.total.unwrap_or(0)).unwrap_or(0);
-            memory
-                .services
-                .entry(row.service)
-                .or_insert_with(fresh)
-                .series
-                .add(Minute::containing(row.minute), errors, total);
+        for (service, rows) in rows_by_service {
+            let remembered = memory.services.entry(service).or_insert_with(fresh);
+            for row in rows {
+                let errors = u64::try_from(row.errors.unwrap_or(0)).unwrap_or(0);
+                let total = u64::try_from(row.total.unwrap_or(0)).unwrap_or(0);
+                remembered
+                    .series
+                    .add(Minute::containing(row.minute), errors, total);
+            }
+        }
+        for service in &newcomers {
+            if let Some(remembered) = memory.services.get_mut(service)
+                && let Some(first) = remembered.series.first_event()
+            {
+                remembered.series = remembered.series.clone().with_history_start(first);
+            }
         }
         // A service that went silent still has its active incident evaluated, so it resolves.
         for (service, snapshots) in &by_service {
@@ -245,13 +283,12 @@ impl Detector {
                 memory.services.entry(service.clone()).or_insert_with(fresh);
             }
         }
-        // Forget services without events in a baseline's reach and nothing active.
-        let quiet_since = now_minute.minus(i64::from(config.baseline_minutes) + 2);
+        // Forget services without events in the horizon and nothing active.
         memory.services.retain(|service, remembered| {
             let active = by_service
                 .get(service)
                 .is_some_and(|known| known.iter().any(|s| s.status.is_active()));
-            active || remembered.series.has_events_since(quiet_since)
+            active || remembered.series.first_event().is_some()
         });
 
         let mut report = TickReport {
@@ -260,9 +297,14 @@ impl Detector {
         };
         let mut verdicts = Vec::new();
         for (service, remembered) in &mut memory.services {
+            let from = if newcomers.contains(service) {
+                horizon
+            } else {
+                reread
+            };
             let refresh = remembered
                 .book
-                .refresh(config, &remembered.series, reread, now_minute);
+                .refresh(config, &remembered.series, from, now_minute);
             self.count(service, &refresh);
             if let Some(status) = refresh.status {
                 verdicts.push(service_status(config, service, &status, now));

@@ -593,3 +593,33 @@ async fn late_errors_are_judged_and_never_poison_the_baseline() {
     assert_eq!(detector.metrics().minutes_unjudged.get(), 0);
     assert!(detector.metrics().late_minutes.get() >= 1);
 }
+
+/// `threesigma demo` (and any shipper catching up) sends a new service's history at once,
+/// most of it older than the lateness window. A running detector reads a service it has not
+/// seen over its whole horizon, so that history is its baseline and a burst right after
+/// opens; the silence before a service's first event is not a baseline (no incident for a
+/// service merely appearing).
+#[tokio::test]
+async fn a_new_service_with_backfilled_history_is_judged_against_it() {
+    let db = TestDatabase::create().await;
+    let t = Minute::containing(Utc::now()).minus(5);
+    for back in 1..=40 {
+        steady_minute(&db, &["old"], t.minus(back)).await;
+    }
+    let app = detector::Application::build(settings(&db)).await.unwrap();
+    let detector = app.detector();
+    assert_eq!(detector.tick(at(t, 5)).await.unwrap().opened, 0);
+    // "new" arrives with 30 minutes of history, all at once.
+    for back in 1..=30 {
+        write_counts(&db, "new", t.minus(back), 2 + (back % 3) as u64, 20).await;
+    }
+    let report = detector.tick(at(t, 15)).await.unwrap();
+    assert_eq!(report.opened, 0, "{report:?}");
+    write_counts(&db, "new", t, 40, 20).await;
+    let report = detector.tick(at(t, 45)).await.unwrap();
+    assert_eq!(report.opened, 1, "{report:?}");
+    // The verdict on the last complete minute (t - 1): the 29 minutes of history before it.
+    let baseline = verdict(&db, "new").await;
+    assert_eq!(baseline.baseline_minutes, 29, "{baseline:?}");
+    assert_eq!(detector.metrics().minutes_unjudged.get(), 0);
+}

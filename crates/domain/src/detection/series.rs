@@ -70,10 +70,10 @@ impl MinuteSeries {
         }
     }
 
-    /// Whether any minute from `minute` on had events.
-    pub fn has_events_since(&self, minute: Minute) -> bool {
-        let from = usize::try_from(minute.since(self.first)).unwrap_or(0);
-        self.totals.iter().skip(from).any(|&total| total > 0)
+    /// The first minute with events, if any.
+    pub fn first_event(&self) -> Option<Minute> {
+        let index = self.totals.iter().position(|&total| total > 0)?;
+        Some(self.first.plus(i64::try_from(index).ok()?))
     }
 
     pub fn first(&self) -> Minute {
