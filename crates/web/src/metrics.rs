@@ -14,13 +14,36 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use runtime::metrics::latency_histogram;
 
-/// Labels of HTTP request metrics. `route` is the matched pattern (e.g.
-/// `/api/v1/incidents/{id}`), never the raw path, to keep cardinality bounded.
+/// Labels of HTTP request metrics. Every value is from a fixed set whatever a client
+/// sends: `method` one of the standard methods or `other`, `route` the matched pattern
+/// (e.g. `/api/v1/incidents/{id}`, or `unmatched`), never the raw path, `status` the
+/// status the server answered.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
+    pub method: &'static str,
     pub route: String,
     pub status: u16,
+}
+
+/// A request method as a label: a client may send any token as its method (`/healthz` and
+/// `/metrics` answer anyone), and each distinct label value is a series kept forever.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    const STANDARD: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    STANDARD
+        .iter()
+        .find(|(standard, _)| standard == method)
+        .map_or("other", |(_, name)| name)
 }
 
 /// Labels of request latency.
@@ -57,10 +80,10 @@ impl HttpMetrics {
     }
 
     /// How many requests of `route` ended with `status`.
-    pub fn requests(&self, method: &str, route: &str, status: u16) -> u64 {
+    pub fn requests(&self, method: &'static str, route: &str, status: u16) -> u64 {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.to_owned(),
+                method,
                 route: route.to_owned(),
                 status,
             })
@@ -75,7 +98,7 @@ pub async fn record_request(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let metrics = request.app_data::<web::Data<HttpMetrics>>().cloned();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
