@@ -26,7 +26,7 @@ pub fn keep_fresh(
             }
             let ids = async {
                 let mut conn = store::pool::connection(&pool).await?;
-                store::users::revoked_token_ids(&mut conn).await
+                store::users::revoked_token_ids(&mut conn, verifier.leeway()).await
             }
             .await;
             match ids {

@@ -165,6 +165,11 @@ pub struct TokenVerifier {
 }
 
 impl TokenVerifier {
+    /// How long past `exp` a token is still accepted (clock skew between services).
+    pub fn leeway(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.validation.leeway).unwrap_or(i64::MAX))
+    }
+
     pub(crate) fn new(key: DecodingKey, validation: Validation) -> TokenVerifier {
         TokenVerifier {
             key: Arc::new(key),

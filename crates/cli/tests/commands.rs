@@ -147,6 +147,8 @@ async fn users_and_tokens_from_the_command_line() {
             .await
             .unwrap()
     };
-    let ids = store::users::revoked_token_ids(&mut conn).await.unwrap();
+    let ids = store::users::revoked_token_ids(&mut conn, chrono::Duration::seconds(30))
+        .await
+        .unwrap();
     assert_eq!(ids, [principal.jti]);
 }

@@ -107,14 +107,19 @@ pub async fn revoke_token(
     Ok(())
 }
 
-/// Token ids revoked and not yet expired; expired revocations are deleted on the way.
-pub async fn revoked_token_ids(conn: &mut AsyncPgConnection) -> StoreResult<Vec<String>> {
-    let now = Utc::now();
-    diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now)))
+/// Token ids revoked whose tokens may still be accepted: not expired, or expired less than
+/// `leeway` ago (verifiers accept a token until `exp` + their leeway, so a revocation must
+/// outlive it as long). Older revocations are deleted on the way.
+pub async fn revoked_token_ids(
+    conn: &mut AsyncPgConnection,
+    leeway: chrono::Duration,
+) -> StoreResult<Vec<String>> {
+    let horizon = Utc::now() - leeway;
+    diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(horizon)))
         .execute(conn)
         .await?;
     Ok(revoked_tokens::table
-        .filter(revoked_tokens::expires_at.ge(now))
+        .filter(revoked_tokens::expires_at.ge(horizon))
         .select(revoked_tokens::jti)
         .load(conn)
         .await?)

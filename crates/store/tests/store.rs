@@ -404,3 +404,40 @@ async fn incidents_keep_opening_on_one_connection_beyond_the_plan_cache_switch()
         assert!(again.is_none(), "{service}");
     }
 }
+
+/// A token is accepted until `exp` + the verifier's leeway (30 s): its revocation must be
+/// listed that long too. It was deleted at `exp`, so a revoked token worked again for up to
+/// 30 s after it expired.
+#[tokio::test]
+async fn revocations_outlive_their_tokens_by_the_leeway() {
+    let db = TestDatabase::create().await;
+    let mut conn = connect(&db).await;
+    let now = Utc::now();
+    let leeway = Duration::seconds(30);
+    store::users::revoke_token(
+        &mut conn,
+        "expired-10s-ago",
+        now - Duration::seconds(10),
+        "",
+    )
+    .await
+    .unwrap();
+    store::users::revoke_token(&mut conn, "expired-1m-ago", now - Duration::minutes(1), "")
+        .await
+        .unwrap();
+    store::users::revoke_token(&mut conn, "valid", now + Duration::hours(1), "")
+        .await
+        .unwrap();
+    let mut ids = store::users::revoked_token_ids(&mut conn, leeway)
+        .await
+        .unwrap();
+    ids.sort();
+    assert_eq!(ids, ["expired-10s-ago", "valid"]);
+    // Past the leeway the row is gone.
+    let rows: i64 = store::schema::revoked_tokens::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2);
+}
