@@ -76,6 +76,10 @@ impl Default for AuthSettings {
 /// Smallest HS256 secret accepted.
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// Fewest distinct bytes in an HS256 secret: 32 × `a` is long but guessable; a random
+/// secret of 32 bytes (or its base64) has 20 or more.
+pub const MIN_SECRET_DISTINCT_BYTES: usize = 10;
+
 /// The HS256 secret from the environment: `JWT_SECRET`, or the contents of the file named by
 /// `JWT_SECRET_FILE` (a mounted secret), trailing newline removed. Secrets are never flags:
 /// command lines are visible to every user.
@@ -121,6 +125,18 @@ impl AuthSettings {
                 format!("JWT_SECRET is missing or shorter than {MIN_SECRET_BYTES} bytes"),
             ));
         }
+        let distinct = secret
+            .bytes()
+            .collect::<std::collections::BTreeSet<u8>>()
+            .len();
+        if distinct < MIN_SECRET_DISTINCT_BYTES {
+            return Err(SettingsError::invalid(
+                "auth.secret",
+                format!(
+                    "JWT_SECRET has only {distinct} distinct characters: use a random one (e.g. `openssl rand -base64 32`)"
+                ),
+            ));
+        }
         Ok(secret.as_bytes())
     }
 
@@ -146,6 +162,7 @@ impl AuthSettings {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = self.leeway.as_secs();
+        validation.validate_nbf = true;
         Ok(TokenVerifier::new(key, validation))
     }
 
@@ -193,6 +210,21 @@ mod tests {
             error.contains("auth.secret") && error.contains("JWT_SECRET"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn long_but_guessable_secrets_are_refused() {
+        for guessable in ["a".repeat(32), "ab".repeat(20)] {
+            let settings = AuthSettings {
+                secret: guessable.clone().into(),
+                ..AuthSettings::default()
+            };
+            let error = settings.verifier().err().unwrap().to_string();
+            assert!(
+                error.contains("distinct characters"),
+                "{guessable}: {error}"
+            );
+        }
     }
 
     #[test]

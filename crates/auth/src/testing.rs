@@ -42,6 +42,7 @@ fn claims(adjust: impl FnOnce(&mut Claims)) -> Claims {
         iss: "threesigma".to_owned(),
         aud: "threesigma".to_owned(),
         iat: now,
+        nbf: None,
         exp: now + 3600,
         jti: uuid::Uuid::new_v4().simple().to_string(),
     };
@@ -106,5 +107,9 @@ pub fn forged_tokens() -> Vec<(&'static str, String)> {
             hs(&claims(|c| c.iss = "someone-else".to_owned())),
         ),
         ("no jti", hs(&claims(|c| c.jti = String::new()))),
+        (
+            "not valid before an hour from now",
+            hs(&claims(|c| c.nbf = Some(Utc::now().timestamp() + 3600))),
+        ),
     ]
 }

@@ -22,9 +22,16 @@ pub struct Claims {
     pub iss: String,
     pub aud: String,
     pub iat: i64,
+    /// Not before (verified; tokens made before it was issued have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub exp: i64,
     pub jti: String,
 }
+
+/// The longest a token may live: a year and a day. Long enough for a shipper's token
+/// rotated yearly; a leaked token without an end is what this refuses.
+pub const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 
 /// A token just made.
 #[derive(Debug, Clone)]
@@ -37,6 +44,8 @@ pub struct IssuedToken {
 /// Why a token could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    #[error("a token may live at most 366 days; issue a new one to rotate")]
+    TtlTooLong,
     #[error("signing a token failed: {0}")]
     Signing(#[from] jsonwebtoken::errors::Error),
 }
@@ -59,8 +68,12 @@ impl TokenSigner {
         role: Option<Role>,
         ttl: Duration,
     ) -> Result<IssuedToken, TokenError> {
+        if ttl > MAX_TTL {
+            return Err(TokenError::TtlTooLong);
+        }
         let now = Utc::now();
-        let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let expires_at =
+            now + chrono::Duration::from_std(ttl).map_err(|_| TokenError::TtlTooLong)?;
         let jti = uuid::Uuid::new_v4().simple().to_string();
         let claims = Claims {
             sub: subject.to_owned(),
@@ -73,6 +86,7 @@ impl TokenSigner {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             iat: now.timestamp(),
+            nbf: Some(now.timestamp()),
             exp: expires_at.timestamp(),
             jti: jti.clone(),
         };

@@ -134,6 +134,26 @@ async fn users_and_tokens_from_the_command_line() {
     assert!(principal.allows(auth::Scope::Ingest) && principal.allows(auth::Scope::Read));
     let days = (principal.expires_at - chrono::Utc::now()).num_days();
     assert!((89..=90).contains(&days), "{days}");
+    // A token without a practical end is refused with a reason, never a panic.
+    for ttl in ["367d", "100000000y"] {
+        let refused = threesigma(
+            &[
+                "token",
+                "issue",
+                "--scope",
+                "read",
+                "--subject",
+                "x",
+                "--ttl",
+                ttl,
+            ],
+            &secret,
+            "",
+        );
+        let message = text(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{ttl}: {message}");
+        assert!(message.contains("at most 366 days"), "{ttl}: {message}");
+    }
 
     let revoked = threesigma(
         &["token", "revoke", &token, "--reason", "leaked"],

@@ -24,6 +24,8 @@ impl Application {
             .await
             .context("Preparing the database schema failed.")?;
         let listener = settings.server.bind()?;
+        // Built now, not by the first login for an unknown email (a timing tell).
+        auth::password::decoy();
         let pool = settings.database.build_pool("threesigma-query")?;
         let mut readiness = Readiness::new().database("database", pool.clone());
         let read_pool = if settings.query.read_url.is_empty() {
