@@ -685,3 +685,41 @@ fn kustomize_renders_the_base_with_pinned_images() {
         }
     }
 }
+
+/// Trusting a whole network's `X-Forwarded-For` lets every client in it choose its own
+/// rate-limit key. The shipped examples trust single proxy addresses, never ranges.
+#[test]
+fn shipped_examples_trust_single_proxy_addresses_only() {
+    let mut files = vec!["docker-compose.yml".to_owned()];
+    for (name, _) in manifests() {
+        let path = format!("deploy/k8s/{name}");
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    for file in files {
+        let text = read(&file);
+        let lines: Vec<&str> = text.lines().collect();
+        for (index, line) in lines.iter().enumerate() {
+            if line.trim_start().starts_with('#') || !line.contains("TRUSTED_PROXIES") {
+                continue;
+            }
+            // `KEY: value` (compose) or `- name: KEY` followed by `value: ...` (Kubernetes).
+            let value = match line.split_once("TRUSTED_PROXIES:") {
+                Some((_, value)) => value.trim().to_owned(),
+                None => lines
+                    .get(index + 1)
+                    .and_then(|next| next.trim().strip_prefix("value:"))
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned(),
+            };
+            for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                assert!(
+                    !entry.contains('/') || entry.ends_with("/32") || entry.ends_with("/128"),
+                    "{file} trusts the network {entry}: list the proxies' own addresses"
+                );
+            }
+        }
+    }
+}
