@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::authn::authenticate;
 use crate::ratelimit::{Limiter, RateLimitSettings};
 
+/// How often idle callers are forgotten.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The token verifier (kept fresh with the revocation list) and the rate limiter of a
 /// service's API.
 #[derive(Clone)]
@@ -58,6 +61,39 @@ impl ApiGuard {
         move |shutdown| auth::revocation::keep_fresh(verifier, pool, every, shutdown)
     }
 
+    /// The task that forgets callers idle long enough for their buckets to be full again
+    /// (every minute), so the limiters' memory is bounded by recent callers, not by every
+    /// address or subject ever seen. For [`web::server::ServiceBuilder::background`].
+    pub fn pruning(&self) -> impl FnOnce(CancellationToken) -> JoinHandle<()> + Send + 'static {
+        let guard = self.clone();
+        move |shutdown| {
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(PRUNE_EVERY);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = ticker.tick() => {}
+                        () = shutdown.cancelled() => return,
+                    }
+                    guard.prune();
+                }
+            })
+        }
+    }
+
+    /// Callers the limiters track (for tests and metrics).
+    pub fn tracked_callers(&self) -> usize {
+        self.limiter.limiter().len() + self.login_limiter.limiter().len()
+    }
+
+    /// Forgets idle callers now (what [`ApiGuard::pruning`] does every minute).
+    pub fn prune(&self) {
+        for limiter in [self.limiter.limiter(), self.login_limiter.limiter()] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
     /// The middleware of a login route: the stricter per-address limit.
     pub fn login_limit(
         &self,
@@ -97,5 +133,30 @@ impl ApiGuard {
                 !self.cors_origins.is_empty(),
                 web::headers::cors(&self.cors_origins),
             ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every address or subject ever seen used to stay in the limiters forever.
+    #[tokio::test]
+    async fn idle_callers_are_forgotten() {
+        let guard = ApiGuard::new(
+            &auth::testing::settings(),
+            &RateLimitSettings::default(),
+            &[],
+        )
+        .unwrap();
+        let limiter = guard.limiter.limiter();
+        for caller in 0..1_000 {
+            let _ = limiter.check_key(&format!("ip:10.0.{}.{}", caller / 256, caller % 256));
+        }
+        assert_eq!(guard.tracked_callers(), 1_000);
+        // 5,000 requests/s refill one request's room in 0.2 ms.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        guard.prune();
+        assert_eq!(guard.tracked_callers(), 0);
     }
 }

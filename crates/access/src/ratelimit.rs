@@ -154,6 +154,32 @@ impl CallerKey {
     }
 }
 
+/// The rate-limit key of a client address: an IPv4 address (or an IPv4-mapped IPv6 one) as
+/// it is, an IPv6 address by its /64: one subscriber or host usually holds a whole /64, so
+/// keying by address would give it 2^64 fresh buckets.
+pub fn address_key(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let segments = v6.segments();
+                let prefix = std::net::Ipv6Addr::new(
+                    segments[0],
+                    segments[1],
+                    segments[2],
+                    segments[3],
+                    0,
+                    0,
+                    0,
+                    0,
+                );
+                format!("ip:{prefix}/64")
+            }
+        },
+    }
+}
+
 impl KeyExtractor for CallerKey {
     type Key = String;
     type KeyExtractionError = ApiError;
@@ -166,7 +192,7 @@ impl KeyExtractor for CallerKey {
             return Ok(format!("sub:{}", principal.subject));
         }
         Ok(match self.client_address(request) {
-            Some(address) => format!("ip:{address}"),
+            Some(address) => address_key(address),
             None => "ip:unknown".to_owned(),
         })
     }
@@ -184,5 +210,23 @@ impl KeyExtractor for CallerKey {
             error: "rate_limited",
             message: format!("too many requests, retry in {wait}s"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let key = |text: &str| address_key(text.parse().unwrap());
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:fffe")
+        );
+        assert_eq!(key("2001:db8:1:2::1"), "ip:2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), "ip:192.0.2.7");
+        assert_eq!(key("192.0.2.7"), "ip:192.0.2.7");
     }
 }

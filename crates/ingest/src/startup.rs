@@ -93,6 +93,7 @@ impl Application {
         let http =
             HttpService::builder(&settings.server, registry, readiness(pool.clone(), &writer))
                 .background(guard.revocations(pool))
+                .background(guard.pruning())
                 .serve(listener, move |config| {
                     config
                         .app_data(state.clone())

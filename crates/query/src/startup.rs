@@ -56,6 +56,7 @@ impl Application {
         let http = HttpService::builder(&settings.server, runtime::metrics::registry(), readiness)
             .body_limit(settings.query.max_body_bytes)
             .background(guard.revocations(pool))
+            .background(guard.pruning())
             .serve(listener, move |config| {
                 config
                     .app_data(state.clone())
