@@ -75,6 +75,7 @@ impl InflightBudget {
         Admission {
             budget: self,
             permits: Vec::new(),
+            held: 0,
         }
     }
 }
@@ -84,15 +85,26 @@ impl InflightBudget {
 pub struct Admission<'a> {
     budget: &'a InflightBudget,
     permits: Vec<OwnedSemaphorePermit>,
+    /// Bytes of room held.
+    held: usize,
 }
 
 impl Admission<'_> {
-    /// Takes room for `bytes` more in-flight bytes, waiting at most the budget's timeout.
-    async fn admit(&mut self, bytes: usize) -> Result<(), ApiError> {
+    /// Holds room for `total` in-flight bytes in all for this request, taking only what it
+    /// does not hold yet and waiting at most the budget's timeout. A request never needs more
+    /// than the whole budget (its need is capped there), so any body within the limits is
+    /// admitted on an idle server, however its need grew while it was read.
+    async fn hold(&mut self, total: usize) -> Result<(), ApiError> {
         let budget = self.budget;
-        let permits = u32::try_from(bytes.clamp(1, budget.capacity)).unwrap_or(u32::MAX);
+        let target = total.clamp(1, budget.capacity);
+        if target <= self.held {
+            return Ok(());
+        }
+        let more = target - self.held;
+        let permits = u32::try_from(more).unwrap_or(u32::MAX);
         if let Ok(permit) = Arc::clone(&budget.room).try_acquire_many_owned(permits) {
             self.permits.push(permit);
+            self.held = target;
             return Ok(());
         }
         if budget.waiting.fetch_add(1, Ordering::AcqRel) >= budget.max_waiting {
@@ -106,6 +118,7 @@ impl Admission<'_> {
         match outcome {
             Ok(Ok(permit)) => {
                 self.permits.push(permit);
+                self.held = target;
                 Ok(())
             }
             _ => {
@@ -113,6 +126,19 @@ impl Admission<'_> {
                 Err(WriteError::Overloaded.into())
             }
         }
+    }
+}
+
+/// The in-flight bytes a body needs: itself, and (compressed) its decompressed copy, each
+/// decoded copy with room for the events made from it.
+fn need(raw: usize, encoding: Encoding, limit: usize) -> usize {
+    if encoding == Encoding::Identity {
+        raw.saturating_mul(DECODE_FACTOR)
+    } else {
+        // Decompressed size is unknown until it is done: assume 4:1 (typical for logs),
+        // capped by the decompressed limit.
+        let decompressed = raw.saturating_mul(4).min(limit);
+        raw.saturating_add(decompressed.saturating_mul(DECODE_FACTOR))
     }
 }
 
@@ -140,11 +166,11 @@ impl Body {
         if declared.is_some_and(|length| length > limit) {
             return Err(too_large());
         }
-        // A declared length is admitted at once (no request holds part of the budget while
-        // waiting for the rest); a chunked body chunk by chunk.
-        let mut admitted = declared.unwrap_or(0);
-        if admitted > 0 {
-            admission.admit(admitted * DECODE_FACTOR).await?;
+        // A declared length is admitted at once, with everything its decoding needs (no
+        // request holds part of the budget while waiting for the rest); a chunked body as
+        // it arrives, then the rest of its need.
+        if let Some(length) = declared {
+            admission.hold(need(length, encoding, limit)).await?;
         }
         let mut raw = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
         while let Some(chunk) = payload.next().await {
@@ -154,17 +180,10 @@ impl Body {
             if raw.len() + chunk.len() > limit {
                 return Err(too_large());
             }
-            if raw.len() + chunk.len() > admitted {
-                admission.admit(chunk.len() * DECODE_FACTOR).await?;
-                admitted += chunk.len();
-            }
+            admission.hold(raw.len() + chunk.len()).await?;
             raw.extend_from_slice(&chunk);
         }
-        if encoding != Encoding::Identity {
-            // The decompressed copy and its events need room too (at most `limit` each).
-            let expected = raw.len().saturating_mul(4).min(limit);
-            admission.admit(expected * DECODE_FACTOR).await?;
-        }
+        admission.hold(need(raw.len(), encoding, limit)).await?;
         Ok(Body { raw, encoding })
     }
 
@@ -208,6 +227,10 @@ impl Encoding {
     }
 }
 
+/// Largest zstd window accepted (8 MiB: what `zstd -19` uses; level 3, the default, uses
+/// 2 MiB).
+pub const MAX_ZSTD_WINDOW: u64 = 8 * 1024 * 1024;
+
 /// Decompresses `body`, refusing to produce more than `limit` bytes.
 pub fn decompress(body: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u8>, BodyError> {
     let too_large = BodyError::TooLarge { limit };
@@ -225,13 +248,26 @@ pub fn decompress(body: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u
             let mut source = body;
             let mut out = Vec::new();
             while !source.is_empty() {
+                // The window a frame declares is allocated before a byte is decoded: bound it
+                // (libzstd's default limit for decompression, ZSTD_WINDOWLOG_LIMIT_DEFAULT,
+                // is 128 MiB; shippers' frames use a few MiB at most).
+                let mut frame = ruzstd::decoding::FrameDecoder::new();
+                frame.set_max_window_size(MAX_ZSTD_WINDOW);
                 let decoder =
-                    ruzstd::decoding::StreamingDecoder::new(&mut source).map_err(|error| {
-                        BodyError::Corrupt {
-                            encoding: "zstd",
-                            reason: error.to_string(),
-                        }
-                    })?;
+                    ruzstd::decoding::StreamingDecoder::new_with_decoder(&mut source, frame)
+                        .map_err(|error| match error {
+                            ruzstd::decoding::errors::FrameDecoderError::WindowSizeTooBig {
+                                requested,
+                                max,
+                            } => BodyError::WindowTooLarge {
+                                window: requested,
+                                limit: max,
+                            },
+                            other => BodyError::Corrupt {
+                                encoding: "zstd",
+                                reason: other.to_string(),
+                            },
+                        })?;
                 let remaining = limit.saturating_sub(out.len());
                 out.extend(read_limited(decoder, remaining, "zstd").map_err(
                     |error| match error {
@@ -300,6 +336,25 @@ mod tests {
             decompress(b"not gzip", Encoding::Gzip, 1024),
             Err(BodyError::Corrupt { .. })
         ));
+    }
+
+    /// A 37 KB body whose zstd frame declared a 128 MiB window took 165 MB before a byte
+    /// was decoded.
+    #[test]
+    fn zstd_windows_are_bounded() {
+        // Magic, a descriptor without content size, a window of 2^27 bytes, one empty last
+        // raw block.
+        let frame = [0x28, 0xB5, 0x2F, 0xFD, 0x00, 17 << 3, 0x01, 0x00, 0x00];
+        assert_eq!(
+            decompress(&frame, Encoding::Zstd, 1024),
+            Err(BodyError::WindowTooLarge {
+                window: 1 << 27,
+                limit: MAX_ZSTD_WINDOW
+            })
+        );
+        // The same frame with a 1 MiB window is fine (and empty).
+        let small = [0x28, 0xB5, 0x2F, 0xFD, 0x00, 10 << 3, 0x01, 0x00, 0x00];
+        assert_eq!(decompress(&small, Encoding::Zstd, 1024), Ok(Vec::new()));
     }
 
     #[test]

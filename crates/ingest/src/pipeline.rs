@@ -119,9 +119,12 @@ async fn submit(
     admission: Admission<'_>,
     state: &IngestState,
 ) -> Result<Outcome, ApiError> {
-    let Decoded { events, rejections } = decoded;
+    let Decoded {
+        events,
+        rejections,
+        rejected,
+    } = decoded;
     let accepted = events.len();
-    let rejected = rejections.len();
     state.metrics.events_rejected.inc_by(rejected as u64);
     if accepted > 0 {
         match state.ack {

@@ -96,7 +96,8 @@ pub struct IngestSettings {
     pub retry_min: Duration,
     #[serde(with = "duration")]
     pub retry_max: Duration,
-    /// Most per-event errors listed in a response (the `rejected` count is always complete).
+    /// Most per-event errors listed in a response, at most 1,000 (the `rejected` count is
+    /// always complete).
     pub max_reported_errors: usize,
     /// Longest message, in bytes.
     pub max_message_bytes: usize,
@@ -152,6 +153,12 @@ impl Settings {
         require_nonzero("ingest.writers", ingest.writers)?;
         require_nonzero("ingest.max_inflight_bytes", ingest.max_inflight_bytes)?;
         require_nonzero("ingest.max_waiting_requests", ingest.max_waiting_requests)?;
+        if ingest.max_reported_errors > crate::formats::MAX_KEPT_REJECTIONS {
+            return Err(SettingsError::invalid(
+                "ingest.max_reported_errors",
+                format!("must be at most {}", crate::formats::MAX_KEPT_REJECTIONS),
+            ));
+        }
         require_nonzero("ingest.queue_max_events", ingest.queue_max_events)?;
         require_nonzero("ingest.queue_max_bytes", ingest.queue_max_bytes)?;
         require_nonzero("ingest.enqueue_timeout", ingest.enqueue_timeout)?;

@@ -64,6 +64,10 @@ pub trait WireFormat: 'static {
 pub enum BodyError {
     #[error("body exceeds {limit} bytes after decompression")]
     TooLarge { limit: usize },
+    #[error("body holds more than {limit} events; send them in several requests")]
+    TooManyEvents { limit: usize },
+    #[error("zstd frame needs a {window} byte window; at most {limit} is accepted")]
+    WindowTooLarge { window: u64, limit: u64 },
     #[error("unsupported Content-Encoding {0:?} (supported: gzip, deflate, zstd, identity)")]
     UnsupportedEncoding(String),
     /// `supported` lists the format's own types, so each format's 415 says what it takes.
@@ -84,7 +88,9 @@ pub enum BodyError {
 impl From<BodyError> for ApiError {
     fn from(error: BodyError) -> Self {
         match error {
-            BodyError::TooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
+            BodyError::TooLarge { .. }
+            | BodyError::TooManyEvents { .. }
+            | BodyError::WindowTooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
             BodyError::UnsupportedEncoding(_) | BodyError::UnsupportedContentType { .. } => {
                 ApiError::UnsupportedMediaType(error.to_string())
             }
@@ -106,11 +112,52 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// The events of a body that passed validation, and those that did not.
+/// Most elements (events, valid or not) one body may hold: a body is refused whole (413)
+/// past it. Each event costs a few hundred bytes once decoded, whatever it cost on the
+/// wire, so this, not the byte limit, bounds a request's memory for tiny events
+/// (`[1,1,…]`: 8 million elements in 16 MiB).
+pub const MAX_EVENTS_PER_BODY: usize = 100_000;
+
+/// Rejections kept per body with their reasons (the rest are only counted): more than
+/// any answer reports (`ingest.max_reported_errors` is at most this).
+pub const MAX_KEPT_REJECTIONS: usize = 1_000;
+
+/// The events of a body that passed validation, and those that did not: every rejection
+/// counted, the first [`MAX_KEPT_REJECTIONS`] kept.
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub events: Vec<LogEvent>,
     pub rejections: Vec<Rejection>,
+    /// Every rejection, kept or not.
+    pub rejected: usize,
+}
+
+impl Decoded {
+    /// Accepts an event.
+    pub fn accept(&mut self, event: LogEvent) -> Result<(), BodyError> {
+        self.admit_element()?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    /// Counts a rejection (keeping it while fewer than [`MAX_KEPT_REJECTIONS`] are).
+    pub fn reject(&mut self, rejection: Rejection) -> Result<(), BodyError> {
+        self.admit_element()?;
+        self.rejected += 1;
+        if self.rejections.len() < MAX_KEPT_REJECTIONS {
+            self.rejections.push(rejection);
+        }
+        Ok(())
+    }
+
+    fn admit_element(&self) -> Result<(), BodyError> {
+        if self.events.len() + self.rejected >= MAX_EVENTS_PER_BODY {
+            return Err(BodyError::TooManyEvents {
+                limit: MAX_EVENTS_PER_BODY,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What became of a body's events, for the format to answer with.

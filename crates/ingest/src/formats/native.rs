@@ -109,7 +109,7 @@ pub fn decode_events(
                     .map_err(|error| BodyError::Unusable(error.to_string()))?;
                 Ok(Decoded {
                     events: vec![event],
-                    rejections: Vec::new(),
+                    ..Decoded::default()
                 })
             }
             // Several lines that do not form one JSON document: NDJSON sent as JSON.
@@ -134,9 +134,7 @@ fn some_valid(decoded: Decoded) -> Result<Decoded, BodyError> {
         None => Err(BodyError::Unusable("body holds no events".to_owned())),
         Some(first) => Err(BodyError::Unusable(format!(
             "no valid event in the body ({} rejected); the first, at index {}: {}",
-            decoded.rejections.len(),
-            first.index,
-            first.reason
+            decoded.rejected, first.index, first.reason
         ))),
     }
 }
@@ -156,10 +154,10 @@ fn validate(
     value: Value,
     received_at: DateTime<Utc>,
     limits: &EventLimits,
-) {
+) -> Result<(), BodyError> {
     match LogEvent::from_json(value, received_at, limits) {
-        Ok(event) => decoded.events.push(event),
-        Err(error) => decoded.rejections.push(Rejection {
+        Ok(event) => decoded.accept(event),
+        Err(error) => decoded.reject(Rejection {
             index,
             line,
             reason: match line {
@@ -177,7 +175,7 @@ fn decode_array(
     limits: &EventLimits,
 ) -> Result<Decoded, BodyError> {
     use serde::Deserializer;
-    use serde::de::{SeqAccess, Visitor};
+    use serde::de::{Error as _, SeqAccess, Visitor};
 
     struct Elements<'a> {
         received_at: DateTime<Utc>,
@@ -193,9 +191,6 @@ fn decode_array(
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Decoded, A::Error> {
             let mut decoded = Decoded::default();
-            if let Some(size) = seq.size_hint() {
-                decoded.events.reserve(size);
-            }
             let mut index = 0;
             while let Some(value) = seq.next_element::<Value>()? {
                 validate(
@@ -205,7 +200,8 @@ fn decode_array(
                     value,
                     self.received_at,
                     self.limits,
-                );
+                )
+                .map_err(A::Error::custom)?;
                 index += 1;
             }
             Ok(decoded)
@@ -219,7 +215,16 @@ fn decode_array(
             limits,
         })
         .and_then(|decoded| deserializer.end().map(|()| decoded))
-        .map_err(|error| BodyError::Unusable(format!("invalid JSON: {error}")))?;
+        .map_err(|error| {
+            let too_many = BodyError::TooManyEvents {
+                limit: super::MAX_EVENTS_PER_BODY,
+            };
+            if error.to_string().starts_with(&too_many.to_string()) {
+                too_many
+            } else {
+                BodyError::Unusable(format!("invalid JSON: {error}"))
+            }
+        })?;
     Ok(decoded)
 }
 
@@ -248,16 +253,16 @@ fn decode_lines(
                     value,
                     received_at,
                     limits,
-                );
+                )?;
             }
             Err(error) => {
                 let reason = format!("line {}: invalid JSON: {error}", line_index + 1);
                 first_syntax_error.get_or_insert_with(|| reason.clone());
-                decoded.rejections.push(Rejection {
+                decoded.reject(Rejection {
                     index,
                     line: Some(line_index + 1),
                     reason,
-                });
+                })?;
             }
         }
     }

@@ -56,3 +56,94 @@ async fn made_up_methods_do_not_grow_the_metrics() {
     assert_eq!(metrics.lines().count(), before, "{metrics}");
     assert!(metrics.len() < 32_000, "{} bytes", metrics.len());
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A 1.9 MB gzip of NDJSON always got 503 on an idle ingest: the request held room for
+/// its compressed bytes, then asked for more than the rest of the budget. Shippers send
+/// multi-MB gzip batches and would retry it forever.
+#[tokio::test]
+async fn a_large_compressed_batch_is_accepted_on_an_idle_server() {
+    let app = spawn_app().await;
+    // Poorly compressible messages (hex of a pseudo-random walk), ~100 bytes an event.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut body = String::new();
+    while body.len() < 6 * 1024 * 1024 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        let message = format!(
+            "{state:016x}{:016x}{:016x}",
+            state.rotate_left(21),
+            state ^ 0x5555
+        );
+        body.push_str(&format!(r#"{{"service":"batch","message":"{message}"}}"#));
+        body.push('\n');
+    }
+    let events = body.lines().count();
+    let compressed = gzip(body.as_bytes());
+    assert!(compressed.len() > 1_700_000, "{}", compressed.len());
+    let response = app
+        .client
+        .post(format!("{}/api/v1/logs", app.address))
+        .header("Content-Type", "application/x-ndjson")
+        .header("Content-Encoding", "gzip")
+        .body(compressed)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], events);
+}
+
+/// 16 MiB of `[1,1,…]` gzipped to 16 KB peaked at 588 MB: every one of its 8 million
+/// elements kept a rejection string. Elements per body are capped and rejections counted.
+#[tokio::test]
+async fn element_bombs_are_refused_whole() {
+    let app = spawn_app().await;
+    let mut array = Vec::with_capacity(16 * 1024 * 1024);
+    array.push(b'[');
+    while array.len() < 16 * 1024 * 1024 - 3 {
+        array.extend_from_slice(b"1,");
+    }
+    array.extend_from_slice(b"1]");
+    let lines = b"x\n".repeat(7 * 1024 * 1024);
+    for (content_type, body) in [("application/json", array), ("application/x-ndjson", lines)] {
+        let response = app
+            .client
+            .post(format!("{}/api/v1/logs", app.address))
+            .header("Content-Type", content_type)
+            .header("Content-Encoding", "gzip")
+            .body(gzip(&body))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 413, "{content_type}: {answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("more than 100000 events"),
+            "{answer}"
+        );
+    }
+    // Many bad events under the cap: all counted, the first 100 listed.
+    let body: String = (0..50_000).map(|_| "7\n").collect();
+    let body = format!("{body}{{\"service\":\"a\",\"message\":\"m\"}}\n");
+    let response = app.post("/api/v1/logs", "application/x-ndjson", body).await;
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+        (Some(1), Some(50_000))
+    );
+    assert_eq!(answer["errors"].as_array().unwrap().len(), 100);
+}
