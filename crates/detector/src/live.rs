@@ -305,7 +305,7 @@ impl Detector {
             let refresh = remembered
                 .book
                 .refresh(config, &remembered.series, from, now_minute);
-            self.count(service, &refresh);
+            self.count(&refresh);
             if let Some(status) = refresh.status {
                 verdicts.push(service_status(config, service, &status, now));
             }
@@ -327,26 +327,17 @@ impl Detector {
         Ok(report)
     }
 
-    /// Counts what a refresh judged, and says when data came too late to page.
-    fn count(&self, service: &str, refresh: &Refresh) {
+    /// Counts what a refresh judged.
+    fn count(&self, refresh: &Refresh) {
         let metrics = &self.metrics;
         let count = |counter: &prometheus_client::metrics::counter::Counter, n: usize| {
             counter.inc_by(n as u64);
         };
         count(&metrics.minutes_judged, refresh.judged);
         count(&metrics.minutes_unjudged, refresh.unjudged);
-        count(&metrics.late_minutes, refresh.late.len());
-        count(&metrics.too_late_minutes, refresh.beyond_window);
+        count(&metrics.late_minutes, refresh.changed);
         count(&metrics.baseline_lookbacks, refresh.reached_back);
         count(&metrics.baseline_unfiltered, refresh.unfiltered);
-        if refresh.beyond_window > 0 {
-            tracing::warn!(
-                service,
-                minutes = refresh.beyond_window,
-                lateness_minutes = self.config.lateness_minutes,
-                "Data arrived after the lateness window: judged only to keep anomalous minutes out of baselines; it opens no incident."
-            );
-        }
     }
 
     async fn apply(
@@ -380,12 +371,8 @@ impl Detector {
             Transition::Quiet => return Ok(()),
             Transition::Open(assessment) => {
                 let title = detection::title(service, signal, &assessment, None);
-                // Judged again because its data arrived after the minute was first judged.
-                let late_by = Minute::containing(now)
-                    .minus(1)
-                    .since(assessment.minute)
-                    .max(0);
-                let new = new_incident(config, service, signal, &title, &assessment, now, late_by);
+                let late = late_by(&assessment, now);
+                let new = new_incident(config, service, signal, &title, &assessment, now, late);
                 let mut reason = match assessment.p_value {
                     Some(p) => format!(
                         "tail probability {p:.2e} <= {:.0e} (z = {:.2})",
@@ -393,12 +380,7 @@ impl Detector {
                     ),
                     None => format!("z = {:.2} > {}", assessment.z, config.z_threshold),
                 };
-                if late_by > 0 {
-                    reason.push_str(&format!(
-                        "; from data that arrived late: the window ending {} was judged again {late_by} min after it completed",
-                        assessment.minute.start().format("%H:%M UTC")
-                    ));
-                }
+                reason.push_str(&late_note(&assessment, late));
                 let id = incidents::open(
                     conn,
                     &new,
@@ -418,8 +400,9 @@ impl Detector {
             Transition::Reopen(assessment) => {
                 let Some(id) = incident_id else { return Ok(()) };
                 let reason = format!(
-                    "fired again within the reopen window (z = {:.2})",
-                    assessment.z
+                    "fired again within the reopen window (z = {:.2}){}",
+                    assessment.z,
+                    late_note(&assessment, late_by(&assessment, now))
                 );
                 let reopened = incidents::reopen(
                     conn,
@@ -508,6 +491,26 @@ impl Detector {
         }
         Ok(())
     }
+}
+
+/// How many minutes before the last complete one the window of `assessment` ended: above 0
+/// when it was judged because its data arrived late.
+fn late_by(assessment: &Assessment, now: DateTime<Utc>) -> i64 {
+    Minute::containing(now)
+        .minus(1)
+        .since(assessment.minute)
+        .max(0)
+}
+
+/// What a timeline says of evidence that arrived late (nothing when it did not).
+fn late_note(assessment: &Assessment, late_by: i64) -> String {
+    if late_by == 0 {
+        return String::new();
+    }
+    format!(
+        "; from data that arrived late: the window ending {} was judged again {late_by} min after it completed",
+        assessment.minute.start().format("%H:%M UTC")
+    )
 }
 
 fn measurement(assessment: &Assessment, now: DateTime<Utc>) -> Measurement {

@@ -27,10 +27,10 @@ pub struct DetectorMetrics {
     /// baseline falls back rather than skip a minute; a non-zero value is a bug to report).
     pub minutes_judged: Counter,
     pub minutes_unjudged: Counter,
-    /// Minutes judged again because data for them arrived late: within the lateness window
-    /// (they may open incidents) and after it (only kept out of baselines if anomalous).
+    /// Minutes judged again because data for them arrived late, within the lateness window
+    /// (data later than that is never read by a running detector: ingest's
+    /// `events_delayed` counts it).
     pub late_minutes: Counter,
-    pub too_late_minutes: Counter,
     /// Baselines that reached back past `baseline` for usable minutes, and those that had to
     /// take anomalous minutes (too few others within the look-back).
     pub baseline_lookbacks: Counter,
@@ -56,7 +56,6 @@ impl DetectorMetrics {
             minutes_judged: Counter::default(),
             minutes_unjudged: Counter::default(),
             late_minutes: Counter::default(),
-            too_late_minutes: Counter::default(),
             baseline_lookbacks: Counter::default(),
             baseline_unfiltered: Counter::default(),
             webhook_delivered: Counter::default(),
@@ -115,11 +114,6 @@ impl DetectorMetrics {
                 "late_minutes",
                 "Minutes judged again because data for them arrived within the lateness window",
                 &metrics.late_minutes,
-            ),
-            (
-                "too_late_minutes",
-                "Minutes whose data arrived after the lateness window: kept out of baselines if anomalous, never paged",
-                &metrics.too_late_minutes,
             ),
             (
                 "baseline_lookbacks",

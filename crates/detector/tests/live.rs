@@ -623,3 +623,58 @@ async fn a_new_service_with_backfilled_history_is_judged_against_it() {
     assert_eq!(baseline.baseline_minutes, 29, "{baseline:?}");
     assert_eq!(detector.metrics().minutes_unjudged.get(), 0);
 }
+
+/// A detector that starts judges the minutes of its lateness window it has not seen (it
+/// catches up on what happened while it was down). Minutes that already held an incident
+/// are not new evidence: a restart escalated a reopened incident from the burst of its
+/// first episode ("escalated: evidence grew to critical", no new errors).
+#[tokio::test]
+async fn a_restart_does_not_escalate_from_minutes_already_judged() {
+    let setup = setup(60).await;
+    let detector = setup.app.detector();
+    detector.tick(at(setup.burst, 40)).await.unwrap();
+    let id = incidents_of(&setup.db).await[0].0;
+    let mut conn = connect(&setup.db).await;
+    let operator = store::incidents::Actor {
+        name: "alice@example.com",
+        reason: "",
+    };
+    assert!(
+        store::incidents::resolve(&mut conn, id, at(setup.burst.plus(1), 5), operator)
+            .await
+            .unwrap()
+    );
+    // A smaller burst two minutes later reopens it as a warning.
+    let again = setup.burst.plus(2);
+    write_counts(&setup.db, "checkout", again, 16, 20).await;
+    let report = detector.tick(at(again, 40)).await.unwrap();
+    assert_eq!(report.reopened, 1, "{report:?}");
+    let row = store::incidents::find(&mut conn, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.severity, domain::Severity::Warning, "{}", row.title);
+
+    let restarted = detector::Application::build(settings(&setup.db))
+        .await
+        .unwrap();
+    let report = restarted
+        .detector()
+        .unshared()
+        .tick(at(again, 50))
+        .await
+        .unwrap();
+    assert_eq!(report.opened + report.reopened, 0, "{report:?}");
+    assert_eq!(
+        timeline(&setup.db, id).await,
+        ["opened", "resolved", "reopened"]
+    );
+    let row = store::incidents::find(&mut conn, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.severity, domain::Severity::Warning);
+    assert_eq!(row.current_count, 16);
+    // Nothing arrived late: a start is not late data.
+    assert_eq!(restarted.detector().metrics().late_minutes.get(), 0);
+}

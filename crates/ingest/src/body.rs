@@ -94,7 +94,7 @@ impl Admission<'_> {
     /// does not hold yet and waiting at most the budget's timeout. A request never needs more
     /// than the whole budget (its need is capped there), so any body within the limits is
     /// admitted on an idle server, however its need grew while it was read.
-    async fn hold(&mut self, total: usize) -> Result<(), ApiError> {
+    pub(crate) async fn hold(&mut self, total: usize) -> Result<(), ApiError> {
         let budget = self.budget;
         let target = total.clamp(1, budget.capacity);
         if target <= self.held {
@@ -136,10 +136,15 @@ fn need(raw: usize, encoding: Encoding, limit: usize) -> usize {
         raw.saturating_mul(DECODE_FACTOR)
     } else {
         // Decompressed size is unknown until it is done: assume 4:1 (typical for logs),
-        // capped by the decompressed limit.
-        let decompressed = raw.saturating_mul(4).min(limit);
-        raw.saturating_add(decompressed.saturating_mul(DECODE_FACTOR))
+        // capped by the decompressed limit; [`decoded_need`] corrects it once known.
+        decoded_need(raw, raw.saturating_mul(4).min(limit))
     }
+}
+
+/// The in-flight bytes a compressed body of `raw` bytes needs once it decompressed to
+/// `decompressed` bytes.
+pub(crate) fn decoded_need(raw: usize, decompressed: usize) -> usize {
+    raw.saturating_add(decompressed.saturating_mul(DECODE_FACTOR))
 }
 
 /// A request body as received, still in its content encoding.

@@ -7,14 +7,15 @@
 use access::IngestAccess;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
-use actix_web::web::{Data, Payload};
+use actix_web::web::{Data, Payload, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use web::ApiError;
+use web::error::NoParams;
 
 use crate::batch::{BatchWriter, WriteError};
-use crate::body::{Admission, Body, Encoding, InflightBudget, header};
-use crate::formats::{BodyError, Decoded, Outcome, WireFormat};
+use crate::body::{Admission, Body, Encoding, InflightBudget, decoded_need, header};
+use crate::formats::{Decoded, Outcome, WireFormat};
 use crate::metrics::IngestMetrics;
 use crate::settings::AckMode;
 
@@ -49,9 +50,10 @@ impl From<WriteError> for ApiError {
 }
 
 /// `POST` of logs in format `F`; a route names its format here, e.g.
-/// `post().to(accept::<Native>)`.
+/// `post().to(accept::<Native>)`. No query parameters are taken: one is a 400 naming it.
 pub async fn accept<F: WireFormat>(
     _caller: IngestAccess,
+    _params: Query<NoParams>,
     request: HttpRequest,
     payload: Payload,
     state: Data<IngestState>,
@@ -79,17 +81,21 @@ async fn handle<F: WireFormat>(
         &mut admission,
     )
     .await?;
-    let decoded = decode::<F>(body, kind, received_at, state).await?;
+    let decoded = decode::<F>(body, kind, received_at, state, &mut admission).await?;
     let outcome = submit(decoded, admission, state).await?;
     Ok(F::answer(outcome))
 }
 
-/// Decompresses and decodes `body`, on a blocking thread when it is large.
+/// Decompresses and decodes `body`, on a blocking thread when it is large. A compressed
+/// body's admission is brought up to its real decompressed size before it is decoded
+/// (decoding is where memory multiplies: each event costs a few hundred bytes), so bodies
+/// that decompress far beyond the usual 4:1 wait for room instead of decoding side by side.
 async fn decode<F: WireFormat>(
     body: Body,
     kind: F::Kind,
     received_at: DateTime<Utc>,
     state: &IngestState,
+    admission: &mut Admission<'_>,
 ) -> Result<Decoded, ApiError> {
     let large = if body.is_compressed() {
         body.received_bytes() >= OFFLOAD_DECODE_BYTES / 8
@@ -97,19 +103,30 @@ async fn decode<F: WireFormat>(
         body.received_bytes() >= OFFLOAD_DECODE_BYTES
     };
     let limit = state.max_body_bytes;
+    let received = body.received_bytes();
+    let compressed = body.is_compressed();
+    let plain = off_thread(large, move || body.decompress(limit)).await??;
+    if compressed {
+        admission.hold(decoded_need(received, plain.len())).await?;
+    }
     let limits = state.limits.clone();
-    let work = move || -> Result<Decoded, BodyError> {
-        let plain = body.decompress(limit)?;
-        F::decode(&plain, kind, received_at, &limits)
-    };
-    let decoded = if large {
+    let decoded =
+        off_thread(large, move || F::decode(&plain, kind, received_at, &limits)).await??;
+    Ok(decoded)
+}
+
+/// Runs `work` on actix's blocking pool when `large`, else here.
+async fn off_thread<T: Send + 'static>(
+    large: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    if large {
         actix_web::web::block(work)
             .await
-            .map_err(|error| ApiError::Internal(format!("decoding task failed: {error}")))??
+            .map_err(|error| ApiError::Internal(format!("decoding task failed: {error}")))
     } else {
-        work()?
-    };
-    Ok(decoded)
+        Ok(work())
+    }
 }
 
 /// Hands the accepted events to the batch writer as the ack mode says, and reports what

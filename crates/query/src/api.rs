@@ -57,9 +57,10 @@ pub struct OpeningView {
     pub z: f64,
     pub expected: Option<f64>,
     pub spread: Option<f64>,
-    /// Present when the incident opened from data that arrived late: how many minutes its
-    /// window ended before the last complete minute at opening (the window's data came
-    /// in after the detector had judged it once).
+    /// `null` unless the incident opened from data that arrived late; then how many minutes
+    /// its window ended before the last complete minute at opening (data stamped three
+    /// minutes ago, in the minute that ended two minutes before the last complete one,
+    /// gives 2).
     pub late_by_minutes: Option<i64>,
 }
 

@@ -163,6 +163,13 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The query string of an endpoint that takes no parameters: any parameter is a 400
+/// naming it (`?verbose=1` is refused rather than silently ignored). Extract it as
+/// `_: Query<NoParams>`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
 /// JSON errors for actix's own extractors (bad query strings, paths and JSON bodies), so
 /// that every 4xx has the same shape.
 pub fn extractor_configs() -> (

@@ -95,8 +95,10 @@ pub(super) fn assess_window(
         Algorithm::NegativeBinomial => {
             let (mean, variance) = baseline.predictive(window, config.min_dispersion);
             let z = (count as f64 - mean) / variance.sqrt();
-            let p = negative_binomial_tail(count, mean, variance);
-            let fires = guard(count) && p <= config.p_open;
+            // Within the count guard nothing can fire: no tail probability is reported.
+            let p = guard(count).then(|| negative_binomial_tail(count, mean, variance));
+            let below = |threshold: f64| p.is_some_and(|p| p <= threshold);
+            let fires = below(config.p_open);
             let firing_count = fires.then(|| {
                 smallest_firing(config.min_count, |count| {
                     guard(count) && negative_binomial_tail(count, mean, variance) <= config.p_open
@@ -106,10 +108,10 @@ pub(super) fn assess_window(
                 mean,
                 variance.sqrt(),
                 z,
-                Some(p),
+                p,
                 fires,
-                guard(count) && p <= config.p_stay,
-                p <= config.p_critical,
+                below(config.p_stay),
+                below(config.p_critical),
                 firing_count,
             )
         }
@@ -217,7 +219,7 @@ pub(super) fn assess_rate(
         expected,
         spread: variance.sqrt(),
         z,
-        p_value: Some(p),
+        p_value: guard(errors).then_some(p),
         fires,
         holds: guard(errors) && p <= config.p_stay,
         severity: if p <= config.p_critical {

@@ -35,8 +35,12 @@ pub struct Refresh {
     /// Minutes judged (with a baseline).
     pub judged: usize,
     /// Minutes before the last complete one, within the lateness window, whose counts were
-    /// new or changed: the lifecycle judges them again (see `Evaluation::late`).
+    /// new or changed: the lifecycle judges them (again) (see `Evaluation::late`). New ones
+    /// are a fresh book's window (a detector that just started catches up on them).
     pub late: Vec<Minute>,
+    /// Of those, the ones whose counts changed since they were judged: data that arrived
+    /// late.
+    pub changed: usize,
     /// Minutes whose counts changed after the lateness window: judged only to keep them out
     /// of baselines if anomalous; they open nothing.
     pub beyond_window: usize,
@@ -133,6 +137,7 @@ impl ServiceBook {
             if judged_minute < last_complete {
                 if judged_minute >= now.minus(i64::from(config.lateness_minutes)) {
                     refresh.late.push(judged_minute);
+                    refresh.changed += usize::from(previous.is_some());
                 } else if previous.is_some() {
                     refresh.beyond_window += 1;
                 }
@@ -197,7 +202,7 @@ mod tests {
         let series = series_with(&counts);
         let refresh = book.refresh(&config, &series, Minute(45), Minute(60));
         assert_eq!(refresh.late, [Minute(56)]);
-        assert_eq!(refresh.beyond_window, 1);
+        assert_eq!((refresh.changed, refresh.beyond_window), (1, 1));
         assert!(book.anomalies().contains(&Minute(47)));
         assert!(book.anomalies().contains(&Minute(56)));
     }

@@ -155,10 +155,19 @@ pub(super) fn judge(
 /// minute, so a burst that straddles a minute boundary or a tick is still seen, and the
 /// minutes whose counts arrived late.
 pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
-    let mut buckets: Vec<Minute> = input.late.to_vec();
-    buckets.extend([input.now.minus(1), input.now]);
+    let latest = [input.now.minus(1), input.now];
     match input.active {
         Some(active) => {
+            // Late minutes are new evidence only after the last minute that held the
+            // incident: older ones are already part of it (or of an episode before a
+            // reopen) and never escalate it or stand as its current evidence.
+            let buckets: Vec<Minute> = input
+                .late
+                .iter()
+                .copied()
+                .filter(|minute| *minute > active.last_fired)
+                .chain(latest)
+                .collect();
             // Judged against the baseline frozen when it opened.
             let frozen = Baselines::frozen(active.baseline);
             let assessments: Vec<Assessment> = buckets
@@ -194,6 +203,7 @@ pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
                     .settled
                     .is_none_or(|settled| assessment.first > settled)
             };
+            let buckets: Vec<Minute> = input.late.iter().copied().chain(latest).collect();
             let fired: Vec<Assessment> = buckets
                 .iter()
                 .filter_map(|&minute| {

@@ -147,3 +147,23 @@ async fn element_bombs_are_refused_whole() {
     );
     assert_eq!(answer["errors"].as_array().unwrap().len(), 100);
 }
+
+/// Ingest takes no query parameters: one is refused by name, never silently ignored.
+#[tokio::test]
+async fn query_parameters_are_refused_by_name() {
+    let app = spawn_app().await;
+    let response = app
+        .post(
+            "/api/v1/logs?foo=1",
+            "application/json",
+            r#"{"service":"a","message":"m"}"#,
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        answer["message"].as_str().unwrap().contains("foo"),
+        "{answer}"
+    );
+    assert!(app.stored_messages().await.is_empty());
+}

@@ -9,7 +9,7 @@ use store::incidents::{Actor, IncidentFilter};
 use store::logs::LogFilter;
 use utoipa::{IntoParams, ToSchema};
 use web::ApiError;
-use web::error::ErrorBody;
+use web::error::{ErrorBody, NoParams};
 
 use super::{QueryState, into_page, parse_cursor, parse_name, parse_time};
 use crate::api::{IncidentDetail, IncidentView, LogView, Page};
@@ -115,6 +115,7 @@ pub async fn detail(
     _caller: ReadAccess,
     state: Data<QueryState>,
     id: Path<i64>,
+    _params: Query<NoParams>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let mut conn = state.read_connection().await?;
     Ok(Json(detail_of(&mut conn, id.into_inner()).await?))
@@ -216,6 +217,7 @@ pub async fn acknowledge(
     caller: OperatorAccess,
     state: Data<QueryState>,
     id: Path<i64>,
+    _params: Query<NoParams>,
     body: Bytes,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     act(caller, state, id.into_inner(), &body, Action::Acknowledge).await
@@ -241,6 +243,7 @@ pub async fn resolve(
     caller: OperatorAccess,
     state: Data<QueryState>,
     id: Path<i64>,
+    _params: Query<NoParams>,
     body: Bytes,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     act(caller, state, id.into_inner(), &body, Action::Resolve).await

@@ -1,11 +1,12 @@
 //! `POST /api/v1/auth/login`
 
-use actix_web::web::{Data, Json};
+use actix_web::web::{Data, Json, Query};
 use auth::{Role, password};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use web::ApiError;
+use web::error::NoParams;
 
 use super::QueryState;
 
@@ -43,6 +44,7 @@ pub struct LoginResponse {
 pub async fn login(
     state: Data<QueryState>,
     body: Json<LoginRequest>,
+    _params: Query<NoParams>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let Some(signer) = state.signer.clone() else {
         return Err(ApiError::unavailable(

@@ -60,7 +60,9 @@ pub struct ServiceView {
     /// Errors and events in the current minute and the 59 before it.
     pub errors_last_hour: i64,
     pub events_last_hour: i64,
-    /// `null` until a detector has judged a complete minute of the service.
+    /// `null` until a detector has judged a complete minute of the service: a new service's
+    /// first `detection.min_baseline` (10) minutes are its warm-up, with nothing to judge
+    /// them against.
     pub verdict: Option<VerdictView>,
     /// Ids of the service's active incidents.
     pub active_incidents: Vec<i64>,
@@ -125,9 +127,11 @@ pub async fn list(
     params: Query<ServiceParams>,
 ) -> Result<Json<Page<ServiceView>>, ApiError> {
     let limit = state.limit(params.limit)?;
+    // An empty cursor is the first page, as in every listing.
     let after = params
         .cursor
         .as_deref()
+        .filter(|cursor| !cursor.trim().is_empty())
         .map(|cursor| cursor::decode_name(CursorKind::Services, cursor))
         .transpose()?;
     let since = Minute::containing(Utc::now()).minus(HOUR - 1);

@@ -29,6 +29,9 @@ async fn bad_parameters_are_400_with_reasons() {
         ("/api/v1/incidents?serivce=esc", "serivce"),
         ("/api/v1/logs?servce=esc", "servce"),
         ("/api/v1/incidents/1/logs?page=2", "page"),
+        // Endpoints without parameters refuse them too.
+        ("/api/v1/incidents/1?verbose=1", "verbose"),
+        ("/api/v1/services?limt=2", "limt"),
     ] {
         let (status, body) = app.get(path).await;
         assert_eq!(status, 400, "{path}: {body}");

@@ -102,6 +102,9 @@ async fn services_are_keyset_paged_by_name() {
         }
     }
     assert_eq!(seen, names);
+    let (status, body) = app.get("/api/v1/services?limit=2&cursor=").await;
+    assert_eq!(status, 200, "an empty cursor is the first page: {body}");
+    assert_eq!(body["data"][0]["service"], "a");
     let (status, body) = app.get("/api/v1/services?cursor=bogus").await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = app.get("/api/v1/services?limt=2").await;
