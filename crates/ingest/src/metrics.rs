@@ -14,6 +14,9 @@ pub struct IngestMetrics {
     pub events_rejected: Counter,
     /// Events committed to PostgreSQL.
     pub events_committed: Counter,
+    /// Accepted events stamped more than 10 minutes before they arrived (the detector's
+    /// default `detection.lateness`): a running detector never judges them.
+    pub events_delayed: Counter,
     /// Events acknowledged with 202 (buffered mode) that could not be stored.
     pub events_lost: Counter,
     /// Requests refused because the queue stayed full for `enqueue_timeout`.
@@ -39,6 +42,7 @@ impl IngestMetrics {
             events_accepted: Counter::default(),
             events_rejected: Counter::default(),
             events_committed: Counter::default(),
+            events_delayed: Counter::default(),
             events_lost: Counter::default(),
             overloaded: Counter::default(),
             writer_retries: Counter::default(),
@@ -63,6 +67,11 @@ impl IngestMetrics {
             "events_committed",
             "Events committed to PostgreSQL",
             metrics.events_committed.clone(),
+        );
+        ingest.register(
+            "events_delayed",
+            "Accepted events stamped more than 10 minutes before they arrived (later than the detector's default lateness window)",
+            metrics.events_delayed.clone(),
         );
         ingest.register(
             "events_lost",

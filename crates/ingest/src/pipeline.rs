@@ -23,6 +23,10 @@ use crate::settings::AckMode;
 /// thread, so that one big request cannot stall the other requests of its worker.
 const OFFLOAD_DECODE_BYTES: usize = 64 * 1024;
 
+/// Events stamped this long before they arrive are counted as delayed: later than the
+/// detector's default lateness window, so a running detector never judges them.
+const DELAYED: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
 /// What handlers share.
 pub struct IngestState {
     pub writer: BatchWriter,
@@ -82,7 +86,7 @@ async fn handle<F: WireFormat>(
     )
     .await?;
     let decoded = decode::<F>(body, kind, received_at, state, &mut admission).await?;
-    let outcome = submit(decoded, admission, state).await?;
+    let outcome = submit(decoded, received_at, admission, state).await?;
     Ok(F::answer(outcome))
 }
 
@@ -133,6 +137,7 @@ async fn off_thread<T: Send + 'static>(
 /// became of the body.
 async fn submit(
     decoded: Decoded,
+    received_at: DateTime<Utc>,
     admission: Admission<'_>,
     state: &IngestState,
 ) -> Result<Outcome, ApiError> {
@@ -143,6 +148,11 @@ async fn submit(
     } = decoded;
     let accepted = events.len();
     state.metrics.events_rejected.inc_by(rejected as u64);
+    let delayed = events
+        .iter()
+        .filter(|event| event.ts < received_at - DELAYED)
+        .count();
+    state.metrics.events_delayed.inc_by(delayed as u64);
     if accepted > 0 {
         match state.ack {
             AckMode::Durable => {

@@ -421,3 +421,24 @@ async fn a_lone_request_is_not_held_for_the_linger() {
     .expect("answered well before the 60 s linger");
     assert_eq!(response.status(), 200);
 }
+
+/// Events stamped more than 10 minutes before they arrive are stored like any other, and
+/// counted: a running detector never judges them (docs/ARCHITECTURE.md, "Late data").
+#[tokio::test]
+async fn delayed_events_are_counted() {
+    let app = spawn_app().await;
+    let old = (chrono::Utc::now() - chrono::Duration::minutes(20)).to_rfc3339();
+    let recent = (chrono::Utc::now() - chrono::Duration::minutes(2)).to_rfc3339();
+    let response = app
+        .post_logs(&json!([
+            {"service": "a", "message": "old", "ts": old},
+            {"service": "a", "message": "recent", "ts": recent},
+        ]))
+        .await;
+    assert_eq!(response.status(), 200);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("threesigma_ingest_events_delayed_total 1\n"),
+        "{metrics}"
+    );
+}
