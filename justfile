@@ -84,3 +84,8 @@ deploy-check:
     cargo test -p deploy-checks --test deploy
     cargo test -p detector --test sidecar
     cargo test -p query --test replica
+
+# The security review's attacks against a release ingest, each HELD or FAILED (docs/SECURITY.md).
+attacks:
+    cargo build --release --bin threesigma --bin threesigma-ingest
+    python3 bench/attacks.py

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Replays the security review's attacks (issue 10) against a release `threesigma-ingest`
+on 127.0.0.1 and prints, for each, HELD or FAILED with what was measured.
+
+Run with `just attacks` (builds the release binaries first). Needs the local PostgreSQL
+(BENCH_ADMIN_URL, default postgres://postgres@127.0.0.1:5432/postgres); a scratch database
+`threesigma_attacks` is created and dropped. Bounded: every attack has a time limit and a
+count; the whole run takes about a minute. Nothing leaves 127.0.0.1.
+
+Attacks:
+  methods     3,000 requests with made-up methods (some 100 KB long) to /healthz, /metrics
+              and an unknown path: /metrics must not grow with them, nor RSS.
+  bombs       four concurrent 16 MiB-decoded bodies of four shapes, sent three rounds:
+              gzip [1,1,...], gzip NDJSON of "x" lines, gzip NDJSON of minimal valid events,
+              and a zstd frame declaring a 128 MiB window: peak RSS must stay under 256 MiB.
+  big-gzip    a 1.9 MB gzip batch of poorly compressible events on an idle server: 200.
+  stalled     (issue 10.3) 600 connections that send headers and 12 bytes of a 1,000-byte
+              body: /healthz must answer within 1 s while they are held, and the server
+              must close them within 30 s.
+"""
+
+import gzip
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(ROOT, "target", "release")
+ADMIN = os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+DATABASE = "threesigma_attacks"
+SECRET = "attacks-" + "".join(random.choice("0123456789abcdef") for _ in range(40))
+RESULTS = []
+
+
+def psql(url, statement):
+    subprocess.run(["psql", url, "-q", "-c", statement], check=True, capture_output=True)
+
+
+def database_url():
+    parsed = urllib.parse.urlparse(ADMIN)
+    return urllib.parse.urlunparse(parsed._replace(path="/" + DATABASE))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    """(current, peak) resident set size of `pid`, in KiB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(value.split()[0])
+    return values["VmRSS"], values["VmHWM"]
+
+
+def record(name, held, detail):
+    RESULTS.append((name, held, detail))
+    print(f"{'HELD  ' if held else 'FAILED'} {name}: {detail}", flush=True)
+
+
+def request(port, method, path, body=b"", headers=None, timeout=60):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def attack_methods(port, pid):
+    before = len(request(port, "GET", "/metrics")[1])
+    _, peak_before = rss_kib(pid)
+    for i in range(3000):
+        method = ("M" * 100_000) if i % 300 == 0 else f"BOGUS{i}"
+        path = ["/healthz", "/metrics", "/no/such/path"][i % 3]
+        try:
+            request(port, method, path, timeout=10)
+        except (OSError, http.client.HTTPException):
+            pass
+    after = len(request(port, "GET", "/metrics")[1])
+    _, peak = rss_kib(pid)
+    held = after < before + 16_000 and peak < peak_before + 50_000
+    record(
+        "methods",
+        held,
+        f"/metrics {before} -> {after} bytes; peak RSS {peak_before // 1024} -> {peak // 1024} MiB",
+    )
+
+
+def bomb_bodies():
+    size = 16 * 1024 * 1024
+    array = b"[" + b"1," * (size // 2 - 1) + b"1]"
+    lines = b"x\n" * (size // 2)
+    event = b'{"service":"bomb","message":"m"}\n'
+    events = event * (size // len(event))
+    # Magic, descriptor without content size, a 2^27-byte window, one empty last raw block.
+    window = bytes([0x28, 0xB5, 0x2F, 0xFD, 0x00, 17 << 3, 0x01, 0x00, 0x00])
+    return [
+        ("array", "application/json", "gzip", gzip.compress(array, 6)),
+        ("x-lines", "application/x-ndjson", "gzip", gzip.compress(lines, 6)),
+        ("tiny-events", "application/x-ndjson", "gzip", gzip.compress(events, 6)),
+        ("zstd-window", "application/x-ndjson", "zstd", window * 4000),
+    ]
+
+
+def attack_bombs(port, pid, token):
+    bodies = bomb_bodies()
+    statuses = []
+
+    def send(body):
+        name, content_type, encoding, data = body
+        try:
+            status, _ = request(
+                port,
+                "POST",
+                "/api/v1/logs",
+                data,
+                {
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": content_type,
+                    "Content-Encoding": encoding,
+                },
+                timeout=120,
+            )
+        except (OSError, http.client.HTTPException) as error:
+            status = str(error)
+        statuses.append((name, status))
+
+    for _ in range(3):
+        threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    current, peak = rss_kib(pid)
+    answers = sorted({f"{name} {status}" for name, status in statuses})
+    record(
+        "bombs",
+        peak < 256 * 1024,
+        f"peak RSS {peak // 1024} MiB (now {current // 1024} MiB); answers: {', '.join(answers)}",
+    )
+
+
+def attack_big_gzip(port, token):
+    rng = random.Random(7)
+    lines = []
+    size = 0
+    while size < 6 * 1024 * 1024:
+        message = "%032x%016x" % (rng.getrandbits(128), rng.getrandbits(64))
+        line = json.dumps({"service": "batch", "message": message})
+        lines.append(line)
+        size += len(line) + 1
+    body = gzip.compress(("\n".join(lines) + "\n").encode(), 1)
+    status, answer = request(
+        port,
+        "POST",
+        "/api/v1/logs",
+        body,
+        {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/x-ndjson",
+            "Content-Encoding": "gzip",
+        },
+    )
+    record("big-gzip", status == 200, f"{len(body)} bytes gzip of {len(lines)} events: {status} {answer[:80]!r}")
+
+
+def attack_stalled(port, token):
+    sockets = []
+    for _ in range(600):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(
+                (
+                    "POST /api/v1/logs HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 1000\r\n\r\n{\"service\":"
+                ).encode()
+            )
+            sockets.append(s)
+        except OSError:
+            break
+    started = time.monotonic()
+    try:
+        status, _ = request(port, "GET", "/healthz", timeout=8)
+    except (OSError, http.client.HTTPException):
+        status = "timeout"
+    health = time.monotonic() - started
+    deadline = time.monotonic() + 30
+    open_count = len(sockets)
+    while time.monotonic() < deadline and open_count:
+        open_count = 0
+        for s in sockets:
+            try:
+                s.settimeout(0.001)
+                if s.recv(1, socket.MSG_PEEK) == b"":
+                    continue
+            except BlockingIOError:
+                pass
+            except socket.timeout:
+                pass
+            except OSError:
+                continue
+            open_count += 1
+        time.sleep(1)
+    for s in sockets:
+        s.close()
+    record(
+        "stalled",
+        status == 200 and health < 1 and open_count == 0,
+        f"{len(sockets)} stalled bodies; /healthz {status} in {health:.2f} s; "
+        f"{open_count} still open after 30 s",
+    )
+
+
+def main():
+    psql(ADMIN, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    psql(ADMIN, f"CREATE DATABASE {DATABASE}")
+    env = dict(os.environ, DATABASE_URL=database_url(), JWT_SECRET=SECRET, RUST_LOG="warn")
+    subprocess.run([os.path.join(RELEASE, "threesigma"), "migrate"], env=env, check=True, capture_output=True)
+    token = subprocess.run(
+        [os.path.join(RELEASE, "threesigma"), "token", "issue", "--scope", "ingest", "--subject", "attacker", "--ttl", "1h"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    port = free_port()
+    server = subprocess.Popen(
+        [os.path.join(RELEASE, "threesigma-ingest")],
+        env=dict(env, THREESIGMA__SERVER__BIND=f"127.0.0.1:{port}"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                if request(port, "GET", "/readyz", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        only = set(sys.argv[1:])
+        if not only or "methods" in only:
+            attack_methods(port, server.pid)
+        if not only or "bombs" in only:
+            attack_bombs(port, server.pid, token)
+        if not only or "big-gzip" in only:
+            attack_big_gzip(port, token)
+        if not only or "stalled" in only:
+            attack_stalled(port, token)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        psql(ADMIN, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    held = sum(1 for _, ok, _ in RESULTS if ok)
+    print(f"\n{held} of {len(RESULTS)} attacks held")
+
+
+if __name__ == "__main__":
+    main()
