@@ -217,7 +217,14 @@ pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
             if fired.is_empty() {
                 return Transition::Quiet;
             }
-            let opening = strongest(&fired);
+            // A minute that fires alone is the evidence: a two-minute window holding it
+            // fires because of it (its other minute may be ordinary).
+            let alone: Vec<Assessment> = fired
+                .iter()
+                .filter(|assessment| assessment.first == assessment.minute)
+                .copied()
+                .collect();
+            let opening = strongest(if alone.is_empty() { &fired } else { &alone });
             let recent = input.last_resolved.is_some_and(|resolved| {
                 opening.minute.since(resolved) <= i64::from(config.reopen_window)
             });
