@@ -179,9 +179,7 @@ impl Body {
         }
         let mut raw = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
         while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|error| {
-                ApiError::BadRequest(format!("could not read the body: {error}"))
-            })?;
+            let chunk = chunk.map_err(|error| web::deadline::body_read_error(&error))?;
             if raw.len() + chunk.len() > limit {
                 return Err(too_large());
             }

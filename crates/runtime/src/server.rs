@@ -19,6 +19,13 @@ pub struct ServerSettings {
     /// listen backlog. Each connection with a request in flight holds up to ~64 KiB of
     /// buffered body, so this also bounds that memory.
     pub max_connections: usize,
+    /// Longest wait for the next chunk of a request body, and longest time to read a whole
+    /// one: past either the request gets 408 and its connection is closed (a client that
+    /// sends headers and a few bytes, then nothing, no longer holds a connection).
+    #[serde(with = "duration")]
+    pub body_idle_timeout: Duration,
+    #[serde(with = "duration")]
+    pub body_timeout: Duration,
     /// How long a graceful stop may take before connections are cut.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
@@ -46,6 +53,8 @@ impl ServerSettings {
             bind: bind.to_owned(),
             workers: 0,
             max_connections: 512,
+            body_idle_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
             cors_origins: Vec::new(),
         }

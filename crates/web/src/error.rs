@@ -30,6 +30,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The request body was not received in time (see `deadline`); the connection is
+    /// closed.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
@@ -58,7 +62,7 @@ pub enum ApiError {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
     /// Stable machine-readable kind: `bad_request`, `unauthorized`, `forbidden`,
-    /// `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`,
+    /// `not_found`, `conflict`, `payload_too_large`, `request_timeout`, `unsupported_media_type`,
     /// `rate_limited`, `unavailable`, `overloaded`, `internal`.
     pub error: &'a str,
     /// What went wrong, for humans.
@@ -76,6 +80,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
@@ -118,6 +123,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
@@ -142,7 +148,7 @@ impl ResponseError for ApiError {
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let ApiError::Overloaded { .. } = self {
+        if let ApiError::Overloaded { .. } | ApiError::RequestTimeout(_) = self {
             response.force_close();
         }
         response.json(ErrorBody {
@@ -196,6 +202,9 @@ pub fn extractor_configs() -> (
                     "expected Content-Type: application/json".to_owned(),
                 )
                 .into(),
+                JsonPayloadError::Payload(payload) => {
+                    crate::deadline::body_read_error(&payload).into()
+                }
                 other => ApiError::BadRequest(format!("invalid JSON body: {other}")).into(),
             },
         );

@@ -6,10 +6,12 @@
 //! - [`server`]: [`HttpService`], the one service builder: middleware, health endpoints,
 //!   graceful stop.
 //! - [`error`]: [`ApiError`], the one mapping from errors to HTTP status codes and JSON.
+//! - [`deadline`]: deadlines for reading request bodies (408 past them).
 //! - [`headers`]: security headers, the JSON Content-Security-Policy, CORS.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: request metrics middleware.
 
+pub mod deadline;
 pub mod error;
 pub mod headers;
 pub mod health;

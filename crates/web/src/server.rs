@@ -115,6 +115,10 @@ impl ServiceBuilder {
         let readiness = Data::new(self.readiness);
         let body_limit = self.body_limit;
         let grace = self.settings.shutdown_grace;
+        let deadlines = Data::new(crate::deadline::BodyDeadlines {
+            idle: self.settings.body_idle_timeout,
+            total: self.settings.body_timeout,
+        });
         let server = HttpServer::new(move || {
             let (query_config, path_config, json_config) = extractor_configs();
             let json_config: JsonConfig = match body_limit {
@@ -125,6 +129,8 @@ impl ServiceBuilder {
                 .wrap(method_not_allowed_as_json())
                 .wrap(security_headers())
                 .wrap(from_fn(record_request))
+                .wrap(from_fn(crate::deadline::body_deadlines))
+                .app_data(deadlines.clone())
                 .app_data(readiness.clone())
                 .app_data(registry.clone())
                 .app_data(http_metrics.clone())

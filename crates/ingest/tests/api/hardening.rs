@@ -167,3 +167,44 @@ async fn query_parameters_are_refused_by_name() {
     );
     assert!(app.stored_messages().await.is_empty());
 }
+
+/// A client that sends headers and 12 bytes of a 1,000-byte body, then nothing, held its
+/// connection for as long as it liked (≥ 75 s seen); 600 of them starved the server of
+/// connections. A body that stalls now gets 408 and a closed connection.
+#[tokio::test]
+async fn a_stalled_body_gets_408_and_its_connection_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = crate::helpers::spawn_app_with(|settings| {
+        settings.server.body_idle_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let token = crate::helpers::ingest_token();
+    stream
+        .write_all(
+            format!(
+                "POST /api/v1/logs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"service\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    // Bounded: the whole answer and the close must come well within 10 s.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the connection was not closed")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(app.stored_messages().await.is_empty());
+}
