@@ -38,6 +38,10 @@ ADMIN = os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/po
 DATABASE = "threesigma_attacks"
 SECRET = "attacks-" + "".join(random.choice("0123456789abcdef") for _ in range(40))
 RESULTS = []
+# Settings for the ingest under attack, e.g. ATTACK_ENV="THREESIGMA__SERVER__MAX_CONNECTIONS=4096".
+EXTRA_ENV = dict(
+    item.split("=", 1) for item in os.environ.get("ATTACK_ENV", "").split() if "=" in item
+)
 
 
 def psql(url, statement):
@@ -179,9 +183,9 @@ def attack_big_gzip(port, token):
     record("big-gzip", status == 200, f"{len(body)} bytes gzip of {len(lines)} events: {status} {answer[:80]!r}")
 
 
-def attack_stalled(port, token):
+def attack_stalled(port, pid, token):
     sockets = []
-    for _ in range(600):
+    for _ in range(int(os.environ.get("ATTACK_STALLED", "600"))):
         try:
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             s.sendall(
@@ -225,11 +229,13 @@ def attack_stalled(port, token):
     open_count = len(sockets) - len(closed)
     for s in sockets:
         s.close()
+    current, peak = rss_kib(pid)
     record(
         "stalled",
         status == 200 and health < 1 and open_count == 0,
         f"{len(sockets)} stalled bodies; /healthz {status} in {health:.2f} s; "
-        f"{open_count} still open after 30 s (the rest closed within {closed_after:.0f} s; answers {answers})",
+        f"{open_count} still open after 30 s (the rest closed within {closed_after:.0f} s; answers {answers}); "
+        f"peak RSS {peak // 1024} MiB",
     )
 
 
@@ -248,7 +254,7 @@ def main():
     port = free_port()
     server = subprocess.Popen(
         [os.path.join(RELEASE, "threesigma-ingest")],
-        env=dict(env, THREESIGMA__SERVER__BIND=f"127.0.0.1:{port}"),
+        env=dict(env, THREESIGMA__SERVER__BIND=f"127.0.0.1:{port}", **EXTRA_ENV),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -267,7 +273,7 @@ def main():
         if not only or "big-gzip" in only:
             attack_big_gzip(port, token)
         if not only or "stalled" in only:
-            attack_stalled(port, token)
+            attack_stalled(port, server.pid, token)
     finally:
         server.send_signal(signal.SIGTERM)
         try:

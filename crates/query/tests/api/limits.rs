@@ -60,3 +60,35 @@ async fn login_attempts_have_their_own_stricter_limit() {
     }
     assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
 }
+
+/// An unauthenticated login whose body stalls after a few bytes held its connection for
+/// as long as the client liked (138 of them from loopback addresses starved /healthz). It
+/// now gets 408 and a closed connection after `server.body_idle_timeout`.
+#[tokio::test]
+async fn a_stalled_login_gets_408_and_its_connection_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = crate::helpers::spawn_app_with(|settings| {
+        settings.server.body_idle_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 200\r\n\r\n{\"email\":",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the connection was not closed")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
