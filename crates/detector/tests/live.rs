@@ -108,6 +108,19 @@ async fn connect(db: &TestDatabase) -> AsyncPgConnection {
     AsyncPgConnection::establish(&db.url).await.unwrap()
 }
 
+/// Resolves incident `id` as an operator would, at `at`.
+async fn resolve_as_operator(db: &TestDatabase, id: i64, at: DateTime<Utc>) {
+    let operator = store::incidents::Actor {
+        name: "alice@example.com",
+        reason: "deployed the fix",
+    };
+    assert!(
+        store::incidents::resolve(&mut connect(db).await, id, at, operator)
+            .await
+            .unwrap()
+    );
+}
+
 async fn incidents_of(db: &TestDatabase) -> Vec<(i64, String, String)> {
     let mut conn = connect(db).await;
     incidents::table
@@ -248,17 +261,8 @@ async fn a_manual_resolve_is_not_undone_by_the_burst_it_resolved() {
     let detector = setup.app.detector();
     detector.tick(at(setup.burst, 40)).await.unwrap();
     let id = incidents_of(&setup.db).await[0].0;
-    let mut conn = connect(&setup.db).await;
-    let operator = store::incidents::Actor {
-        name: "alice@example.com",
-        reason: "deployed the fix",
-    };
     let next = setup.burst.plus(1);
-    assert!(
-        store::incidents::resolve(&mut conn, id, at(next, 5), operator)
-            .await
-            .unwrap()
-    );
+    resolve_as_operator(&setup.db, id, at(next, 5)).await;
     for seconds in [10, 30, 50] {
         let report = detector.tick(at(next, seconds)).await.unwrap();
         assert_eq!((report.opened, report.reopened), (0, 0), "{report:?}");
@@ -634,16 +638,8 @@ async fn a_restart_does_not_escalate_from_minutes_already_judged() {
     let detector = setup.app.detector();
     detector.tick(at(setup.burst, 40)).await.unwrap();
     let id = incidents_of(&setup.db).await[0].0;
+    resolve_as_operator(&setup.db, id, at(setup.burst.plus(1), 5)).await;
     let mut conn = connect(&setup.db).await;
-    let operator = store::incidents::Actor {
-        name: "alice@example.com",
-        reason: "",
-    };
-    assert!(
-        store::incidents::resolve(&mut conn, id, at(setup.burst.plus(1), 5), operator)
-            .await
-            .unwrap()
-    );
     // A smaller burst two minutes later reopens it as a warning.
     let again = setup.burst.plus(2);
     write_counts(&setup.db, "checkout", again, 16, 20).await;

@@ -30,19 +30,26 @@ pub fn encode(kind: CursorKind, at: DateTime<Utc>, id: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}:{}:{id}", kind.tag(), at.timestamp_micros()))
 }
 
-/// Decodes a cursor of `kind`.
-pub fn decode(kind: CursorKind, cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
-    let invalid = || {
-        ApiError::BadRequest("invalid cursor: pass back next_cursor exactly as received".to_owned())
-    };
+fn invalid() -> ApiError {
+    ApiError::BadRequest("invalid cursor: pass back next_cursor exactly as received".to_owned())
+}
+
+/// The text after `kind`'s tag in a cursor of `kind`.
+fn payload(kind: CursorKind, cursor: &str) -> Result<String, ApiError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(cursor.trim())
         .map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    text.strip_prefix(kind.tag())
+        .and_then(|rest| rest.strip_prefix(':'))
+        .map(str::to_owned)
+        .ok_or_else(invalid)
+}
+
+/// Decodes a cursor of `kind`.
+pub fn decode(kind: CursorKind, cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
+    let text = payload(kind, cursor)?;
     let mut parts = text.split(':');
-    if parts.next() != Some(kind.tag()) {
-        return Err(invalid());
-    }
     let micros: i64 = parts
         .next()
         .and_then(|p| p.parse().ok())
@@ -65,17 +72,7 @@ pub fn encode_name(kind: CursorKind, name: &str) -> String {
 
 /// Decodes a cursor of `kind` made by [`encode_name`].
 pub fn decode_name(kind: CursorKind, cursor: &str) -> Result<String, ApiError> {
-    let invalid = || {
-        ApiError::BadRequest("invalid cursor: pass back next_cursor exactly as received".to_owned())
-    };
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.trim())
-        .map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    text.strip_prefix(kind.tag())
-        .and_then(|rest| rest.strip_prefix(':'))
-        .map(str::to_owned)
-        .ok_or_else(invalid)
+    payload(kind, cursor)
 }
 
 #[cfg(test)]
