@@ -74,6 +74,7 @@ docker-build TAG="latest":
 
 # The whole stack with docker compose (copy example.env to .env first).
 compose-up *ARGS:
+    deploy/scripts/db-certs.sh
     docker compose up -d --build {{ARGS}}
 
 # Checks of the Dockerfiles, compose file and Kubernetes manifests (no engine needed) and of

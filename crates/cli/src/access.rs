@@ -33,7 +33,7 @@ pub fn auth_settings(config: Option<PathBuf>) -> anyhow::Result<AuthSettings> {
 
 async fn connect(database_url: &str) -> anyhow::Result<AsyncPgConnection> {
     store::migrate::ensure_current(database_url).await?;
-    AsyncPgConnection::establish(database_url)
+    store::pool::connect(database_url)
         .await
         .context("Connecting to PostgreSQL failed.")
 }

@@ -58,8 +58,7 @@ fn secret() -> anyhow::Result<(String, bool)> {
 
 /// Creates an admin user on a database without users; returns its email and password.
 async fn first_admin(database_url: &str) -> anyhow::Result<Option<(String, String)>> {
-    use diesel_async::AsyncConnection;
-    let mut conn = diesel_async::AsyncPgConnection::establish(database_url).await?;
+    let mut conn = store::pool::connect(database_url).await?;
     if store::users::count(&mut conn).await? > 0 {
         return Ok(None);
     }

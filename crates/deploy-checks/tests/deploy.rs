@@ -723,3 +723,98 @@ fn shipped_examples_trust_single_proxy_addresses_only() {
         }
     }
 }
+
+/// The examples reach PostgreSQL over TLS they verify: compose's URL says verify-full with
+/// a CA every service mounts and a server started with TLS on; every Kubernetes container
+/// given DATABASE_URL mounts the CA directory the example secret's URLs name.
+#[test]
+fn shipped_examples_verify_the_database_certificate() {
+    let compose = merged(&YamlLoader::load_from_str(&read("docker-compose.yml")).unwrap()[0]);
+    let services = compose["services"].as_hash().unwrap();
+    let mut with_database = 0;
+    for (name, service) in services {
+        let name = name.as_str().unwrap();
+        let Some(url) = service["environment"]["DATABASE_URL"].as_str() else {
+            continue;
+        };
+        with_database += 1;
+        // As compose would pass it: `${VAR:?message}` replaced by a value.
+        let mut url = url.to_owned();
+        while let Some(start) = url.find("${") {
+            let end = start + url[start..].find('}').unwrap();
+            url.replace_range(start..=end, "value");
+        }
+        let split = store::tls::split_url(&url).unwrap();
+        assert_eq!(split.tls.mode, store::tls::SslMode::VerifyFull, "{name}");
+        let Some(store::tls::RootCerts::File(ca)) = split.tls.root_certs else {
+            panic!("{name}: no sslrootcert file");
+        };
+        let mounted = service["volumes"]
+            .as_vec()
+            .unwrap_or_else(|| panic!("{name}: no volumes"))
+            .iter()
+            .filter_map(Yaml::as_str)
+            .any(|volume| volume.ends_with(&format!(":{}:ro", ca.display())));
+        assert!(mounted, "{name} does not mount {}", ca.display());
+    }
+    assert_eq!(with_database, 5, "migrate, ingest, query, detector, cli");
+    let postgres = compose["services"]["postgres"]["entrypoint"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(postgres.contains("-c ssl=on"), "{postgres}");
+    assert!(read(".gitignore").lines().any(|l| l == "/deploy/compose/tls"));
+
+    let documents = manifests();
+    let secret = kind(&documents, "Secret", "threesigma");
+    let mut ca_dirs = BTreeSet::new();
+    for key in ["database-url", "database-read-url"] {
+        let split = store::tls::split_url(secret["stringData"][key].as_str().unwrap()).unwrap();
+        assert_eq!(split.tls.mode, store::tls::SslMode::VerifyFull, "{key}");
+        let Some(store::tls::RootCerts::File(ca)) = split.tls.root_certs else {
+            panic!("{key}: no sslrootcert file");
+        };
+        ca_dirs.insert(ca.parent().unwrap().to_owned());
+    }
+    let ca_dir = ca_dirs.pop_first().unwrap();
+    assert!(ca_dirs.is_empty(), "one CA directory");
+    let mut checked = 0;
+    for (file, document) in &documents {
+        let pod = &document["spec"]["template"]["spec"];
+        let Some(containers) = pod["containers"].as_vec() else {
+            continue;
+        };
+        for container in containers {
+            let gets_url = container["env"].as_vec().is_some_and(|env| {
+                env.iter()
+                    .any(|var| var["name"].as_str() == Some("DATABASE_URL"))
+            });
+            if !gets_url {
+                continue;
+            }
+            checked += 1;
+            let mount = container["volumeMounts"]
+                .as_vec()
+                .unwrap_or_else(|| panic!("{file}: no volumeMounts"))
+                .iter()
+                .find(|mount| mount["mountPath"].as_str() == ca_dir.to_str())
+                .unwrap_or_else(|| panic!("{file} does not mount {}", ca_dir.display()));
+            let volume = pod["volumes"]
+                .as_vec()
+                .unwrap()
+                .iter()
+                .find(|volume| volume["name"] == mount["name"])
+                .unwrap();
+            assert_eq!(
+                volume["configMap"]["name"].as_str(),
+                Some("threesigma-db-ca"),
+                "{file}"
+            );
+            assert_eq!(volume["configMap"]["optional"].as_bool(), Some(true), "{file}");
+        }
+    }
+    assert!(checked >= 5, "ingest, query, detector, migrate, sidecar: {checked}");
+}

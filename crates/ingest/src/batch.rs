@@ -104,7 +104,7 @@ impl Submission {
 
 struct Shared {
     config: BatchConfig,
-    database: tokio_postgres::Config,
+    database: store::pool::ConnectionConfig,
     metrics: IngestMetrics,
     receiver: Mutex<mpsc::UnboundedReceiver<Submission>>,
     closing: CancellationToken,
@@ -137,7 +137,7 @@ impl BatchWriter {
     /// Starts `config.writers` writer tasks on the current runtime.
     pub fn start(
         config: BatchConfig,
-        database: tokio_postgres::Config,
+        database: store::pool::ConnectionConfig,
         metrics: IngestMetrics,
     ) -> (BatchWriter, WriterTasks) {
         let (sender, receiver) = mpsc::unbounded_channel();

@@ -89,7 +89,7 @@ impl DatabaseSettings {
     pub fn connection_config(
         &self,
         application_name: &str,
-    ) -> Result<tokio_postgres::Config, store::StoreError> {
+    ) -> Result<store::pool::ConnectionConfig, store::StoreError> {
         store::pool::connection_config(self.url(), &self.pool(application_name))
     }
 

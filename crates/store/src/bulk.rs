@@ -142,8 +142,8 @@ pub struct BulkConnection {
 
 impl BulkConnection {
     /// Opens a connection (driven on the current runtime) and prepares the statements.
-    pub async fn connect(config: &tokio_postgres::Config) -> StoreResult<BulkConnection> {
-        let client = crate::pool::connect_raw(config).await?;
+    pub async fn connect(config: &crate::pool::ConnectionConfig) -> StoreResult<BulkConnection> {
+        let client = config.connect_raw().await?;
         let (copy, unnest, upsert) = tokio::try_join!(
             client.prepare(COPY_LOGS),
             client.prepare(INSERT_BATCH_UNNEST),

@@ -161,6 +161,43 @@ impl PrivateCluster {
         Ok(())
     }
 
+    /// Turns TLS on with this certificate (chain, PEM) and key: writes them into the data
+    /// directory (owned by the server's user, key mode 0600 as PostgreSQL demands) and
+    /// restarts the server (a reload would apply it a moment later, not by return).
+    pub fn enable_tls(&self, certificate_pem: &str, key_pem: &str) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for (name, contents) in [("server.crt", certificate_pem), ("server.key", key_pem)] {
+            let file = self.data.join(name);
+            std::fs::write(&file, contents)?;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            if let Some((uid, gid)) = self.run_as {
+                std::os::unix::fs::chown(&file, Some(uid), Some(gid))?;
+            }
+        }
+        let conf = self.data.join("postgresql.auto.conf");
+        let mut settings = std::fs::read_to_string(&conf).unwrap_or_default();
+        if !settings.lines().any(|line| line.trim() == "ssl = on") {
+            settings.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+            std::fs::write(&conf, settings)?;
+        }
+        // The options (port, socket directory) are kept from the last start; the log file
+        // is not, and without one the server would hold our output pipe open.
+        let log = self.data.with_file_name("postgres.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path(&self.data)?,
+                "-l",
+                path(&log)?,
+                "-m",
+                "fast",
+                "-w",
+                "restart",
+            ],
+        )
+    }
+
     /// Stops the cluster (fast shutdown: sessions are closed, data is safe).
     pub fn stop(&self) -> Result<()> {
         self.run(

@@ -20,14 +20,14 @@ const MEMBER: i32 = -1;
 
 /// This replica's bucket locks.
 pub struct BucketLeases {
-    config: tokio_postgres::Config,
+    config: crate::pool::ConnectionConfig,
     client: Option<tokio_postgres::Client>,
     buckets: i32,
     held: BTreeSet<i32>,
 }
 
 impl BucketLeases {
-    pub fn new(config: tokio_postgres::Config, buckets: i32) -> BucketLeases {
+    pub fn new(config: crate::pool::ConnectionConfig, buckets: i32) -> BucketLeases {
         BucketLeases {
             config,
             client: None,
@@ -60,7 +60,7 @@ impl BucketLeases {
             .is_none_or(tokio_postgres::Client::is_closed)
         {
             self.held.clear();
-            let client = crate::pool::connect_raw(&self.config).await?;
+            let client = self.config.connect_raw().await?;
             client
                 .execute(
                     "SELECT pg_advisory_lock_shared($1, $2)",

@@ -6,6 +6,7 @@
 //! - [`models`]: row types.
 //! - [`enums`]: domain enums in `text` columns ([`Stored`](enums::Stored)).
 //! - [`pool`]: the deadpool + diesel-async pool with explicit timeouts, and raw connections.
+//! - [`tls`]: libpq's `sslmode`/`sslrootcert` read from the URL, rustls underneath.
 //! - [`migrate`]: embedded migrations and the schema-is-current check.
 //! - [`cluster`]: a private PostgreSQL cluster (for `threesigma up` and fault tests).
 //! - [`bulk`]: the ingest hot path (a batch of log rows and its rollup upsert, committed
@@ -37,6 +38,7 @@ pub mod scope;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 pub mod users;
 
 pub use error::{StoreError, StoreResult};

@@ -2,9 +2,7 @@
 //! the database is not behind.
 
 use diesel::pg::Pg;
-use diesel_async::{
-    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
-};
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{StoreError, StoreResult};
@@ -16,12 +14,6 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 /// migrate Job racing a developer).
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_lock(hashtext('threesigma_migrations'))";
 
-async fn connect(url: &str) -> StoreResult<AsyncPgConnection> {
-    AsyncPgConnection::establish(url)
-        .await
-        .map_err(|error| StoreError::Unavailable(error.to_string()))
-}
-
 /// Runs `work` with a migration harness on its own connection. Diesel's harness is
 /// synchronous, so it runs on a blocking thread and drives the async connection from there.
 async fn with_harness<T, F>(url: &str, work: F) -> StoreResult<T>
@@ -29,7 +21,7 @@ where
     T: Send + 'static,
     F: FnOnce(&mut AsyncMigrationHarness<AsyncPgConnection>) -> StoreResult<T> + Send + 'static,
 {
-    let mut conn = connect(url).await?;
+    let mut conn = crate::pool::connect(url).await?;
     conn.batch_execute(MIGRATION_LOCK).await?;
     tokio::task::spawn_blocking(move || {
         let mut harness = AsyncMigrationHarness::new(conn);

@@ -10,8 +10,10 @@ use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
 use futures_util::FutureExt;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{StoreError, StoreResult};
+use crate::tls::{self, SslMode};
 
 /// The pool every service shares for its ordinary queries.
 pub type DbPool = deadpool::managed::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
@@ -46,13 +48,77 @@ impl Default for PoolSettings {
     }
 }
 
+/// Everything needed to open a connection: tokio-postgres's configuration and the TLS
+/// connector for the URL's `sslmode` (see [`crate::tls`]).
+#[derive(Clone)]
+pub struct ConnectionConfig {
+    postgres: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    ssl_mode: SslMode,
+}
+
+impl std::fmt::Debug for ConnectionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // tokio-postgres's Debug leaves the password out.
+        f.debug_struct("ConnectionConfig")
+            .field("postgres", &self.postgres)
+            .field("ssl_mode", &self.ssl_mode)
+            .finish()
+    }
+}
+
+impl ConnectionConfig {
+    /// Parses a database URL (or libpq key/value string) with its TLS parameters, and
+    /// nothing else applied: for one-off connections such as migrations, which must not
+    /// inherit a statement timeout.
+    pub fn parse(url: &str) -> StoreResult<ConnectionConfig> {
+        let split = tls::split_url(url)?;
+        let mut postgres = tokio_postgres::Config::from_str(&split.rest)
+            .map_err(|error| StoreError::InvalidUrl(error.to_string()))?;
+        tls::apply(&mut postgres, &split.tls);
+        Ok(ConnectionConfig {
+            postgres,
+            tls: tls::connector(&split.tls)?,
+            ssl_mode: split.tls.effective_mode(),
+        })
+    }
+
+    /// The tokio-postgres side (host, user, options…).
+    pub fn postgres(&self) -> &tokio_postgres::Config {
+        &self.postgres
+    }
+
+    /// The TLS mode in force.
+    pub fn ssl_mode(&self) -> SslMode {
+        self.ssl_mode
+    }
+
+    /// Opens one raw tokio-postgres connection and drives it on the current runtime.
+    pub async fn connect_raw(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = self.postgres.connect(self.tls.clone()).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "PostgreSQL connection ended.");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Opens one diesel-async connection.
+    pub async fn connect(&self) -> Result<AsyncPgConnection, ConnectionError> {
+        let (client, connection) = self
+            .postgres
+            .connect(self.tls.clone())
+            .await
+            .map_err(|error| ConnectionError::BadConnection(error.to_string()))?;
+        AsyncPgConnection::try_from_client_and_connection(client, connection).await
+    }
+}
+
 /// Parses a database URL (or key=value string) and applies the connection settings.
-pub fn connection_config(
-    url: &str,
-    settings: &PoolSettings,
-) -> StoreResult<tokio_postgres::Config> {
-    let mut config = tokio_postgres::Config::from_str(url)
-        .map_err(|error| StoreError::InvalidUrl(error.to_string()))?;
+pub fn connection_config(url: &str, settings: &PoolSettings) -> StoreResult<ConnectionConfig> {
+    let mut connection = ConnectionConfig::parse(url)?;
+    let config = &mut connection.postgres;
     config.connect_timeout(settings.connect_timeout);
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(30));
@@ -67,20 +133,15 @@ pub fn connection_config(
         );
         config.options(options.trim());
     }
-    Ok(config)
+    Ok(connection)
 }
 
-/// Opens one raw tokio-postgres connection and drives it on the current runtime.
-pub async fn connect_raw(
-    config: &tokio_postgres::Config,
-) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "PostgreSQL connection ended.");
-        }
-    });
-    Ok(client)
+/// One connection to `url` as it is (TLS per its `sslmode`), for one-off work.
+pub async fn connect(url: &str) -> StoreResult<AsyncPgConnection> {
+    ConnectionConfig::parse(url)?
+        .connect()
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))
 }
 
 /// Builds the pool. No connection is opened here: the first query opens one, so a service
@@ -93,14 +154,7 @@ pub fn build_pool(url: &str, settings: &PoolSettings) -> StoreResult<DbPool> {
     manager_config.recycling_method = RecyclingMethod::Verified;
     manager_config.custom_setup = Box::new(move |_url| {
         let config = config.clone();
-        async move {
-            let (client, connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|error| ConnectionError::BadConnection(error.to_string()))?;
-            AsyncPgConnection::try_from_client_and_connection(client, connection).await
-        }
-        .boxed()
+        async move { config.connect().await }.boxed()
     });
     let manager =
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);

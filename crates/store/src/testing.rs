@@ -12,7 +12,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::time::Duration;
 
-use tokio_postgres::NoTls;
 
 use crate::migrate;
 use crate::pool::with_database;
@@ -68,11 +67,12 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 async fn admin(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    let config = crate::pool::ConnectionConfig::parse(url)
+        .unwrap_or_else(|error| panic!("DATABASE_URL {url}: {error}"));
+    config
+        .connect_raw()
         .await
-        .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {url}: {error}"));
-    tokio::spawn(connection);
-    client
+        .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {url}: {error}"))
 }
 
 async fn ensure_template(admin_url: &str, template: &str) {
@@ -205,8 +205,12 @@ impl Drop for TestDatabase {
                 return;
             };
             runtime.block_on(async move {
-                if let Ok((client, connection)) = tokio_postgres::connect(&admin_url, NoTls).await {
-                    tokio::spawn(connection);
+                let config = crate::pool::ConnectionConfig::parse(&admin_url);
+                let connected = match config {
+                    Ok(config) => config.connect_raw().await.ok(),
+                    Err(_) => None,
+                };
+                if let Some(client) = connected {
                     let _ = client
                         .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                         .await;
