@@ -17,6 +17,10 @@ Attacks:
   stalled     (issue 10.3) 600 connections that send headers and 12 bytes of a 1,000-byte
               body: /healthz must answer within 1 s while they are held, and the server
               must close them within 30 s.
+  one-address (issue 10.3) 2,100 such connections from 127.0.0.1, more than the server's
+              2,048 slots: another address (127.0.0.2) must still get a POST accepted
+              within 1 s, and 127.0.0.1 must hold no more than
+              server.max_connections_per_client (256) of them open after 2 s.
 """
 
 import gzip
@@ -184,20 +188,7 @@ def attack_big_gzip(port, token):
 
 
 def attack_stalled(port, pid, token):
-    sockets = []
-    for _ in range(int(os.environ.get("ATTACK_STALLED", "600"))):
-        try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(
-                (
-                    "POST /api/v1/logs HTTP/1.1\r\nHost: x\r\n"
-                    f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-                    "Content-Length: 1000\r\n\r\n{\"service\":"
-                ).encode()
-            )
-            sockets.append(s)
-        except OSError:
-            break
+    sockets = stalled_posts(port, token, int(os.environ.get("ATTACK_STALLED", "600")))
     started = time.monotonic()
     try:
         status, _ = request(port, "GET", "/healthz", timeout=8)
@@ -239,6 +230,67 @@ def attack_stalled(port, pid, token):
     )
 
 
+def stalled_posts(port, token, count, source="127.0.0.1"):
+    sockets = []
+    for _ in range(count):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+            s.sendall(
+                (
+                    "POST /api/v1/logs HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 1000\r\n\r\n{\"service\":"
+                ).encode()
+            )
+            sockets.append(s)
+        except OSError:
+            break
+    return sockets
+
+
+def still_open(sockets):
+    count = 0
+    for s in sockets:
+        s.setblocking(False)
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+        except BlockingIOError:
+            count += 1
+        except OSError:
+            pass
+    return count
+
+
+def attack_one_address(port, pid, token):
+    count = int(os.environ.get("ATTACK_ONE_ADDRESS", "2100"))
+    sockets = stalled_posts(port, token, count)
+    time.sleep(2)
+    held_open = still_open(sockets)
+    body = json.dumps({"service": "bystander", "level": "info", "message": "still served"}).encode()
+    started = time.monotonic()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=8, source_address=("127.0.0.2", 0))
+        connection.request("POST", "/api/v1/logs", body=body,
+                           headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        status = connection.getresponse().status
+        connection.close()
+    except (OSError, http.client.HTTPException):
+        status = "timeout"
+    elapsed = time.monotonic() - started
+    for s in sockets:
+        s.close()
+    current, peak = rss_kib(pid)
+    record(
+        "one-address",
+        status == 200 and elapsed < 1 and held_open <= 256,
+        f"{len(sockets)} stalled bodies from 127.0.0.1, {held_open} still open after 2 s; "
+        f"a POST from 127.0.0.2: {status} in {elapsed:.2f} s; peak RSS {peak // 1024} MiB",
+    )
+
+
 def main():
     psql(ADMIN, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     psql(ADMIN, f"CREATE DATABASE {DATABASE}")
@@ -274,6 +326,10 @@ def main():
             attack_big_gzip(port, token)
         if not only or "stalled" in only:
             attack_stalled(port, server.pid, token)
+        if not only or "one-address" in only:
+            # The stalled connections of the previous attack are cut after 10 s.
+            time.sleep(0 if only == {"one-address"} else 12)
+            attack_one_address(port, server.pid, token)
     finally:
         server.send_signal(signal.SIGTERM)
         try:

@@ -23,6 +23,7 @@ pub struct ApiGuard {
     /// The stricter limiter of login attempts, per client address.
     login_limiter: Limiter,
     rate_limited: bool,
+    trusted_proxies: Vec<ipnet::IpNet>,
     cors_origins: Vec<String>,
     revocation_refresh: std::time::Duration,
 }
@@ -40,9 +41,16 @@ impl ApiGuard {
             limiter: rate_limit.general()?,
             login_limiter: rate_limit.login()?,
             rate_limited: rate_limit.enabled(),
+            trusted_proxies: rate_limit.proxies()?,
             cors_origins: cors_origins.to_vec(),
             revocation_refresh: auth.revocation_refresh,
         })
+    }
+
+    /// The proxies whose `X-Forwarded-For` is believed, for
+    /// [`web::server::ServiceBuilder::trusted_proxies`].
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies.clone()
     }
 
     /// The verifier, as app data for the authentication middleware.

@@ -57,7 +57,8 @@ impl RateLimitSettings {
         }
     }
 
-    fn proxies(&self) -> Result<Vec<IpNet>, SettingsError> {
+    /// The trusted proxies, parsed.
+    pub fn proxies(&self) -> Result<Vec<IpNet>, SettingsError> {
         self.trusted_proxies
             .iter()
             .map(|entry| {
@@ -158,25 +159,9 @@ impl CallerKey {
 /// it is, an IPv6 address by its /64: one subscriber or host usually holds a whole /64, so
 /// keying by address would give it 2^64 fresh buckets.
 pub fn address_key(address: IpAddr) -> String {
-    match address {
-        IpAddr::V4(v4) => format!("ip:{v4}"),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => format!("ip:{v4}"),
-            None => {
-                let segments = v6.segments();
-                let prefix = std::net::Ipv6Addr::new(
-                    segments[0],
-                    segments[1],
-                    segments[2],
-                    segments[3],
-                    0,
-                    0,
-                    0,
-                    0,
-                );
-                format!("ip:{prefix}/64")
-            }
-        },
+    match web::clients::client_network(address) {
+        IpNet::V4(net) => format!("ip:{}", net.addr()),
+        IpNet::V6(net) => format!("ip:{net}"),
     }
 }
 

@@ -9,7 +9,7 @@ use auth::{AuthSettings, Role, Scope, password};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use runtime::Layered;
 use runtime::settings;
 use serde::{Deserialize, Serialize};

@@ -766,7 +766,11 @@ fn shipped_examples_verify_the_database_certificate() {
         .collect::<Vec<_>>()
         .join(" ");
     assert!(postgres.contains("-c ssl=on"), "{postgres}");
-    assert!(read(".gitignore").lines().any(|l| l == "/deploy/compose/tls"));
+    assert!(
+        read(".gitignore")
+            .lines()
+            .any(|l| l == "/deploy/compose/tls")
+    );
 
     let documents = manifests();
     let secret = kind(&documents, "Secret", "threesigma");
@@ -813,8 +817,15 @@ fn shipped_examples_verify_the_database_certificate() {
                 Some("threesigma-db-ca"),
                 "{file}"
             );
-            assert_eq!(volume["configMap"]["optional"].as_bool(), Some(true), "{file}");
+            assert_eq!(
+                volume["configMap"]["optional"].as_bool(),
+                Some(true),
+                "{file}"
+            );
         }
     }
-    assert!(checked >= 5, "ingest, query, detector, migrate, sidecar: {checked}");
+    assert!(
+        checked >= 5,
+        "ingest, query, detector, migrate, sidecar: {checked}"
+    );
 }

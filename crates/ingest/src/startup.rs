@@ -94,6 +94,7 @@ impl Application {
             HttpService::builder(&settings.server, registry, readiness(pool.clone(), &writer))
                 .background(guard.revocations(pool))
                 .background(guard.pruning())
+                .trusted_proxies(guard.trusted_proxies())
                 .serve(listener, move |config| {
                     config
                         .app_data(state.clone())

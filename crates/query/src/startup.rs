@@ -57,6 +57,7 @@ impl Application {
             .body_limit(settings.query.max_body_bytes)
             .background(guard.revocations(pool))
             .background(guard.pruning())
+            .trusted_proxies(guard.trusted_proxies())
             .serve(listener, move |config| {
                 config
                     .app_data(state.clone())

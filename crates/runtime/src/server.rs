@@ -21,6 +21,10 @@ pub struct ServerSettings {
     /// leaves room for probes while hundreds of clients stall (bodies that stall are cut
     /// after `body_idle_timeout`).
     pub max_connections: usize,
+    /// Most open connections from one client address (an IPv4 address, an IPv6 /64); 0:
+    /// no bound. Requests on connections past it get 429 and the connection is closed
+    /// (health and metrics requests excepted). Trusted proxies are not bounded.
+    pub max_connections_per_client: usize,
     /// Longest wait for the next chunk of a request body, and longest time to read a whole
     /// one: past either the request gets 408 and its connection is closed (a client that
     /// sends headers and a few bytes, then nothing, no longer holds a connection).
@@ -55,6 +59,7 @@ impl ServerSettings {
             bind: bind.to_owned(),
             workers: 0,
             max_connections: 2048,
+            max_connections_per_client: 256,
             body_idle_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),

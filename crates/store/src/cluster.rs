@@ -177,7 +177,8 @@ impl PrivateCluster {
         let conf = self.data.join("postgresql.auto.conf");
         let mut settings = std::fs::read_to_string(&conf).unwrap_or_default();
         if !settings.lines().any(|line| line.trim() == "ssl = on") {
-            settings.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+            settings
+                .push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
             std::fs::write(&conf, settings)?;
         }
         // The options (port, socket directory) are kept from the last start; the log file

@@ -25,7 +25,9 @@ use rustls::client::{VerifierBuilderError, WebPkiServerVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{StoreError, StoreResult};
@@ -167,9 +169,12 @@ pub fn connector(tls: &TlsParameters) -> StoreResult<MakeRustlsConnect> {
         }
         mode @ (SslMode::VerifyCa | SslMode::VerifyFull) => {
             let roots = root_store(tls.root_certs.as_ref().unwrap_or(&RootCerts::System))?;
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|error: VerifierBuilderError| invalid(format!("sslrootcert: {error}")))?;
+            let webpki =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|error: VerifierBuilderError| {
+                        invalid(format!("sslrootcert: {error}"))
+                    })?;
             if mode == SslMode::VerifyFull {
                 webpki
             } else {
@@ -438,7 +443,8 @@ mod tests {
             root_certs: Some(RootCerts::File(PathBuf::from("/nonexistent/ca.pem"))),
         };
         assert!(connector(&missing).is_err());
-        let empty = std::env::temp_dir().join(format!("threesigma-empty-{}.pem", std::process::id()));
+        let empty =
+            std::env::temp_dir().join(format!("threesigma-empty-{}.pem", std::process::id()));
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let empty_roots = TlsParameters {
             mode: SslMode::Require,

@@ -5,9 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use store::cluster::PrivateCluster;
 use store::pool::ConnectionConfig;
 use store::tls::SslMode;
@@ -37,7 +35,9 @@ impl TestCa {
         let key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
         let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "postgres");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "postgres");
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
     }
@@ -90,9 +90,17 @@ async fn every_sslmode_behaves_as_libpq_says_against_a_server_with_a_private_ca(
 
     // Without TLS on the server: prefer falls back to plain, require and verify refuse.
     assert_eq!(encrypted(&base).await, Ok(false), "default is prefer");
-    assert_eq!(encrypted(&format!("{base}?sslmode=disable")).await, Ok(false));
-    let refused = encrypted(&format!("{base}?sslmode=require")).await.unwrap_err();
-    assert!(refused.contains("TLS") || refused.contains("SSL"), "{refused}");
+    assert_eq!(
+        encrypted(&format!("{base}?sslmode=disable")).await,
+        Ok(false)
+    );
+    let refused = encrypted(&format!("{base}?sslmode=require"))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.contains("TLS") || refused.contains("SSL"),
+        "{refused}"
+    );
 
     // The server's certificate names only "localhost", signed by our CA.
     let ca = TestCa::new("threesigma test CA");
@@ -105,12 +113,25 @@ async fn every_sslmode_behaves_as_libpq_says_against_a_server_with_a_private_ca(
     };
 
     // prefer and require encrypt without checking the certificate.
-    assert_eq!(encrypted(&base).await, Ok(true), "prefer uses TLS when offered");
-    assert_eq!(encrypted(&format!("{base}?sslmode=require")).await, Ok(true));
-    assert_eq!(encrypted(&format!("{base}?sslmode=disable")).await, Ok(false));
+    assert_eq!(
+        encrypted(&base).await,
+        Ok(true),
+        "prefer uses TLS when offered"
+    );
+    assert_eq!(
+        encrypted(&format!("{base}?sslmode=require")).await,
+        Ok(true)
+    );
+    assert_eq!(
+        encrypted(&format!("{base}?sslmode=disable")).await,
+        Ok(false)
+    );
 
     // verify-full: the right CA and the right name.
-    assert_eq!(encrypted(&root(&localhost, "verify-full", &ca_file)).await, Ok(true));
+    assert_eq!(
+        encrypted(&root(&localhost, "verify-full", &ca_file)).await,
+        Ok(true)
+    );
     let wrong_ca = encrypted(&root(&localhost, "verify-full", &other_ca_file))
         .await
         .unwrap_err();
@@ -121,7 +142,10 @@ async fn every_sslmode_behaves_as_libpq_says_against_a_server_with_a_private_ca(
     assert!(wrong_name.contains("NotValidForName"), "{wrong_name}");
 
     // verify-ca (and require with a root file, as in libpq) check the chain, not the name.
-    assert_eq!(encrypted(&root(&base, "verify-ca", &ca_file)).await, Ok(true));
+    assert_eq!(
+        encrypted(&root(&base, "verify-ca", &ca_file)).await,
+        Ok(true)
+    );
     assert_eq!(encrypted(&root(&base, "require", &ca_file)).await, Ok(true));
     let config = ConnectionConfig::parse(&root(&base, "require", &ca_file)).unwrap();
     assert_eq!(config.ssl_mode(), SslMode::VerifyCa);
@@ -157,10 +181,16 @@ async fn every_sslmode_behaves_as_libpq_says_against_a_server_with_a_private_ca(
     // hostaddr: the name is still what is verified).
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/scripts/db-certs.sh");
     let made = dir.join("compose-tls");
-    match std::process::Command::new("bash").arg(&script).arg(&made).output() {
+    match std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&made)
+        .output()
+    {
         Ok(output) if output.status.success() => {
             let read = |name: &str| std::fs::read_to_string(made.join(name)).unwrap();
-            cluster.enable_tls(&read("server.crt"), &read("server.key")).unwrap();
+            cluster
+                .enable_tls(&read("server.crt"), &read("server.key"))
+                .unwrap();
             let compose = format!(
                 "postgres://postgres@postgres:{port}/postgres?hostaddr=127.0.0.1\
                  &sslmode=verify-full&sslrootcert={}",

@@ -41,6 +41,10 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// The connection is one too many from the client's address (see `clients`): 429,
+    /// and the connection is closed.
+    #[error("{0}")]
+    TooManyConnections(String),
     #[error("{message}")]
     Unavailable {
         message: String,
@@ -63,7 +67,7 @@ pub enum ApiError {
 pub struct ErrorBody<'a> {
     /// Stable machine-readable kind: `bad_request`, `unauthorized`, `forbidden`,
     /// `not_found`, `conflict`, `payload_too_large`, `request_timeout`, `unsupported_media_type`,
-    /// `rate_limited`, `unavailable`, `overloaded`, `internal`.
+    /// `rate_limited`, `too_many_connections`, `unavailable`, `overloaded`, `internal`.
     pub error: &'a str,
     /// What went wrong, for humans.
     pub message: String,
@@ -83,6 +87,7 @@ impl ApiError {
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::TooManyConnections(_) => "too_many_connections",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::Internal(_) => "internal",
@@ -108,6 +113,7 @@ impl ApiError {
             | ApiError::Overloaded {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            ApiError::TooManyConnections(_) => Some(1),
             _ => None,
         }
     }
@@ -125,7 +131,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::TooManyConnections(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -148,7 +156,10 @@ impl ResponseError for ApiError {
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let ApiError::Overloaded { .. } | ApiError::RequestTimeout(_) = self {
+        if let ApiError::Overloaded { .. }
+        | ApiError::RequestTimeout(_)
+        | ApiError::TooManyConnections(_) = self
+        {
             response.force_close();
         }
         response.json(ErrorBody {

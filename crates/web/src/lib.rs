@@ -6,11 +6,13 @@
 //! - [`server`]: [`HttpService`], the one service builder: middleware, health endpoints,
 //!   graceful stop.
 //! - [`error`]: [`ApiError`], the one mapping from errors to HTTP status codes and JSON.
+//! - [`clients`]: the bound on connections per client address (429 past it).
 //! - [`deadline`]: deadlines for reading request bodies (408 past them).
 //! - [`headers`]: security headers, the JSON Content-Security-Policy, CORS.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: request metrics middleware.
 
+pub mod clients;
 pub mod deadline;
 pub mod error;
 pub mod headers;

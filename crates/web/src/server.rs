@@ -4,6 +4,7 @@
 //! the same `/healthz`, `/readyz` and `/metrics`, and the same graceful stop.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
@@ -14,6 +15,7 @@ use runtime::{MetricsRegistry, Readiness, ServerSettings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::{ClientConnections, bound_per_client};
 use crate::error::{extractor_configs, method_not_allowed_as_json, not_found};
 use crate::headers::security_headers;
 use crate::metrics::{HttpMetrics, record_request};
@@ -35,6 +37,7 @@ pub struct ServiceBuilder {
     registry: Registry,
     readiness: Readiness,
     body_limit: Option<usize>,
+    trusted_proxies: Vec<ipnet::IpNet>,
     background: Vec<Background>,
 }
 
@@ -51,6 +54,7 @@ impl HttpService {
             registry,
             readiness,
             body_limit: None,
+            trusted_proxies: Vec::new(),
             background: Vec::new(),
         }
     }
@@ -95,6 +99,13 @@ impl ServiceBuilder {
         self
     }
 
+    /// Proxies whose connections carry many clients: not held to
+    /// `server.max_connections_per_client`.
+    pub fn trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> ServiceBuilder {
+        self.trusted_proxies = proxies;
+        self
+    }
+
     /// Runs `task` beside the server, from start until the server stops.
     pub fn background(
         mut self,
@@ -111,6 +122,17 @@ impl ServiceBuilder {
     {
         let port = listener.local_addr()?.port();
         let http_metrics = Data::new(HttpMetrics::register(&mut self.registry));
+        let refused = prometheus_client::metrics::counter::Counter::default();
+        self.registry.register(
+            "http_connections_over_client_bound",
+            "Connections refused (429, closed) for exceeding server.max_connections_per_client",
+            refused.clone(),
+        );
+        let clients = Arc::new(ClientConnections::new(
+            self.settings.max_connections_per_client,
+            self.trusted_proxies,
+            refused,
+        ));
         let registry = Data::new(MetricsRegistry::new(self.registry));
         let readiness = Data::new(self.readiness);
         let body_limit = self.body_limit;
@@ -127,6 +149,7 @@ impl ServiceBuilder {
             };
             let mut app = App::new()
                 .wrap(method_not_allowed_as_json())
+                .wrap(from_fn(bound_per_client))
                 .wrap(security_headers())
                 .wrap(from_fn(record_request))
                 .wrap(from_fn(crate::deadline::body_deadlines))
@@ -144,6 +167,7 @@ impl ServiceBuilder {
                 .configure(routes.clone())
                 .default_service(to(not_found))
         })
+        .on_connect(move |connection, data| clients.on_connect(connection, data))
         .disable_signals()
         .shutdown_timeout(grace.as_secs().max(1))
         .workers(self.settings.worker_count())
