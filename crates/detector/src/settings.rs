@@ -193,6 +193,7 @@ impl Settings {
     /// Refuses unusable values with a message naming the setting.
     pub fn validate(&self) -> Result<DetectionConfig, SettingsError> {
         self.database.validate()?;
+        self.server.validate()?;
         require_nonzero("detector.interval", self.detector.interval)?;
         if !(1..=4096).contains(&self.detector.buckets) {
             return Err(SettingsError::invalid(

@@ -143,6 +143,7 @@ impl Settings {
     /// Refuses unusable values with a message naming the setting.
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.database.validate()?;
+        self.server.validate()?;
         self.auth.verifier()?;
         let _ = self.rate_limit.general()?;
         let ingest = &self.ingest;

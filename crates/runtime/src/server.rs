@@ -67,6 +67,22 @@ impl ServerSettings {
         }
     }
 
+    /// Refuses values that would stop the server from serving: no connections, or body
+    /// deadlines of zero (every body would time out).
+    pub fn validate(&self) -> Result<(), crate::SettingsError> {
+        use crate::settings::require_nonzero;
+        require_nonzero("server.max_connections", self.max_connections)?;
+        require_nonzero("server.body_idle_timeout", self.body_idle_timeout)?;
+        require_nonzero("server.body_timeout", self.body_timeout)?;
+        if self.body_timeout < self.body_idle_timeout {
+            return Err(crate::SettingsError::invalid(
+                "server.body_timeout",
+                "must not be below server.body_idle_timeout",
+            ));
+        }
+        Ok(())
+    }
+
     /// Binds the listener (`HOST:PORT`; port 0 picks a free one).
     pub fn bind(&self) -> anyhow::Result<TcpListener> {
         use anyhow::Context;
@@ -80,5 +96,36 @@ impl ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings::with_bind("127.0.0.1:0")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerSettings;
+    use std::time::Duration;
+
+    #[test]
+    fn settings_that_would_stop_serving_are_refused_by_name() {
+        assert!(ServerSettings::default().validate().is_ok());
+        let zero_idle = ServerSettings {
+            body_idle_timeout: Duration::ZERO,
+            ..ServerSettings::default()
+        };
+        let inverted = ServerSettings {
+            body_timeout: Duration::from_secs(5),
+            ..ServerSettings::default()
+        };
+        let no_connections = ServerSettings {
+            max_connections: 0,
+            ..ServerSettings::default()
+        };
+        for (settings, named) in [
+            (zero_idle, "server.body_idle_timeout"),
+            (inverted, "server.body_timeout"),
+            (no_connections, "server.max_connections"),
+        ] {
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(error.contains(named), "{error}");
+        }
     }
 }
