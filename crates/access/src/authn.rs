@@ -26,7 +26,18 @@ pub fn refusal(error: AuthError) -> ApiError {
     }
 }
 
-fn bearer(request: &ServiceRequest) -> Result<&str, AuthError> {
+const EXPECTED: &str =
+    "expected Bearer <token>, Basic with the token as password, or ApiKey <token>";
+
+/// The token a request carries in `Authorization`, in any of the schemes shippers can send:
+/// `Bearer <token>`; `Basic base64(user:token)` (any user name; a token sent as the user
+/// name with an empty password is taken too), for clients that only speak basic auth
+/// (python-logging-loki, rsyslog, Promtail); `ApiKey <token>` or Elasticsearch's
+/// `ApiKey base64(id:token)` (any id), for Elasticsearch clients (Filebeat, Logstash).
+fn credential(request: &ServiceRequest) -> Result<String, AuthError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
     let Some(header) = request
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -36,23 +47,57 @@ fn bearer(request: &ServiceRequest) -> Result<&str, AuthError> {
     let value = header
         .to_str()
         .map_err(|_| AuthError::Malformed("not valid text".to_owned()))?;
-    let (kind, token) = value
-        .split_once(' ')
-        .ok_or_else(|| AuthError::Malformed("expected Bearer <token>".to_owned()))?;
-    if !kind.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(AuthError::Malformed("expected Bearer <token>".to_owned()));
+    let malformed = || AuthError::Malformed(EXPECTED.to_owned());
+    let (scheme, rest) = value.trim().split_once(' ').ok_or_else(malformed)?;
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return Err(malformed());
     }
-    Ok(token.trim())
+    let token = if scheme.eq_ignore_ascii_case("bearer") {
+        rest.to_owned()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| {
+                AuthError::Malformed("Basic credentials are not base64 of user:password".to_owned())
+            })?;
+        let (user, password) = decoded.split_once(':').ok_or_else(|| {
+            AuthError::Malformed("Basic credentials are not base64 of user:password".to_owned())
+        })?;
+        if password.is_empty() { user } else { password }.to_owned()
+    } else if scheme.eq_ignore_ascii_case("apikey") {
+        // Elasticsearch clients send base64(id:key); a JWT is never valid standard base64
+        // (it holds dots), so a token sent as it is is not mistaken for one.
+        match STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+        {
+            Some(decoded) => match decoded.split_once(':') {
+                Some((_, key)) => key.to_owned(),
+                None => decoded,
+            },
+            None => rest.to_owned(),
+        }
+    } else {
+        return Err(malformed());
+    };
+    if token.trim().is_empty() {
+        return Err(malformed());
+    }
+    Ok(token.trim().to_owned())
 }
 
-/// Middleware: verifies the bearer token (needs a [`TokenVerifier`] as app data) and records
+/// Middleware: verifies the token (needs a [`TokenVerifier`] as app data) and records
 /// the outcome for the rate limiter and the access extractors.
 pub async fn authenticate(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let outcome = match request.app_data::<actix_web::web::Data<TokenVerifier>>() {
-        Some(verifier) => bearer(&request).and_then(|token| verifier.verify(token)),
+        Some(verifier) => credential(&request).and_then(|token| verifier.verify(&token)),
         None => Err(AuthError::Invalid(
             "this service has no token verifier".to_owned(),
         )),

@@ -4,9 +4,11 @@
 //! answer in the format's shape. Keeping these in one place is what lets every format keep
 //! the same bounds and the same contract: a 200 means committed.
 
+use std::sync::Arc;
+
 use access::IngestAccess;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use actix_web::http::header::CONTENT_ENCODING;
 use actix_web::web::{Data, Payload, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -15,7 +17,7 @@ use web::error::NoParams;
 
 use crate::batch::{BatchWriter, WriteError};
 use crate::body::{Admission, Body, Encoding, InflightBudget, decoded_need, header};
-use crate::formats::{Decoded, Outcome, WireFormat};
+use crate::formats::{Context, Decoded, Outcome, ShipperSettings, WireFormat};
 use crate::metrics::IngestMetrics;
 use crate::settings::AckMode;
 
@@ -37,6 +39,7 @@ pub struct IngestState {
     pub max_body_bytes: usize,
     pub max_reported_errors: usize,
     pub limits: domain::EventLimits,
+    pub shippers: Arc<ShipperSettings>,
 }
 
 impl From<WriteError> for ApiError {
@@ -62,20 +65,21 @@ pub async fn accept<F: WireFormat>(
     payload: Payload,
     state: Data<IngestState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    handle::<F>(&request, payload, &state)
+    // The head is judged before anything is read or admitted: refusing it costs no budget.
+    let kind = F::kind(&request).map_err(|error| F::refuse(error.into(), None))?;
+    handle::<F>(&request, payload, &state, &kind)
         .await
-        .map_err(F::refuse)
+        .map_err(|error| F::refuse(error, Some(&kind)))
 }
 
 async fn handle<F: WireFormat>(
     request: &HttpRequest,
     payload: Payload,
     state: &IngestState,
+    kind: &F::Kind,
 ) -> Result<HttpResponse, ApiError> {
     let received_at = Utc::now();
-    // Headers are judged before anything is read or admitted: refusing them costs no budget.
     let encoding = Encoding::parse(header(request, CONTENT_ENCODING)?)?;
-    let kind = F::kind(header(request, CONTENT_TYPE)?)?;
     let mut admission = state.budget.admission();
     let body = Body::read(
         request,
@@ -85,9 +89,10 @@ async fn handle<F: WireFormat>(
         &mut admission,
     )
     .await?;
-    let decoded = decode::<F>(body, kind, received_at, state, &mut admission).await?;
+    let (decoded, receipt) =
+        decode::<F>(body, kind.clone(), received_at, state, &mut admission).await?;
     let outcome = submit(decoded, received_at, admission, state).await?;
-    Ok(F::answer(outcome))
+    Ok(F::answer(outcome, kind, receipt))
 }
 
 /// Decompresses and decodes `body`, on a blocking thread when it is large. A compressed
@@ -100,7 +105,7 @@ async fn decode<F: WireFormat>(
     received_at: DateTime<Utc>,
     state: &IngestState,
     admission: &mut Admission<'_>,
-) -> Result<Decoded, ApiError> {
+) -> Result<(Decoded, F::Receipt), ApiError> {
     let large = if body.is_compressed() {
         body.received_bytes() >= OFFLOAD_DECODE_BYTES / 8
     } else {
@@ -113,10 +118,14 @@ async fn decode<F: WireFormat>(
     if compressed {
         admission.hold(decoded_need(received, plain.len())).await?;
     }
-    let limits = state.limits.clone();
-    let decoded =
-        off_thread(large, move || F::decode(&plain, kind, received_at, &limits)).await??;
-    Ok(decoded)
+    let context = Context {
+        received_at,
+        limits: state.limits.clone(),
+        shippers: Arc::clone(&state.shippers),
+    };
+    off_thread(large, move || F::decode(&plain, &kind, &context))
+        .await?
+        .map_err(ApiError::from)
 }
 
 /// Runs `work` on actix's blocking pool when `large`, else here.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use store::bulk::BulkMethod;
 
 use crate::batch::BatchConfig;
+use crate::formats::ShipperSettings;
 
 /// When a request is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -36,8 +37,12 @@ pub struct Settings {
 }
 
 impl Layered for Settings {
-    const LIST_KEYS: &'static [&'static str] =
-        &["server.cors_origins", "rate_limit.trusted_proxies"];
+    const LIST_KEYS: &'static [&'static str] = &[
+        "server.cors_origins",
+        "rate_limit.trusted_proxies",
+        "ingest.loki_service_labels",
+        "ingest.bulk_service_fields",
+    ];
 }
 
 impl Default for Settings {
@@ -109,6 +114,15 @@ pub struct IngestSettings {
     /// Furthest accepted event time into the future (clock skew).
     #[serde(with = "duration")]
     pub max_future_skew: Duration,
+    /// A second listener (`HOST:PORT`) serving only OTLP/HTTP `POST /v1/logs`, so
+    /// exporters' default `http://host:4318/v1/logs` works unchanged; empty: none (OTLP is
+    /// still served on the main port).
+    pub otlp_bind: String,
+    /// Loki push: stream labels naming the service, first present wins.
+    pub loki_service_labels: Vec<String>,
+    /// Elasticsearch bulk: document fields (dotted paths) naming the service, tried after
+    /// `service` and `service.name`; else the index name.
+    pub bulk_service_fields: Vec<String>,
 }
 
 impl Default for IngestSettings {
@@ -135,11 +149,22 @@ impl Default for IngestSettings {
             max_attributes_bytes: 64 * 1024,
             max_event_age: Duration::from_secs(7 * 86_400),
             max_future_skew: Duration::from_secs(600),
+            otlp_bind: String::new(),
+            loki_service_labels: ShipperSettings::default().loki_service_labels,
+            bulk_service_fields: ShipperSettings::default().bulk_service_fields,
         }
     }
 }
 
 impl Settings {
+    /// How events are found in the shippers' protocols.
+    pub fn shippers(&self) -> ShipperSettings {
+        ShipperSettings {
+            loki_service_labels: self.ingest.loki_service_labels.clone(),
+            bulk_service_fields: self.ingest.bulk_service_fields.clone(),
+        }
+    }
+
     /// Refuses unusable values with a message naming the setting.
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.database.validate()?;
@@ -169,6 +194,12 @@ impl Settings {
         require_nonzero("ingest.max_message_bytes", ingest.max_message_bytes)?;
         require_nonzero("ingest.max_attributes_bytes", ingest.max_attributes_bytes)?;
         require_nonzero("ingest.max_event_age", ingest.max_event_age)?;
+        if ingest.loki_service_labels.is_empty() {
+            return Err(SettingsError::invalid(
+                "ingest.loki_service_labels",
+                "list at least one label",
+            ));
+        }
         if ingest.retry_max < ingest.retry_min {
             return Err(SettingsError::invalid(
                 "ingest.retry_max",

@@ -13,7 +13,7 @@ use web::HttpService;
 
 use crate::batch::{BatchWriter, WriterTasks};
 use crate::body::InflightBudget;
-use crate::formats::Native;
+use crate::formats::{Native, Otlp};
 use crate::metrics::IngestMetrics;
 use crate::pipeline::{self, IngestState};
 use crate::settings::Settings;
@@ -23,6 +23,7 @@ pub struct Application {
     http: HttpService,
     writer_tasks: WriterTasks,
     grace: std::time::Duration,
+    otlp_port: Option<u16>,
 }
 
 /// Ready when the database answers, the last write reached it, and the queue has room.
@@ -84,36 +85,53 @@ impl Application {
             max_body_bytes: settings.ingest.max_body_bytes,
             max_reported_errors: settings.ingest.max_reported_errors,
             limits: settings.event_limits(),
+            shippers: std::sync::Arc::new(settings.shippers()),
         });
         let guard = ApiGuard::new(
             &settings.auth,
             &settings.rate_limit,
             &settings.server.cors_origins,
         )?;
-        let http =
-            HttpService::builder(&settings.server, registry, readiness(pool.clone(), &writer))
-                .background(guard.revocations(pool))
-                .background(guard.pruning())
-                .trusted_proxies(guard.trusted_proxies())
-                .serve(listener, move |config| {
-                    config
-                        .app_data(state.clone())
-                        .app_data(guard.verifier())
-                        .service(
-                            guard
-                                .scope("")
-                                .service(
-                                    resource("/api/v1/logs")
-                                        .route(post().to(pipeline::accept::<Native>)),
-                                )
-                                .service(
-                                    resource("/ingest")
-                                        .route(post().to(pipeline::accept::<Native>)),
-                                ),
-                        );
-                })?;
+        let otlp = if settings.ingest.otlp_bind.is_empty() {
+            None
+        } else {
+            Some(runtime::ServerSettings::with_bind(&settings.ingest.otlp_bind).bind()?)
+        };
+        let otlp_port = match &otlp {
+            Some(listener) => Some(listener.local_addr()?.port()),
+            None => None,
+        };
+        let mut builder =
+            HttpService::builder(&settings.server, registry, readiness(pool.clone(), &writer));
+        if let Some(listener) = otlp {
+            builder = builder.also_listen(listener);
+        }
+        let http = builder
+            .background(guard.revocations(pool))
+            .background(guard.pruning())
+            .trusted_proxies(guard.trusted_proxies())
+            .serve(listener, move |config| {
+                config
+                    .app_data(state.clone())
+                    .app_data(guard.verifier())
+                    .service(
+                        guard
+                            .scope("")
+                            .service(
+                                resource("/api/v1/logs")
+                                    .route(post().to(pipeline::accept::<Native>)),
+                            )
+                            .service(
+                                resource("/ingest").route(post().to(pipeline::accept::<Native>)),
+                            )
+                            .service(
+                                resource("/v1/logs").route(post().to(pipeline::accept::<Otlp>)),
+                            ),
+                    );
+            })?;
         Ok(Application {
             http,
+            otlp_port,
             writer_tasks,
             grace: settings.server.shutdown_grace,
         })
@@ -122,6 +140,11 @@ impl Application {
     /// The port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
         self.http.port()
+    }
+
+    /// The OTLP listener's port, when `ingest.otlp_bind` is set.
+    pub fn otlp_port(&self) -> Option<u16> {
+        self.otlp_port
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, answers every in-flight

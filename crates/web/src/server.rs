@@ -38,6 +38,7 @@ pub struct ServiceBuilder {
     readiness: Readiness,
     body_limit: Option<usize>,
     trusted_proxies: Vec<ipnet::IpNet>,
+    extra_listeners: Vec<TcpListener>,
     background: Vec<Background>,
 }
 
@@ -55,6 +56,7 @@ impl HttpService {
             readiness,
             body_limit: None,
             trusted_proxies: Vec::new(),
+            extra_listeners: Vec::new(),
             background: Vec::new(),
         }
     }
@@ -103,6 +105,12 @@ impl ServiceBuilder {
     /// `server.max_connections_per_client`.
     pub fn trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> ServiceBuilder {
         self.trusted_proxies = proxies;
+        self
+    }
+
+    /// Serves the same routes on `listener` too (e.g. ingest's OTLP port).
+    pub fn also_listen(mut self, listener: TcpListener) -> ServiceBuilder {
+        self.extra_listeners.push(listener);
         self
     }
 
@@ -172,8 +180,12 @@ impl ServiceBuilder {
         .shutdown_timeout(grace.as_secs().max(1))
         .workers(self.settings.worker_count())
         .max_connections(self.settings.connections_per_worker())
-        .listen(listener)?
-        .run();
+        .listen(listener)?;
+        let server = self
+            .extra_listeners
+            .into_iter()
+            .try_fold(server, |server, listener| server.listen(listener))?
+            .run();
         Ok(HttpService {
             port,
             server,

@@ -10,52 +10,127 @@
 //! # Formats
 //! - [`native`]: threesigma's own JSON object, JSON array or NDJSON, answered with
 //!   `{"accepted", "rejected", "errors"}`.
+//! - [`otlp`]: OTLP/HTTP logs, protobuf or JSON.
+//! - [`wire`]: what the shippers' formats share (protobuf walking, bounded JSON lists).
 
 pub mod native;
+pub mod otlp;
+pub mod wire;
 
-use actix_web::HttpResponse;
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use domain::{EventLimits, LogEvent};
 use serde::Serialize;
 use web::ApiError;
 
 pub use native::Native;
+pub use otlp::Otlp;
 
 /// One way of sending logs.
 ///
 /// Formats are types without values (no `self`): the pipeline needs no instance, and a
 /// route names its format once, in `accept::<F>`.
 pub trait WireFormat: 'static {
-    /// What the `Content-Type` says about the body (e.g. JSON or NDJSON), carried from
-    /// before the body is read to its decoding, possibly on a blocking thread.
-    type Kind: Copy + Send + 'static;
+    /// What the request's head says about the body (e.g. JSON or NDJSON from the
+    /// `Content-Type`, an index from the path), carried from before the body is read to its
+    /// decoding, possibly on a blocking thread, and to the answer.
+    type Kind: Clone + Send + 'static;
 
-    /// Reads the `Content-Type` header (`None` when absent) before any of the body is read
-    /// or admitted, so a body the format cannot take costs nothing.
-    /// [`BodyError::UnsupportedContentType`] answers 415.
-    fn kind(content_type: Option<&str>) -> Result<Self::Kind, BodyError>;
+    /// What the format keeps of a body to answer it (Elasticsearch answers one item per
+    /// action); `()` for most.
+    type Receipt: Send + 'static;
+
+    /// Reads the request's head before any of the body is read or admitted, so a body the
+    /// format cannot take costs nothing. [`BodyError::UnsupportedContentType`] answers 415.
+    fn kind(request: &HttpRequest) -> Result<Self::Kind, BodyError>;
 
     /// Decodes a decompressed body into events and per-event rejections; an error refuses
     /// the whole body. Large bodies are decoded on actix's blocking pool.
     fn decode(
         body: &[u8],
-        kind: Self::Kind,
-        received_at: DateTime<Utc>,
-        limits: &EventLimits,
-    ) -> Result<Decoded, BodyError>;
+        kind: &Self::Kind,
+        context: &Context,
+    ) -> Result<(Decoded, Self::Receipt), BodyError>;
 
     /// The answer once the accepted events are committed (or queued, with
     /// `--ack buffered`).
-    fn answer(outcome: Outcome) -> HttpResponse;
+    fn answer(outcome: Outcome, kind: &Self::Kind, receipt: Self::Receipt) -> HttpResponse;
 
     /// The answer to a request refused as a whole (unusable headers or body, too large,
-    /// overloaded, not stored). Defaults to the service's JSON error; a format whose
-    /// clients expect another error shape builds it here, keeping the status code and
-    /// `Retry-After` that clients retry by. Refusals before the pipeline (authentication,
-    /// rate limits, unknown routes) are always the service's JSON error.
-    fn refuse(error: ApiError) -> actix_web::Error {
+    /// overloaded, not stored); `kind` is known unless the head itself was refused.
+    /// Defaults to the service's JSON error; a format whose clients expect another error
+    /// shape builds it here (see [`reshape`]), keeping the status code and `Retry-After`
+    /// that clients retry by. Refusals before the pipeline (authentication, rate limits,
+    /// unknown routes) are always the service's JSON error.
+    fn refuse(error: ApiError, kind: Option<&Self::Kind>) -> actix_web::Error {
+        let _ = kind;
         error.into()
+    }
+}
+
+/// What decoding needs beside the body.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub received_at: DateTime<Utc>,
+    pub limits: EventLimits,
+    pub shippers: Arc<ShipperSettings>,
+}
+
+/// How events are found in the shippers' own protocols (`[ingest]` settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipperSettings {
+    /// Loki stream labels naming the service, first present wins.
+    pub loki_service_labels: Vec<String>,
+    /// Elasticsearch document fields (dotted paths) naming the service, tried after
+    /// `service` and `service.name`; the index name is the last resort.
+    pub bulk_service_fields: Vec<String>,
+}
+
+impl Default for ShipperSettings {
+    fn default() -> Self {
+        ShipperSettings {
+            loki_service_labels: ["service_name", "service", "app", "job", "container"]
+                .map(str::to_owned)
+                .to_vec(),
+            bulk_service_fields: Vec::new(),
+        }
+    }
+}
+
+/// `error` as an [`actix_web::Error`] whose response keeps the status, `Retry-After` and
+/// connection handling of the service's own but carries `body` as `content_type`.
+pub fn reshape(error: ApiError, content_type: &'static str, body: Vec<u8>) -> actix_web::Error {
+    use actix_web::ResponseError;
+    let mut response = error.error_response().set_body(body).map_into_boxed_body();
+    response.headers_mut().insert(
+        actix_web::http::header::CONTENT_TYPE,
+        actix_web::http::header::HeaderValue::from_static(content_type),
+    );
+    actix_web::error::InternalError::from_response(error, response).into()
+}
+
+/// The media type of a `Content-Type` value, lowercased, without parameters.
+pub fn media_type(content_type: Option<&str>) -> String {
+    content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The `Content-Type` of a request (`None` when absent); unreadable text is a 400.
+pub fn content_type(request: &HttpRequest) -> Result<Option<&str>, BodyError> {
+    match request.headers().get(actix_web::http::header::CONTENT_TYPE) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| BodyError::Unusable("Content-Type is not valid text".to_owned())),
     }
 }
 

@@ -4,34 +4,31 @@
 //! rejected with its index and reason and the good ones around it are kept, except that a
 //! single object is the whole body, so its refusal is the body's.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use domain::{EventLimits, LogEvent};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{BodyError, Decoded, Outcome, Rejection, WireFormat};
+use super::{BodyError, Context, Decoded, Outcome, Rejection, WireFormat};
 
 /// The native format, served on `/api/v1/logs` and `/ingest`.
 pub struct Native;
 
 impl WireFormat for Native {
     type Kind = Shape;
+    type Receipt = ();
 
-    fn kind(content_type: Option<&str>) -> Result<Shape, BodyError> {
-        Shape::parse(content_type)
+    fn kind(request: &HttpRequest) -> Result<Shape, BodyError> {
+        Shape::parse(super::content_type(request)?)
     }
 
-    fn decode(
-        body: &[u8],
-        shape: Shape,
-        received_at: DateTime<Utc>,
-        limits: &EventLimits,
-    ) -> Result<Decoded, BodyError> {
-        decode_events(body, shape, received_at, limits)
+    fn decode(body: &[u8], shape: &Shape, context: &Context) -> Result<(Decoded, ()), BodyError> {
+        decode_events(body, *shape, context.received_at, &context.limits)
+            .map(|decoded| (decoded, ()))
     }
 
-    fn answer(outcome: Outcome) -> HttpResponse {
+    fn answer(outcome: Outcome, _: &Shape, (): ()) -> HttpResponse {
         HttpResponse::build(outcome.status).json(IngestResponse {
             accepted: outcome.accepted,
             rejected: outcome.rejected,
