@@ -88,15 +88,31 @@ impl Level {
 
     /// A numeric level: 0–7 is a syslog severity (RFC 5424), 8–24 an OpenTelemetry
     /// `SeverityNumber` (what OTLP clients and their JSON exporters send; 1–7 are read as
-    /// syslog, where the two scales overlap, because plain JSON shippers send syslog).
+    /// syslog, where the two scales overlap, because plain JSON shippers send syslog), and
+    /// pino's 30, 40, 50 and 60 (its 10 and 20 fall in the OpenTelemetry range).
     pub fn from_number(number: i64) -> Option<Level> {
         match number {
             0..=7 => Level::from_syslog(number),
             8..=24 => i32::try_from(number)
                 .ok()
                 .and_then(Level::from_otel_severity),
+            30 | 40 | 50 | 60 => Level::from_pino(number),
             _ => None,
         }
+    }
+
+    /// Maps a pino (and bunyan) level: 10 trace, 20 debug, 30 info, 40 warn, 50 error,
+    /// 60 fatal.
+    pub fn from_pino(number: i64) -> Option<Level> {
+        Some(match number {
+            10 => Level::Trace,
+            20 => Level::Debug,
+            30 => Level::Info,
+            40 => Level::Warn,
+            50 => Level::Error,
+            60 => Level::Fatal,
+            _ => return None,
+        })
     }
 
     /// Parses a JSON level: a name or a number (see [`Level::from_number`]).

@@ -57,14 +57,22 @@ impl From<WriteError> for ApiError {
 }
 
 /// `POST` of logs in format `F`; a route names its format here, e.g.
-/// `post().to(accept::<Native>)`. No query parameters are taken: one is a 400 naming it.
+/// `post().to(accept::<Native>)`. No query parameters are taken unless the format ignores
+/// them ([`WireFormat::IGNORES_QUERY`]): one is a 400 naming it.
 pub async fn accept<F: WireFormat>(
     _caller: IngestAccess,
-    _params: Query<NoParams>,
     request: HttpRequest,
     payload: Payload,
     state: Data<IngestState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    if !F::IGNORES_QUERY {
+        Query::<NoParams>::from_query(request.query_string()).map_err(|error| {
+            F::refuse(
+                ApiError::BadRequest(format!("invalid query string: {error}")),
+                None,
+            )
+        })?;
+    }
     // The head is judged before anything is read or admitted: refusing it costs no budget.
     let kind = F::kind(&request).map_err(|error| F::refuse(error.into(), None))?;
     handle::<F>(&request, payload, &state, &kind)
@@ -121,6 +129,7 @@ async fn decode<F: WireFormat>(
     let context = Context {
         received_at,
         limits: state.limits.clone(),
+        max_body_bytes: limit,
         shippers: Arc::clone(&state.shippers),
     };
     off_thread(large, move || F::decode(&plain, &kind, &context))

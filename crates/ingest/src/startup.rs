@@ -5,7 +5,7 @@
 use std::net::TcpListener;
 
 use access::ApiGuard;
-use actix_web::web::{Data, post, resource};
+use actix_web::web::{Data, get, head, post, put, resource};
 use anyhow::Context;
 use runtime::Readiness;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +13,7 @@ use web::HttpService;
 
 use crate::batch::{BatchWriter, WriterTasks};
 use crate::body::InflightBudget;
-use crate::formats::{Native, Otlp};
+use crate::formats::{Bulk, Loki, Native, Otlp, bulk};
 use crate::metrics::IngestMetrics;
 use crate::pipeline::{self, IngestState};
 use crate::settings::Settings;
@@ -126,7 +126,22 @@ impl Application {
                             )
                             .service(
                                 resource("/v1/logs").route(post().to(pipeline::accept::<Otlp>)),
-                            ),
+                            )
+                            .service(
+                                resource("/loki/api/v1/push")
+                                    .route(post().to(pipeline::accept::<Loki>)),
+                            )
+                            .service(
+                                resource(["/_bulk", "/{index}/_bulk"])
+                                    .route(post().to(pipeline::accept::<Bulk>))
+                                    .route(put().to(pipeline::accept::<Bulk>)),
+                            )
+                            .service(
+                                resource("/")
+                                    .route(get().to(bulk::root))
+                                    .route(head().to(bulk::root)),
+                            )
+                            .service(resource("/_license").route(get().to(bulk::license))),
                     );
             })?;
         Ok(Application {

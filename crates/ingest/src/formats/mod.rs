@@ -11,8 +11,12 @@
 //! - [`native`]: threesigma's own JSON object, JSON array or NDJSON, answered with
 //!   `{"accepted", "rejected", "errors"}`.
 //! - [`otlp`]: OTLP/HTTP logs, protobuf or JSON.
+//! - [`loki`]: Loki push, snappy protobuf or JSON.
+//! - [`bulk`]: Elasticsearch bulk, and the calls its clients make first.
 //! - [`wire`]: what the shippers' formats share (protobuf walking, bounded JSON lists).
 
+pub mod bulk;
+pub mod loki;
 pub mod native;
 pub mod otlp;
 pub mod wire;
@@ -26,6 +30,8 @@ use domain::{EventLimits, LogEvent};
 use serde::Serialize;
 use web::ApiError;
 
+pub use bulk::Bulk;
+pub use loki::Loki;
 pub use native::Native;
 pub use otlp::Otlp;
 
@@ -38,6 +44,10 @@ pub trait WireFormat: 'static {
     /// `Content-Type`, an index from the path), carried from before the body is read to its
     /// decoding, possibly on a blocking thread, and to the answer.
     type Kind: Clone + Send + 'static;
+
+    /// Whether query parameters are taken (and ignored) rather than refused: Elasticsearch
+    /// clients add `filter_path`, `pipeline`, `refresh` and the like.
+    const IGNORES_QUERY: bool = false;
 
     /// What the format keeps of a body to answer it (Elasticsearch answers one item per
     /// action); `()` for most.
@@ -76,6 +86,8 @@ pub trait WireFormat: 'static {
 pub struct Context {
     pub received_at: DateTime<Utc>,
     pub limits: EventLimits,
+    /// Largest decompressed body (for formats that decompress on their own: Loki's snappy).
+    pub max_body_bytes: usize,
     pub shippers: Arc<ShipperSettings>,
 }
 

@@ -404,6 +404,7 @@ mod tests {
         Context {
             received_at: Utc::now(),
             limits: domain::EventLimits::default(),
+            max_body_bytes: 16 << 20,
             shippers: Arc::default(),
         }
     }

@@ -115,6 +115,24 @@ impl TestApp {
             .expect("load logs")
     }
 
+    /// Stored events as (service, level name, message), sorted by message.
+    pub async fn stored_events(&self) -> Vec<(String, String, String)> {
+        use store::schema::logs::dsl::*;
+        let mut conn = self.connection().await;
+        let rows: Vec<(String, i16, String)> = logs
+            .select((service, level, message))
+            .order(message)
+            .load(&mut conn)
+            .await
+            .expect("load logs");
+        rows.into_iter()
+            .map(|(name, number, text)| {
+                let level_name = domain::Level::from_i16(number).map_or("?", domain::Level::as_str);
+                (name, level_name.to_owned(), text)
+            })
+            .collect()
+    }
+
     /// Stops the service the way SIGTERM does and waits for it.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();

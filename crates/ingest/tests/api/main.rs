@@ -5,3 +5,4 @@ mod auth;
 mod hardening;
 mod helpers;
 mod logs;
+mod shippers;

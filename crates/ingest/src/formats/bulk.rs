@@ -1,0 +1,447 @@
+//! Elasticsearch bulk (`POST /_bulk`, `POST /{index}/_bulk`; `PUT` too), and the calls
+//! Elasticsearch clients make before their first bulk request (`GET /`, `HEAD /`,
+//! `GET /_license`), so Filebeat, Logstash, Fluent Bit, rsyslog and syslog-ng can point
+//! their Elasticsearch output at threesigma.
+//!
+//! The body is NDJSON action/source pairs. `index` and `create` (with or without a legacy
+//! `_type`) store their document; `update` and `delete` are refused per item (threesigma
+//! only appends). The answer has Elasticsearch's shape, one item per action in order:
+//! `{"took", "errors", "items": [{"create": {"_index", "_id", "status": 201}}]}`, with
+//! `status: 400` and an `error` for an item that was not stored. A malformed action line
+//! refuses the whole request (400), as in Elasticsearch.
+//!
+//! A document becomes an event so: service from `service` (a string), ECS `service.name`,
+//! then the fields of `ingest.bulk_service_fields`, else the index name; level from
+//! `level` or ECS `log.level`; the rest as in the native format (`message`, `@timestamp`,
+//! other fields kept as attributes).
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use domain::LogEvent;
+use serde_json::{Map, Value, json};
+use web::ApiError;
+
+use super::{BodyError, Context, Decoded, Outcome, Rejection, WireFormat, media_type, reshape};
+
+/// Elasticsearch's bulk API.
+pub struct Bulk;
+
+/// The index named in the path (`/{index}/_bulk`), the default of actions naming none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkKind {
+    pub index: Option<String>,
+}
+
+/// What became of each action, in order.
+#[derive(Debug)]
+pub struct Receipt {
+    received_at: DateTime<Utc>,
+    items: Vec<Item>,
+}
+
+#[derive(Debug)]
+struct Item {
+    action: &'static str,
+    index: String,
+    id: String,
+    /// `(type, reason)` when the action was not stored.
+    error: Option<(&'static str, String)>,
+}
+
+/// Elasticsearch clients (7.14 and later) refuse answers without it.
+pub const PRODUCT_HEADER: (&str, &str) = ("x-elastic-product", "Elasticsearch");
+
+const ACTIONS: [&str; 4] = ["index", "create", "update", "delete"];
+
+impl WireFormat for Bulk {
+    const IGNORES_QUERY: bool = true;
+    type Kind = BulkKind;
+    type Receipt = Receipt;
+
+    fn kind(request: &HttpRequest) -> Result<BulkKind, BodyError> {
+        let header = super::content_type(request)?;
+        match media_type(header).as_str() {
+            ""
+            | "application/json"
+            | "application/x-ndjson"
+            | "application/vnd.elasticsearch+json"
+            | "application/vnd.elasticsearch+x-ndjson" => Ok(BulkKind {
+                index: request.match_info().get("index").map(str::to_owned),
+            }),
+            _ => Err(BodyError::UnsupportedContentType {
+                content_type: header.unwrap_or("").to_owned(),
+                supported: "application/x-ndjson, application/json",
+            }),
+        }
+    }
+
+    fn decode(
+        body: &[u8],
+        kind: &BulkKind,
+        context: &Context,
+    ) -> Result<(Decoded, Receipt), BodyError> {
+        decode_actions(body, kind, context)
+    }
+
+    fn answer(outcome: Outcome, _: &BulkKind, receipt: Receipt) -> HttpResponse {
+        let _ = outcome;
+        let took = (Utc::now() - receipt.received_at).num_milliseconds().max(0);
+        let errors = receipt.items.iter().any(|item| item.error.is_some());
+        let items: Vec<Value> = receipt
+            .items
+            .into_iter()
+            .map(|item| {
+                let result = match item.error {
+                    None => json!({
+                        "_index": item.index, "_id": item.id, "_version": 1,
+                        "result": "created", "status": 201,
+                        "_shards": {"total": 1, "successful": 1, "failed": 0},
+                        "_seq_no": 0, "_primary_term": 1,
+                    }),
+                    Some((kind, reason)) => json!({
+                        "_index": item.index, "_id": item.id, "status": 400,
+                        "error": {"type": kind, "reason": reason},
+                    }),
+                };
+                json!({ item.action: result })
+            })
+            .collect();
+        HttpResponse::Ok()
+            .insert_header(PRODUCT_HEADER)
+            .json(json!({"took": took, "errors": errors, "items": items}))
+    }
+
+    fn refuse(error: ApiError, _: Option<&BulkKind>) -> actix_web::Error {
+        use actix_web::ResponseError;
+        let status = error.status_code();
+        let kind = match status.as_u16() {
+            413 => "content_too_long_exception",
+            429 | 503 => "es_rejected_execution_exception",
+            408 => "timeout_exception",
+            _ => "illegal_argument_exception",
+        };
+        let reason = error.to_string();
+        let body = json!({
+            "error": {"root_cause": [{"type": kind, "reason": reason}], "type": kind, "reason": reason},
+            "status": status.as_u16(),
+        });
+        let error = reshape(error, "application/json", body.to_string().into_bytes());
+        with_product_header(error)
+    }
+}
+
+fn with_product_header(error: actix_web::Error) -> actix_web::Error {
+    let mut response = error.error_response();
+    response.headers_mut().insert(
+        HeaderName::from_static(PRODUCT_HEADER.0),
+        HeaderValue::from_static(PRODUCT_HEADER.1),
+    );
+    actix_web::error::InternalError::from_response(error.to_string(), response).into()
+}
+
+fn decode_actions(
+    body: &[u8],
+    kind: &BulkKind,
+    context: &Context,
+) -> Result<(Decoded, Receipt), BodyError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| BodyError::Unusable("the bulk body is not UTF-8".to_owned()))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty());
+    let mut decoded = Decoded::default();
+    let mut items = Vec::new();
+    let mut index = 0;
+    while let Some((number, line)) = lines.next() {
+        let (action, meta) = action(line)
+            .map_err(|reason| BodyError::Unusable(format!("line {}: {reason}", number + 1)))?;
+        let target = meta
+            .get("_index")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| kind.index.clone());
+        let id = meta
+            .get("_id")
+            .and_then(Value::as_str)
+            .map_or_else(|| generated_id(context.received_at, index), str::to_owned);
+        let source = if action == "delete" {
+            None
+        } else {
+            let (_, source) = lines.next().ok_or_else(|| {
+                BodyError::Unusable(format!(
+                    "line {}: the {action} action has no document line after it",
+                    number + 1
+                ))
+            })?;
+            Some(source)
+        };
+        let outcome = match (action, target.as_deref(), source) {
+            ("update" | "delete", _, _) => Err((
+                "illegal_argument_exception",
+                format!("{action} is not supported: threesigma only appends logs"),
+            )),
+            (_, None, _) => Err((
+                "action_request_validation_exception",
+                "Validation Failed: 1: index is missing;".to_owned(),
+            )),
+            (_, Some(target), Some(source)) => event(source, target, context),
+            (_, Some(_), None) => Err(("illegal_argument_exception", "no document".to_owned())),
+        };
+        let error = match outcome {
+            Ok(event) => {
+                decoded.accept(event)?;
+                None
+            }
+            Err((kind, reason)) => {
+                decoded.reject(Rejection {
+                    index,
+                    line: Some(number + 1),
+                    reason: reason.clone(),
+                })?;
+                Some((kind, reason))
+            }
+        };
+        items.push(Item {
+            action,
+            index: target.unwrap_or_default(),
+            id,
+            error,
+        });
+        index += 1;
+    }
+    if items.is_empty() {
+        return Err(BodyError::Unusable(
+            "request body is required (NDJSON action and document lines)".to_owned(),
+        ));
+    }
+    Ok((
+        decoded,
+        Receipt {
+            received_at: context.received_at,
+            items,
+        },
+    ))
+}
+
+/// An action line: `{"index": {...}}` with one of [`ACTIONS`].
+fn action(line: &str) -> Result<(&'static str, Map<String, Value>), String> {
+    let Ok(Value::Object(object)) = serde_json::from_str::<Value>(line) else {
+        return Err("Malformed action/metadata line: expected a JSON object".to_owned());
+    };
+    let mut entries = object.into_iter();
+    let (Some((name, meta)), None) = (entries.next(), entries.next()) else {
+        return Err("Malformed action/metadata line: expected exactly one action".to_owned());
+    };
+    let action = ACTIONS
+        .iter()
+        .find(|known| **known == name)
+        .ok_or_else(|| format!("Malformed action/metadata line: unknown action [{name}]"))?;
+    match meta {
+        Value::Object(meta) => Ok((action, meta)),
+        _ => Err(format!(
+            "Malformed action/metadata line: [{name}] is not an object"
+        )),
+    }
+}
+
+/// Elasticsearch-like ids for documents sent without one: unique within a request and
+/// across requests (the receive time in nanoseconds, then the position).
+fn generated_id(received_at: DateTime<Utc>, index: usize) -> String {
+    let nanos = received_at.timestamp_nanos_opt().unwrap_or_default();
+    format!("{nanos:x}-{index:x}")
+}
+
+/// A document as an event: ECS names mapped to the native ones, then the native rules.
+fn event(source: &str, index: &str, context: &Context) -> Result<LogEvent, (&'static str, String)> {
+    let parse_error = |reason: String| ("mapper_parsing_exception", reason);
+    let Ok(Value::Object(mut document)) = serde_json::from_str::<Value>(source) else {
+        return Err(parse_error(
+            "failed to parse: the document is not a JSON object".to_owned(),
+        ));
+    };
+    let service = service(&document, &context.shippers.bulk_service_fields)
+        .unwrap_or_else(|| index.to_owned());
+    if let Some(ecs) = document.remove("service")
+        && !ecs.is_string()
+    {
+        document.insert("ecs.service".to_owned(), ecs);
+    }
+    document.insert("service".to_owned(), Value::String(service));
+    if !document.contains_key("level")
+        && let Some(level) = path(&document, "log.level").cloned()
+    {
+        document.insert("level".to_owned(), level);
+    }
+    LogEvent::from_json(
+        Value::Object(document),
+        context.received_at,
+        &context.limits,
+    )
+    .map_err(|error| parse_error(error.to_string()))
+}
+
+/// The service a document names, if any.
+fn service(document: &Map<String, Value>, fields: &[String]) -> Option<String> {
+    ["service", "service.name"]
+        .into_iter()
+        .chain(fields.iter().map(String::as_str))
+        .find_map(|field| match path(document, field) {
+            Some(Value::String(name)) if !name.trim().is_empty() => Some(name.clone()),
+            _ => None,
+        })
+}
+
+/// A field by dotted path, as a dotted key (`"log.level": …`) or nested objects
+/// (`"log": {"level": …}`).
+fn path<'a>(document: &'a Map<String, Value>, dotted: &str) -> Option<&'a Value> {
+    if let Some(value) = document.get(dotted) {
+        return Some(value);
+    }
+    let (first, rest) = dotted.split_once('.')?;
+    match document.get(first)? {
+        Value::Object(inner) => path(inner, rest),
+        _ => None,
+    }
+}
+
+/// `GET /` and `HEAD /`: the version document Elasticsearch clients check before sending.
+pub async fn root(_caller: access::IngestAccess) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(PRODUCT_HEADER)
+        .json(json!({
+            "name": "threesigma",
+            "cluster_name": "threesigma",
+            "cluster_uuid": "threesigma",
+            "version": {
+                "number": "8.11.0",
+                "build_flavor": "default",
+                "build_type": "threesigma",
+                "lucene_version": "9.8.0",
+                "minimum_wire_compatibility_version": "7.17.0",
+                "minimum_index_compatibility_version": "7.0.0",
+            },
+            "tagline": "You Know, for Search",
+        }))
+}
+
+/// `GET /_license`: a basic licence, for clients that check one (Logstash, Beats' ILM).
+pub async fn license(_caller: access::IngestAccess) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(PRODUCT_HEADER)
+        .json(json!({
+            "license": {"status": "active", "uid": "threesigma", "type": "basic", "mode": "basic"}
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::formats::ShipperSettings;
+
+    fn context(fields: &[&str]) -> Context {
+        Context {
+            received_at: Utc::now(),
+            limits: domain::EventLimits::default(),
+            max_body_bytes: 16 << 20,
+            shippers: Arc::new(ShipperSettings {
+                bulk_service_fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+                ..ShipperSettings::default()
+            }),
+        }
+    }
+
+    fn decode(
+        body: &str,
+        index: Option<&str>,
+        fields: &[&str],
+    ) -> Result<(Decoded, Receipt), BodyError> {
+        Bulk::decode(
+            body.as_bytes(),
+            &BulkKind {
+                index: index.map(str::to_owned),
+            },
+            &context(fields),
+        )
+    }
+
+    #[test]
+    fn actions_and_documents_become_items_in_order() {
+        let now = Utc::now().to_rfc3339();
+        let body = format!(
+            "{{\"create\":{{\"_index\":\"logs-app\"}}}}\n\
+             {{\"@timestamp\":\"{now}\",\"message\":\"boom\",\"log\":{{\"level\":\"error\"}},\"service\":{{\"name\":\"checkout\",\"version\":\"2\"}}}}\n\
+             {{\"index\":{{\"_id\":\"given\",\"_type\":\"_doc\"}}}}\n\
+             {{\"message\":\"from the path index\",\"log.level\":\"warn\"}}\n\
+             {{\"delete\":{{\"_index\":\"x\",\"_id\":\"1\"}}}}\n\
+             {{\"update\":{{\"_index\":\"x\",\"_id\":\"1\"}}}}\n\
+             {{\"doc\":{{}}}}\n\
+             {{\"index\":{{}}}}\n\
+             not json\n"
+        );
+        let (decoded, receipt) = decode(&body, Some("fallback"), &[]).unwrap();
+        let [checkout, fallback] = &decoded.events[..] else {
+            panic!("{:?}", decoded.rejections);
+        };
+        assert_eq!(checkout.service.as_str(), "checkout");
+        assert_eq!(checkout.level, domain::Level::Error);
+        assert_eq!(fallback.service.as_str(), "fallback");
+        assert_eq!(fallback.level, domain::Level::Warn);
+        let attributes: Value = serde_json::from_str(&checkout.attributes).unwrap();
+        assert_eq!(attributes["ecs.service"]["version"], "2");
+        let summary: Vec<(&str, &str, bool)> = receipt
+            .items
+            .iter()
+            .map(|item| (item.action, item.index.as_str(), item.error.is_some()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("create", "logs-app", false),
+                ("index", "fallback", false),
+                ("delete", "x", true),
+                ("update", "x", true),
+                ("index", "fallback", true),
+            ]
+        );
+        assert_eq!(receipt.items[1].id, "given");
+        assert_eq!(
+            receipt.items[4].error.as_ref().unwrap().0,
+            "mapper_parsing_exception"
+        );
+        assert_eq!(decoded.rejected, 3);
+    }
+
+    #[test]
+    fn configured_fields_name_services_and_bad_action_lines_refuse_the_body() {
+        let body = "{\"index\":{\"_index\":\"i\"}}\n{\"message\":\"m\",\"kubernetes\":{\"labels\":{\"app\":\"cart\"}}}\n";
+        let (decoded, _) = decode(body, None, &["kubernetes.labels.app"]).unwrap();
+        assert_eq!(decoded.events[0].service.as_str(), "cart");
+        let (decoded, receipt) =
+            decode("{\"index\":{}}\n{\"message\":\"m\"}\n", None, &[]).unwrap();
+        assert!(decoded.events.is_empty());
+        assert!(
+            receipt.items[0]
+                .error
+                .as_ref()
+                .unwrap()
+                .1
+                .contains("index is missing")
+        );
+        for bad in [
+            "{\"index\":{}}",
+            "[1]\n{}",
+            "{\"upsert\":{}}\n{}",
+            "{\"index\":{},\"create\":{}}\n{}",
+            "",
+        ] {
+            assert!(
+                matches!(decode(bad, Some("i"), &[]), Err(BodyError::Unusable(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
