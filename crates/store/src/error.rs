@@ -16,7 +16,7 @@ pub enum StoreError {
     #[error("database query failed: {0}")]
     Query(#[from] DieselError),
     /// A statement on a raw tokio-postgres connection failed.
-    #[error("database statement failed: {0}")]
+    #[error("database statement failed: {}", chain(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// The schema is older than this binary.
     #[error(
@@ -104,3 +104,20 @@ impl From<deadpool::managed::PoolError<diesel_async::pooled_connection::PoolErro
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An error with its causes (`error performing TLS handshake: invalid peer certificate:
+/// UnknownIssuer`; `db error: FATAL: database "x" does not exist`): tokio-postgres's own
+/// text leaves them out.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

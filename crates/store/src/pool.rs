@@ -15,6 +15,12 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::error::{StoreError, StoreResult};
 use crate::tls::{self, SslMode};
 
+/// A tokio-postgres connection over [`ConnectionConfig`]'s TLS (or plain) stream.
+type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
+
 /// The pool every service shares for its ordinary queries.
 pub type DbPool = deadpool::managed::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
 /// A connection checked out of [`DbPool`].
@@ -74,7 +80,8 @@ impl ConnectionConfig {
     pub fn parse(url: &str) -> StoreResult<ConnectionConfig> {
         let split = tls::split_url(url)?;
         let mut postgres = tokio_postgres::Config::from_str(&split.rest)
-            .map_err(|error| StoreError::InvalidUrl(error.to_string()))?;
+            .map_err(|error| StoreError::InvalidUrl(crate::error::chain(&error)))?;
+        tls::check_nothing_hidden(&postgres)?;
         tls::apply(&mut postgres, &split.tls);
         Ok(ConnectionConfig {
             postgres,
@@ -93,9 +100,30 @@ impl ConnectionConfig {
         self.ssl_mode
     }
 
+    /// How long opening a connection may take in all (TCP, TLS, start-up, authentication):
+    /// the URL's `connect_timeout`, else 10 s. tokio-postgres bounds only the TCP connect,
+    /// and a server that accepts and then says nothing would hang the caller forever.
+    fn establish_timeout(&self) -> Duration {
+        self.postgres
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(Duration::from_secs(10))
+    }
+
+    async fn establish(&self) -> Result<(tokio_postgres::Client, Connection), String> {
+        let timeout = self.establish_timeout();
+        match tokio::time::timeout(timeout, self.postgres.connect(self.tls.clone())).await {
+            Ok(Ok(pair)) => Ok(pair),
+            Ok(Err(error)) => Err(crate::error::chain(&error)),
+            Err(_) => Err(format!(
+                "no answer from the server within {timeout:?} (connect_timeout)"
+            )),
+        }
+    }
+
     /// Opens one raw tokio-postgres connection and drives it on the current runtime.
-    pub async fn connect_raw(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, connection) = self.postgres.connect(self.tls.clone()).await?;
+    pub async fn connect_raw(&self) -> StoreResult<tokio_postgres::Client> {
+        let (client, connection) = self.establish().await.map_err(StoreError::Unavailable)?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "PostgreSQL connection ended.");
@@ -107,10 +135,9 @@ impl ConnectionConfig {
     /// Opens one diesel-async connection.
     pub async fn connect(&self) -> Result<AsyncPgConnection, ConnectionError> {
         let (client, connection) = self
-            .postgres
-            .connect(self.tls.clone())
+            .establish()
             .await
-            .map_err(|error| ConnectionError::BadConnection(error.to_string()))?;
+            .map_err(ConnectionError::BadConnection)?;
         AsyncPgConnection::try_from_client_and_connection(client, connection).await
     }
 }

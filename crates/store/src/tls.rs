@@ -113,6 +113,9 @@ pub fn split_url(url: &str) -> StoreResult<SplitUrl> {
     let mut take = |key: &str, value: &str| -> StoreResult<bool> {
         match key {
             "sslmode" => tls.mode = SslMode::parse(value)?,
+            "sslrootcert" if value.trim().is_empty() => {
+                return Err(invalid("sslrootcert is empty: give a PEM file or `system`"));
+            }
             "sslrootcert" => {
                 tls.root_certs = Some(match value {
                     "system" => RootCerts::System,
@@ -128,7 +131,7 @@ pub fn split_url(url: &str) -> StoreResult<SplitUrl> {
         }
         Ok(true)
     };
-    let rest = if url.contains("://") {
+    let rest = if is_url(url) {
         let (base, query) = match url.split_once('?') {
             Some((base, query)) => (base, query),
             None => (url, ""),
@@ -136,7 +139,14 @@ pub fn split_url(url: &str) -> StoreResult<SplitUrl> {
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if !take(&percent_decode(key)?, &percent_decode(value)?)? {
+            // Only our own parameters are decoded here: the others (a password among
+            // them) are tokio-postgres's to read, and never appear in our errors.
+            let key = percent_decode(key).unwrap_or_default();
+            if key.starts_with("ssl") {
+                if !take(&key, &percent_decode(value)?)? {
+                    kept.push(pair);
+                }
+            } else {
                 kept.push(pair);
             }
         }
@@ -325,7 +335,28 @@ impl ServerCertVerifier for ChainOnly {
     }
 }
 
-/// Decodes `%XX` escapes (and `+` is left alone, as in tokio-postgres).
+/// Whether a connection string is a URL (tokio-postgres's rule: by its scheme) rather than
+/// libpq key/value pairs, whose values may hold `://` too.
+fn is_url(text: &str) -> bool {
+    let text = text.trim_start();
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
+/// Checks that tokio-postgres saw no TLS parameter this module did not: a URL with an
+/// unencoded `?` in its password, say, would hide `sslmode=require` from [`split_url`],
+/// and the connection must then fail rather than fall back to `prefer`.
+pub fn check_nothing_hidden(parsed: &tokio_postgres::Config) -> StoreResult<()> {
+    if parsed.get_ssl_mode() != tokio_postgres::config::SslMode::Prefer {
+        return Err(invalid(
+            "sslmode could not be read from the connection string: percent-encode '?', '&', \
+             '@' and '/' in the user name and password",
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes `%XX` escapes (and `+` is left alone, as in tokio-postgres). Errors never show
+/// the text: it may be part of a password.
 fn percent_decode(text: &str) -> StoreResult<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -335,7 +366,7 @@ fn percent_decode(text: &str) -> StoreResult<String> {
             let hex = text
                 .get(i + 1..i + 3)
                 .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .ok_or_else(|| invalid(format!("bad percent escape in {text:?}")))?;
+                .ok_or_else(|| invalid("bad percent escape in an ssl parameter"))?;
             out.push(hex);
             i += 3;
         } else {
@@ -343,7 +374,7 @@ fn percent_decode(text: &str) -> StoreResult<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| invalid(format!("{text:?} is not UTF-8 once decoded")))
+    String::from_utf8(out).map_err(|_| invalid("an ssl parameter is not UTF-8 once decoded"))
 }
 
 /// The pairs of a libpq key/value string: `key = value`, values optionally single-quoted,
@@ -362,7 +393,10 @@ fn key_values(text: &str) -> StoreResult<Vec<(String, String)>> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
-            return Err(invalid(format!("expected = after {key:?}")));
+            // Not echoing the text: an unquoted password with a space ends up here.
+            return Err(invalid(
+                "expected key=value pairs (quote a value holding spaces: key='a b')",
+            ));
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
@@ -372,7 +406,9 @@ fn key_values(text: &str) -> StoreResult<Vec<(String, String)>> {
                     Some('\'') => break,
                     Some('\\') => value.extend(chars.next()),
                     Some(c) => value.push(c),
-                    None => return Err(invalid(format!("unterminated quote in {key:?}"))),
+                    None => {
+                        return Err(invalid(format!("unterminated quote in the value of {key}")));
+                    }
                 }
             }
         } else {
@@ -430,10 +466,43 @@ mod tests {
             ("postgres://h/db?sslmode=verify", "is not one of"),
             ("postgres://h/db?sslcert=/c.pem", "client certificates"),
             ("host=h sslmode='require", "unterminated quote"),
+            ("postgres://h/db?sslrootcert=", "sslrootcert is empty"),
         ] {
             let error = split_url(url).unwrap_err().to_string();
             assert!(error.contains(reason), "{url}: {error}");
         }
+    }
+
+    #[test]
+    fn key_values_with_urls_in_them_are_not_urls_and_errors_hide_values() {
+        let split =
+            split_url("host=h password=s3cret://x application_name=http://app sslmode=require")
+                .unwrap();
+        assert_eq!(split.tls.mode, SslMode::Require);
+        assert!(!split.rest.contains("sslmode"));
+        let error = split_url("host=h password=Sup3r Secret")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("Secret"), "{error}");
+        // Values other than ours are not decoded, so a password's bad escape is
+        // tokio-postgres's to report (and it does not print it either).
+        let split = split_url("postgres://u:100%off@h/db?sslmode=disable").unwrap();
+        assert_eq!(split.tls.mode, SslMode::Disable);
+        let error = split_url("postgres://u@h/db?sslrootcert=%ZZsecret")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn a_hidden_sslmode_fails_closed() {
+        // An unencoded '?' in the password hides sslmode=require from split_url.
+        let split = split_url("postgres://u:pa?ss@127.0.0.1:5432/db?sslmode=require").unwrap();
+        if let Ok(parsed) = split.rest.parse::<tokio_postgres::Config>() {
+            assert!(check_nothing_hidden(&parsed).is_err());
+        }
+        let fine: tokio_postgres::Config = "postgres://u@h/db".parse().unwrap();
+        assert!(check_nothing_hidden(&fine).is_ok());
     }
 
     #[test]

@@ -139,7 +139,7 @@ async fn every_sslmode_behaves_as_libpq_says_against_a_server_with_a_private_ca(
     let wrong_name = encrypted(&root(&base, "verify-full", &ca_file))
         .await
         .unwrap_err();
-    assert!(wrong_name.contains("NotValidForName"), "{wrong_name}");
+    assert!(wrong_name.contains("not valid for name"), "{wrong_name}");
 
     // verify-ca (and require with a root file, as in libpq) check the chain, not the name.
     assert_eq!(
@@ -199,7 +199,7 @@ async fn every_sslmode_behaves_as_libpq_says_against_a_server_with_a_private_ca(
             assert_eq!(encrypted(&compose).await, Ok(true));
             let elsewhere = compose.replace("@postgres:", "@localhost:");
             let refused = encrypted(&elsewhere).await.unwrap_err();
-            assert!(refused.contains("NotValidForName"), "{refused}");
+            assert!(refused.contains("not valid for name"), "{refused}");
         }
         outcome => eprintln!("skipped the db-certs.sh check (needs bash and openssl): {outcome:?}"),
     }

@@ -5,10 +5,11 @@
 //!
 //! Each accepted connection is counted against its client network (an IPv4 address, an IPv6
 //! /64: one host usually holds a whole /64) for as long as it is open. A connection that
-//! finds its network at the bound is kept only long enough to answer: its requests get 429
-//! (`too_many_connections`, `Retry-After: 1`) and it is closed, except health and metrics
-//! requests, which are always answered so probes behind a busy NAT keep working. Trusted
-//! proxies are not bounded: they carry many clients' connections (bound those at the proxy).
+//! finds its network at the bound is closed as soon as it is accepted, with a best-effort
+//! 429 (`too_many_connections`, `Retry-After: 1`) written first: kept open until it sent
+//! a request, an idle or slow one would still hold a slot of `server.max_connections`
+//! until the header deadline. Trusted proxies are not bounded: they carry many clients'
+//! connections (bound those at the proxy).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -92,14 +93,36 @@ impl ClientConnections {
     }
 
     /// For `HttpServer::on_connect`: counts a TCP connection and keeps its slot in the
-    /// connection's data.
+    /// connection's data; one over the bound gets a 429 and is shut down at once (actix
+    /// then reads end-of-stream and drops it, slot and all).
     pub fn on_connect(self: &Arc<Self>, connection: &dyn std::any::Any, data: &mut Extensions) {
-        let peer = connection
-            .downcast_ref::<actix_web::rt::net::TcpStream>()
-            .and_then(|stream| stream.peer_addr().ok());
-        if let Some(slot) = peer.and_then(|peer| self.open(peer.ip())) {
-            data.insert(slot);
+        let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+            return;
+        };
+        let Some(slot) = stream
+            .peer_addr()
+            .ok()
+            .and_then(|peer| self.open(peer.ip()))
+        else {
+            return;
+        };
+        if slot.over {
+            let body = format!(
+                "{{\"error\":\"too_many_connections\",\"message\":\"too many connections \
+                 from your address (at most {}); retry on one of the open ones, or later\"}}",
+                self.limit
+            );
+            let answer = format!(
+                "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+                 retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            // A fresh socket's send buffer is empty: the answer goes in one write, or not
+            // at all (the close says enough).
+            let _ = stream.try_write(answer.as_bytes());
+            let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
         }
+        data.insert(slot);
     }
 }
 
@@ -134,28 +157,26 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Paths answered on any connection: probes and scrapes.
-const ALWAYS_ANSWERED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
-
-/// Middleware answering requests on connections over their network's bound with 429 and
-/// closing them.
-pub async fn bound_per_client(
+/// Middleware refusing every request on a connection over the bound. The socket was shut
+/// down when it was accepted, but bytes the client had already sent may still be read
+/// (Linux keeps queued data readable after a shutdown): none of them is served.
+pub async fn refuse_over_bound(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let limit = request
+    let over = request
         .conn_data::<ConnectionSlot>()
         .filter(|slot| slot.over())
         .map(|slot| slot.connections.limit);
-    match limit {
-        Some(limit) if !ALWAYS_ANSWERED.contains(&request.path()) => {
-            let error = ApiError::TooManyConnections(format!(
-                "too many connections from your address (at most {limit}); retry on one of \
-                 the open ones, or later"
-            ));
+    match over {
+        Some(limit) => {
+            let error = ApiError::TooManyRequests {
+                message: format!("too many connections from your address (at most {limit})"),
+                retry_after_secs: 1,
+            };
             Ok(request.error_response(error).map_into_right_body())
         }
-        _ => Ok(next.call(request).await?.map_into_left_body()),
+        None => Ok(next.call(request).await?.map_into_left_body()),
     }
 }
 

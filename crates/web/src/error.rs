@@ -41,10 +41,6 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
-    /// The connection is one too many from the client's address (see `clients`): 429,
-    /// and the connection is closed.
-    #[error("{0}")]
-    TooManyConnections(String),
     #[error("{message}")]
     Unavailable {
         message: String,
@@ -87,7 +83,6 @@ impl ApiError {
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::TooManyRequests { .. } => "rate_limited",
-            ApiError::TooManyConnections(_) => "too_many_connections",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::Internal(_) => "internal",
@@ -113,7 +108,6 @@ impl ApiError {
             | ApiError::Overloaded {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
-            ApiError::TooManyConnections(_) => Some(1),
             _ => None,
         }
     }
@@ -131,9 +125,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TooManyRequests { .. } | ApiError::TooManyConnections(_) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -156,10 +148,7 @@ impl ResponseError for ApiError {
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let ApiError::Overloaded { .. }
-        | ApiError::RequestTimeout(_)
-        | ApiError::TooManyConnections(_) = self
-        {
+        if let ApiError::Overloaded { .. } | ApiError::RequestTimeout(_) = self {
             response.force_close();
         }
         response.json(ErrorBody {

@@ -15,7 +15,7 @@ use runtime::{MetricsRegistry, Readiness, ServerSettings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::clients::{ClientConnections, bound_per_client};
+use crate::clients::{ClientConnections, refuse_over_bound};
 use crate::error::{extractor_configs, method_not_allowed_as_json, not_found};
 use crate::headers::security_headers;
 use crate::metrics::{HttpMetrics, record_request};
@@ -157,7 +157,7 @@ impl ServiceBuilder {
             };
             let mut app = App::new()
                 .wrap(method_not_allowed_as_json())
-                .wrap(from_fn(bound_per_client))
+                .wrap(from_fn(refuse_over_bound))
                 .wrap(security_headers())
                 .wrap(from_fn(record_request))
                 .wrap(from_fn(crate::deadline::body_deadlines))
