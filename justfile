@@ -90,3 +90,9 @@ deploy-check:
 attacks:
     cargo build --release --bin threesigma --bin threesigma-ingest
     python3 bench/attacks.py
+
+# Real shipper clients (OpenTelemetry Python SDK, python-logging-loki, syslog-ng's
+# elasticsearch-http()) sending to a release ingest on 127.0.0.1; installs them if missing.
+shippers *CLIENTS:
+    cargo build --release --bins
+    python3 bench/shippers.py {{CLIENTS}}

@@ -15,8 +15,8 @@ Attacks:
               and a zstd frame declaring a 128 MiB window: peak RSS must stay under 256 MiB.
   big-gzip    a 1.9 MB gzip batch of poorly compressible events on an idle server: 200.
   stalled     (issue 10.3) 600 connections that send headers and 12 bytes of a 1,000-byte
-              body: /healthz must answer within 1 s while they are held, and the server
-              must close them within 30 s.
+              body: /healthz (from 127.0.0.2) must answer within 1 s while they are held,
+              and the server must close them within 30 s.
   one-address (issue 10.3) 2,100 such connections from 127.0.0.1, more than the server's
               2,048 slots, then 2,100 that send nothing at all: each time another address
               (127.0.0.2) must still get /healthz and a POST answered within 1 s, and
@@ -80,8 +80,8 @@ def record(name, held, detail):
     print(f"{'HELD  ' if held else 'FAILED'} {name}: {detail}", flush=True)
 
 
-def request(port, method, path, body=b"", headers=None, timeout=60):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def request(port, method, path, body=b"", headers=None, timeout=60, source="127.0.0.1"):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
     try:
         connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
@@ -192,7 +192,9 @@ def attack_stalled(port, pid, token):
     sockets = stalled_posts(port, token, int(os.environ.get("ATTACK_STALLED", "600")))
     started = time.monotonic()
     try:
-        status, _ = request(port, "GET", "/healthz", timeout=8)
+        # The probe comes from another address, as a kubelet's does: the attacker's own
+        # address is past its connection bound, and its new connections are refused.
+        status, _ = request(port, "GET", "/healthz", timeout=8, source="127.0.0.2")
     except (OSError, http.client.HTTPException):
         status = "timeout"
     health = time.monotonic() - started

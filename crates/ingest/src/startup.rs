@@ -141,7 +141,8 @@ impl Application {
                                     .route(get().to(bulk::root))
                                     .route(head().to(bulk::root)),
                             )
-                            .service(resource("/_license").route(get().to(bulk::license))),
+                            .service(resource("/_license").route(get().to(bulk::license)))
+                            .service(resource("/_cluster/health").route(get().to(bulk::health))),
                     );
             })?;
         Ok(Application {

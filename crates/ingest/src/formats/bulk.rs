@@ -1,6 +1,6 @@
 //! Elasticsearch bulk (`POST /_bulk`, `POST /{index}/_bulk`; `PUT` too), and the calls
 //! Elasticsearch clients make before their first bulk request (`GET /`, `HEAD /`,
-//! `GET /_license`), so Filebeat, Logstash, Fluent Bit, rsyslog and syslog-ng can point
+//! `GET /_license`, `GET /_cluster/health`), so Vector, Filebeat, Logstash, Fluent Bit, rsyslog and syslog-ng can point
 //! their Elasticsearch output at threesigma.
 //!
 //! The body is NDJSON action/source pairs. `index` and `create` (with or without a legacy
@@ -323,6 +323,16 @@ pub async fn root(_caller: access::IngestAccess) -> HttpResponse {
                 "minimum_index_compatibility_version": "7.0.0",
             },
             "tagline": "You Know, for Search",
+        }))
+}
+
+/// `GET /_cluster/health`: green, for clients' health checks (Vector's Elasticsearch sink).
+pub async fn health(_caller: access::IngestAccess) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(PRODUCT_HEADER)
+        .json(json!({
+            "cluster_name": "threesigma", "status": "green", "timed_out": false,
+            "number_of_nodes": 1, "number_of_data_nodes": 1,
         }))
 }
 
