@@ -96,3 +96,15 @@ attacks:
 shippers *CLIENTS:
     cargo build --release --bins
     python3 bench/shippers.py {{CLIENTS}}
+
+# Fuzzes every ingest decoder for SECONDS each (nightly toolchain; `cargo install cargo-fuzz`
+# once), starting from fuzz/seeds; crashes land in fuzz/artifacts/<target>/.
+fuzz SECONDS="60":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd fuzz
+    for target in native otlp_protobuf otlp_json loki_protobuf loki_json bulk; do
+      mkdir -p corpus/$target
+      cargo +nightly fuzz run $target corpus/$target seeds/$target -- \
+        -max_total_time={{SECONDS}} -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1
+    done

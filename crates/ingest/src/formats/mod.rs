@@ -258,3 +258,135 @@ pub struct Outcome {
     /// The first `max_reported_errors` rejections; `rejected` counts them all.
     pub errors: Vec<Rejection>,
 }
+
+#[cfg(test)]
+mod no_panic {
+    //! Whatever the bytes, every decoder answers with events, rejections or a refusal: no
+    //! panic, whatever a client sends. (The `cargo fuzz` targets in `fuzz/` go further.)
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn context() -> Context {
+        Context {
+            received_at: Utc::now(),
+            limits: EventLimits::default(),
+            max_body_bytes: 1 << 20,
+            shippers: Arc::new(ShipperSettings::default()),
+        }
+    }
+
+    fn all(body: &[u8]) {
+        let context = context();
+        let _ = native::decode_events(
+            body,
+            native::Shape::Json,
+            context.received_at,
+            &context.limits,
+        );
+        let _ = native::decode_events(
+            body,
+            native::Shape::Ndjson,
+            context.received_at,
+            &context.limits,
+        );
+        let _ = Otlp::decode(body, &otlp::OtlpEncoding::Protobuf, &context);
+        let _ = Otlp::decode(body, &otlp::OtlpEncoding::Json, &context);
+        let _ = Loki::decode(body, &loki::LokiEncoding::Protobuf, &context);
+        let _ = Loki::decode(body, &loki::LokiEncoding::Json, &context);
+        let _ = Bulk::decode(
+            body,
+            &bulk::BulkKind {
+                index: Some("i".into()),
+            },
+            &context,
+        );
+        if let Ok(text) = std::str::from_utf8(body) {
+            let _ = loki::parse_labels(text);
+        }
+    }
+
+    /// Bytes that look like the formats: JSON punctuation, protobuf keys and lengths.
+    fn shaped() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                Just(b"{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{".to_vec()),
+                Just(
+                    b"{\"streams\":[{\"stream\":{\"app\":\"a\"},\"values\":[[\"1\",\"x\"".to_vec()
+                ),
+                Just(b"{\"index\":{}}\n".to_vec()),
+                Just(b"{\"message\":\"m\",\"service\":\"s\"}\n".to_vec()),
+                Just(vec![0x0a]),
+                Just(vec![0x12]),
+                Just(vec![0x80, 0x80, 0x01]),
+                any::<u8>().prop_map(|b| vec![b]),
+                prop::collection::vec(any::<u8>(), 0..8),
+            ],
+            0..40,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    /// The fuzz corpus's seeds (fuzz/seeds, written partly by fuzz/make_seeds.py) are
+    /// valid requests: the fuzzer starts from bodies that decode.
+    #[test]
+    fn fuzz_seeds_decode_to_events() {
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
+        let context = context();
+        let read = |path: &str| std::fs::read(seeds.join(path)).expect("seed");
+        let counts = [
+            Otlp::decode(
+                &read("otlp_protobuf/request.pb"),
+                &otlp::OtlpEncoding::Protobuf,
+                &context,
+            )
+            .map(|(d, ())| d.events.len()),
+            Otlp::decode(
+                &read("otlp_json/request.json"),
+                &otlp::OtlpEncoding::Json,
+                &context,
+            )
+            .map(|(d, ())| d.events.len() + d.rejected),
+            Loki::decode(
+                &read("loki_protobuf/push.pb.snappy"),
+                &loki::LokiEncoding::Protobuf,
+                &context,
+            )
+            .map(|(d, ())| d.events.len() + d.rejected),
+            Loki::decode(
+                &read("loki_json/push.json"),
+                &loki::LokiEncoding::Json,
+                &context,
+            )
+            .map(|(d, ())| d.events.len() + d.rejected),
+            Bulk::decode(
+                &read("bulk/bulk.ndjson"),
+                &bulk::BulkKind { index: None },
+                &context,
+            )
+            .map(|(d, _)| d.events.len() + d.rejected),
+        ];
+        for (index, count) in counts.into_iter().enumerate() {
+            assert!(
+                count.as_ref().is_ok_and(|n| *n > 0),
+                "seed {index}: {count:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn random_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            all(&body);
+        }
+
+        #[test]
+        fn format_shaped_bytes_never_panic(body in shaped()) {
+            all(&body);
+        }
+    }
+}

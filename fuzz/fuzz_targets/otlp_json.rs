@@ -1,0 +1,9 @@
+#![no_main]
+
+use ingest::formats::otlp::OtlpEncoding;
+use ingest::formats::{Otlp, WireFormat};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = Otlp::decode(data, &OtlpEncoding::Json, &threesigma_fuzz::context());
+});
