@@ -37,16 +37,35 @@ pub struct BulkKind {
 #[derive(Debug)]
 pub struct Receipt {
     received_at: DateTime<Utc>,
+    /// The index of the path, for actions that name none.
+    default_index: Option<String>,
     items: Vec<Item>,
 }
 
 #[derive(Debug)]
 struct Item {
     action: &'static str,
-    index: String,
-    id: String,
+    /// `_index` and `_id` when the action gave them; otherwise the path's index and an id
+    /// made when the answer is written (most actions give neither: no allocation each).
+    index: Option<String>,
+    id: Option<String>,
     /// `(type, reason)` when the action was not stored.
     error: Option<(&'static str, String)>,
+}
+
+impl Receipt {
+    fn index_of<'a>(&'a self, item: &'a Item) -> &'a str {
+        item.index
+            .as_deref()
+            .or(self.default_index.as_deref())
+            .unwrap_or("")
+    }
+
+    fn id_of(&self, position: usize, item: &Item) -> String {
+        item.id
+            .clone()
+            .unwrap_or_else(|| generated_id(self.received_at, position))
+    }
 }
 
 /// Elasticsearch clients (7.14 and later) refuse answers without it.
@@ -88,28 +107,13 @@ impl WireFormat for Bulk {
         let _ = outcome;
         let took = (Utc::now() - receipt.received_at).num_milliseconds().max(0);
         let errors = receipt.items.iter().any(|item| item.error.is_some());
-        let items: Vec<Value> = receipt
-            .items
-            .into_iter()
-            .map(|item| {
-                let result = match item.error {
-                    None => json!({
-                        "_index": item.index, "_id": item.id, "_version": 1,
-                        "result": "created", "status": 201,
-                        "_shards": {"total": 1, "successful": 1, "failed": 0},
-                        "_seq_no": 0, "_primary_term": 1,
-                    }),
-                    Some((kind, reason)) => json!({
-                        "_index": item.index, "_id": item.id, "status": 400,
-                        "error": {"type": kind, "reason": reason},
-                    }),
-                };
-                json!({ item.action: result })
-            })
-            .collect();
         HttpResponse::Ok()
             .insert_header(PRODUCT_HEADER)
-            .json(json!({"took": took, "errors": errors, "items": items}))
+            .json(BulkAnswer {
+                took,
+                errors,
+                items: Items(&receipt),
+            })
     }
 
     fn refuse(error: ApiError, _: Option<&BulkKind>) -> actix_web::Error {
@@ -128,6 +132,99 @@ impl WireFormat for Bulk {
         });
         let error = reshape(error, "application/json", body.to_string().into_bytes());
         with_product_header(error)
+    }
+}
+
+/// Elasticsearch's bulk answer, serialized straight from the receipt.
+#[derive(serde::Serialize)]
+struct BulkAnswer<'a> {
+    took: i64,
+    errors: bool,
+    items: Items<'a>,
+}
+
+/// The items of a receipt, each with its index and id resolved.
+struct Items<'a>(&'a Receipt);
+
+impl serde::Serialize for Items<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.items.iter().enumerate().map(|(position, item)| {
+            ItemView {
+                item,
+                index: item
+                    .index
+                    .as_deref()
+                    .or(self.0.default_index.as_deref())
+                    .unwrap_or(""),
+                id: self.0.id_of(position, item),
+            }
+        }))
+    }
+}
+
+struct ItemView<'a> {
+    item: &'a Item,
+    index: &'a str,
+    id: String,
+}
+
+impl serde::Serialize for ItemView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+
+        #[derive(serde::Serialize)]
+        struct Shards {
+            total: u8,
+            successful: u8,
+            failed: u8,
+        }
+        #[derive(serde::Serialize)]
+        struct Failure<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            reason: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Result<'a> {
+            _index: &'a str,
+            _id: &'a str,
+            status: u16,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            _version: Option<u8>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            result: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            _shards: Option<Shards>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            _seq_no: Option<u8>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            _primary_term: Option<u8>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<Failure<'a>>,
+        }
+        let stored = self.item.error.is_none();
+        let result = Result {
+            _index: self.index,
+            _id: &self.id,
+            status: if stored { 201 } else { 400 },
+            _version: stored.then_some(1),
+            result: stored.then_some("created"),
+            _shards: stored.then_some(Shards {
+                total: 1,
+                successful: 1,
+                failed: 0,
+            }),
+            _seq_no: stored.then_some(0),
+            _primary_term: stored.then_some(1),
+            error: self
+                .item
+                .error
+                .as_ref()
+                .map(|(kind, reason)| Failure { kind, reason }),
+        };
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.item.action, &result)?;
+        map.end()
     }
 }
 
@@ -157,15 +254,8 @@ fn decode_actions(
     while let Some((number, line)) = lines.next() {
         let (action, meta) = action(line)
             .map_err(|reason| BodyError::Unusable(format!("line {}: {reason}", number + 1)))?;
-        let target = meta
-            .get("_index")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| kind.index.clone());
-        let id = meta
-            .get("_id")
-            .and_then(Value::as_str)
-            .map_or_else(|| generated_id(context.received_at, index), str::to_owned);
+        let explicit_index = meta._index;
+        let id = meta._id;
         let source = if action == "delete" {
             None
         } else {
@@ -177,7 +267,8 @@ fn decode_actions(
             })?;
             Some(source)
         };
-        let outcome = match (action, target.as_deref(), source) {
+        let target = explicit_index.as_deref().or(kind.index.as_deref());
+        let outcome = match (action, target, source) {
             ("update" | "delete", _, _) => Err((
                 "illegal_argument_exception",
                 format!("{action} is not supported: threesigma only appends logs"),
@@ -205,7 +296,7 @@ fn decode_actions(
         };
         items.push(Item {
             action,
-            index: target.unwrap_or_default(),
+            index: explicit_index,
             id,
             error,
         });
@@ -220,29 +311,63 @@ fn decode_actions(
         decoded,
         Receipt {
             received_at: context.received_at,
+            default_index: kind.index.clone(),
             items,
         },
     ))
 }
 
-/// An action line: `{"index": {...}}` with one of [`ACTIONS`].
-fn action(line: &str) -> Result<(&'static str, Map<String, Value>), String> {
-    let Ok(Value::Object(object)) = serde_json::from_str::<Value>(line) else {
-        return Err("Malformed action/metadata line: expected a JSON object".to_owned());
-    };
-    let mut entries = object.into_iter();
-    let (Some((name, meta)), None) = (entries.next(), entries.next()) else {
-        return Err("Malformed action/metadata line: expected exactly one action".to_owned());
-    };
-    let action = ACTIONS
-        .iter()
-        .find(|known| **known == name)
-        .ok_or_else(|| format!("Malformed action/metadata line: unknown action [{name}]"))?;
-    match meta {
-        Value::Object(meta) => Ok((action, meta)),
-        _ => Err(format!(
-            "Malformed action/metadata line: [{name}] is not an object"
-        )),
+/// The metadata of an action (`_type`, `routing` and the rest are ignored).
+#[derive(Debug, Default, serde::Deserialize)]
+struct Meta {
+    #[serde(default)]
+    _index: Option<String>,
+    #[serde(default)]
+    _id: Option<String>,
+}
+
+/// An action line: `{"index": {...}}` with one of [`ACTIONS`], read without building a
+/// JSON tree (one per document: it shows in the bulk throughput).
+fn action(line: &str) -> Result<(&'static str, Meta), String> {
+    struct Line(Option<(&'static str, Meta)>);
+
+    impl<'de> serde::Deserialize<'de> for Line {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Line, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Line;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object with one action")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Line, A::Error> {
+                    use serde::de::Error;
+                    let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
+                        return Ok(Line(None));
+                    };
+                    let action = ACTIONS
+                        .iter()
+                        .find(|known| **known == name)
+                        .ok_or_else(|| A::Error::custom(format!("unknown action [{name}]")))?;
+                    let meta: Meta = map.next_value()?;
+                    if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                        return Err(A::Error::custom("expected exactly one action"));
+                    }
+                    Ok(Line(Some((action, meta))))
+                }
+            }
+            deserializer.deserialize_map(Visit)
+        }
+    }
+
+    match serde_json::from_str::<Line>(line) {
+        Ok(Line(Some(action))) => Ok(action),
+        Ok(Line(None)) => {
+            Err("Malformed action/metadata line: expected exactly one action".to_owned())
+        }
+        Err(error) => Err(format!("Malformed action/metadata line: {error}")),
     }
 }
 
@@ -270,7 +395,7 @@ fn event(source: &str, index: &str, context: &Context) -> Result<LogEvent, (&'st
     }
     document.insert("service".to_owned(), Value::String(service));
     if !document.contains_key("level")
-        && let Some(level) = path(&document, "log.level").cloned()
+        && let Some(level) = take_log_level(&mut document)
     {
         document.insert("level".to_owned(), level);
     }
@@ -280,6 +405,22 @@ fn event(source: &str, index: &str, context: &Context) -> Result<LogEvent, (&'st
         &context.limits,
     )
     .map_err(|error| parse_error(error.to_string()))
+}
+
+/// Takes ECS `log.level` out of a document (dotted key or nested), so it is stored once,
+/// as the level.
+fn take_log_level(document: &mut Map<String, Value>) -> Option<Value> {
+    if let Some(level) = document.remove("log.level") {
+        return Some(level);
+    }
+    let Some(Value::Object(log)) = document.get_mut("log") else {
+        return None;
+    };
+    let level = log.remove("level")?;
+    if log.is_empty() {
+        document.remove("log");
+    }
+    Some(level)
 }
 
 /// The service a document names, if any.
@@ -402,22 +543,32 @@ mod tests {
         assert_eq!(fallback.level, domain::Level::Warn);
         let attributes: Value = serde_json::from_str(&checkout.attributes).unwrap();
         assert_eq!(attributes["ecs.service"]["version"], "2");
-        let summary: Vec<(&str, &str, bool)> = receipt
+        let summary: Vec<(&str, String, bool)> = receipt
             .items
             .iter()
-            .map(|item| (item.action, item.index.as_str(), item.error.is_some()))
+            .map(|item| {
+                (
+                    item.action,
+                    receipt.index_of(item).to_owned(),
+                    item.error.is_some(),
+                )
+            })
             .collect();
         assert_eq!(
             summary,
             vec![
-                ("create", "logs-app", false),
-                ("index", "fallback", false),
-                ("delete", "x", true),
-                ("update", "x", true),
-                ("index", "fallback", true),
+                ("create", "logs-app".to_owned(), false),
+                ("index", "fallback".to_owned(), false),
+                ("delete", "x".to_owned(), true),
+                ("update", "x".to_owned(), true),
+                ("index", "fallback".to_owned(), true),
             ]
         );
-        assert_eq!(receipt.items[1].id, "given");
+        assert_eq!(receipt.id_of(1, &receipt.items[1]), "given");
+        assert_ne!(
+            receipt.id_of(0, &receipt.items[0]),
+            receipt.id_of(2, &receipt.items[2])
+        );
         assert_eq!(
             receipt.items[4].error.as_ref().unwrap().0,
             "mapper_parsing_exception"

@@ -13,7 +13,9 @@
 //!   logfmt (`level=`), else info;
 //! - message: the line, or a JSON line's `msg`/`message` (its other fields become
 //!   attributes);
-//! - attributes: `{"labels": {…}, "structured_metadata": {…}, "fields": {…}}`.
+//! - attributes: `{"labels": {…}, "structured_metadata": {…}, "fields": {…}}` (the label
+//!   that named the service and the label or metadata entry that gave the level are their
+//!   columns, not repeated here).
 
 use std::collections::BTreeMap;
 
@@ -328,10 +330,12 @@ fn event(
     metadata: BTreeMap<String, String>,
     context: &Context,
 ) -> Result<LogEvent, String> {
+    let mut labels = labels;
     let service_labels = &context.shippers.loki_service_labels;
+    // The label naming the service is the service column, not repeated in attributes.
     let service = service_labels
         .iter()
-        .find_map(|name| labels.get(name))
+        .find_map(|name| labels.remove(name))
         .ok_or_else(|| {
             format!(
                 "no service label (looked for {}); set one in the client's labels",
@@ -339,12 +343,23 @@ fn event(
             )
         })
         .and_then(|name| {
-            ServiceName::parse(name).map_err(|error| format!("invalid service: {error}"))
+            ServiceName::parse(&name).map_err(|error| format!("invalid service: {error}"))
         })?;
-    let mut level = LEVEL_KEYS
-        .iter()
-        .find_map(|key| labels.get(*key).or_else(|| metadata.get(*key)))
-        .and_then(|text| Level::parse(text).ok());
+    // A label or metadata entry that gives the level is the level column, not repeated.
+    let mut metadata = metadata;
+    let mut level = None;
+    for key in LEVEL_KEYS {
+        if let Some(found) = labels.get(key).and_then(|text| Level::parse(text).ok()) {
+            labels.remove(key);
+            level = Some(found);
+            break;
+        }
+        if let Some(found) = metadata.get(key).and_then(|text| Level::parse(text).ok()) {
+            metadata.remove(key);
+            level = Some(found);
+            break;
+        }
+    }
     let mut message = line;
     let mut fields = Map::new();
     if message.trim_start().starts_with('{') {

@@ -11,7 +11,8 @@
 //! - time: `timeUnixNano`, else `observedTimeUnixNano`, else the receive time;
 //! - attributes: `{"resource": {…}, "scope": {"name", "version", "attributes"},
 //!   "attributes": {…}}` plus `severity_text`, `event_name` and `flags` when set, so
-//!   resource, scope and record attributes of the same name never collide;
+//!   resource, scope and record attributes of the same name never collide (the resource's
+//!   `service.name` is the service column, not repeated here);
 //! - trace and span ids: lowercase hex, when set.
 
 use actix_web::{HttpRequest, HttpResponse};
@@ -154,11 +155,12 @@ struct Origin {
 
 impl Origin {
     fn new(resource: Option<&Resource>, scope: Option<&InstrumentationScope>) -> Origin {
-        let resource = resource.map(|r| object(&r.attributes)).unwrap_or_default();
-        let service = match resource.get("service.name") {
+        let mut resource = resource.map(|r| object(&r.attributes)).unwrap_or_default();
+        // Stored once, in the service column, not again in every record's attributes.
+        let service = match resource.remove("service.name") {
             None => ServiceName::parse(UNKNOWN_SERVICE).map_err(|error| error.to_string()),
             Some(Value::String(name)) => {
-                ServiceName::parse(name).map_err(|error| format!("invalid service.name: {error}"))
+                ServiceName::parse(&name).map_err(|error| format!("invalid service.name: {error}"))
             }
             Some(other) => Err(format!("service.name must be a string, not {other}")),
         };
