@@ -148,17 +148,17 @@ struct Items<'a>(&'a Receipt);
 
 impl serde::Serialize for Items<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.items.iter().enumerate().map(|(position, item)| {
-            ItemView {
-                item,
-                index: item
-                    .index
-                    .as_deref()
-                    .or(self.0.default_index.as_deref())
-                    .unwrap_or(""),
-                id: self.0.id_of(position, item),
-            }
-        }))
+        serializer.collect_seq(
+            self.0
+                .items
+                .iter()
+                .enumerate()
+                .map(|(position, item)| ItemView {
+                    item,
+                    index: self.0.index_of(item),
+                    id: self.0.id_of(position, item),
+                }),
+        )
     }
 }
 
