@@ -46,6 +46,13 @@ async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
         .unwrap();
     let shipper = traffic::Shipper::new(reqwest::Client::new(), &ingest, &shipper_token);
     let profiles = traffic::demo_profiles();
+    // Backfill, burst and evaluation must fall in one wall-clock minute, or the window
+    // slides between them (a 28-minute baseline instead of 30): start early in a minute.
+    let into_minute = Utc::now().timestamp() % 60;
+    if into_minute > 40 {
+        let wait = u64::try_from(61 - into_minute).unwrap_or(1);
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
     traffic::backfill(&shipper, &profiles, Utc::now(), 30)
         .await
         .unwrap();
