@@ -191,6 +191,10 @@ impl KeyExtractor for CallerKey {
             .wait_time_from(DefaultClock::default().now())
             .as_secs()
             .max(1);
+        // actix-governor's own headers round the wait down (a 0 under a second, which
+        // exporters take as "retry at once"): they say the same whole seconds as the body.
+        response.insert_header((actix_web::http::header::RETRY_AFTER, wait));
+        response.insert_header(("x-ratelimit-after", wait));
         response.json(ErrorBody {
             error: "rate_limited",
             message: format!("too many requests, retry in {wait}s"),

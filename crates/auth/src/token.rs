@@ -149,7 +149,9 @@ impl Principal {
 /// Why a request was not authenticated or not authorized.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    #[error("missing bearer token (send Authorization: Bearer <token>)")]
+    #[error(
+        "missing token (send Authorization: Bearer <token>, basic auth with the token as password, or ApiKey <token>)"
+    )]
     Missing,
     #[error("malformed Authorization header: {0}")]
     Malformed(String),

@@ -18,7 +18,6 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use web::ApiError;
 
-use crate::batch::WriteError;
 use crate::formats::BodyError;
 
 /// A request header as text; a header that is not text is a 400.
@@ -110,7 +109,7 @@ impl Admission<'_> {
         if budget.waiting.fetch_add(1, Ordering::AcqRel) >= budget.max_waiting {
             budget.waiting.fetch_sub(1, Ordering::AcqRel);
             budget.overloaded.inc();
-            return Err(WriteError::Overloaded.into());
+            return Err(busy());
         }
         let acquire = Arc::clone(&budget.room).acquire_many_owned(permits);
         let outcome = tokio::time::timeout(budget.timeout, acquire).await;
@@ -123,9 +122,19 @@ impl Admission<'_> {
             }
             _ => {
                 budget.overloaded.inc();
-                Err(WriteError::Overloaded.into())
+                Err(busy())
             }
         }
+    }
+}
+
+/// The refusal of a request that found no room in the in-flight budget.
+fn busy() -> ApiError {
+    ApiError::Overloaded {
+        message: "ingest is reading and decoding as many request bodies as it may at once \
+                  (ingest.max_inflight_bytes), retry later"
+            .to_owned(),
+        retry_after_secs: 1,
     }
 }
 
@@ -171,12 +180,10 @@ impl Body {
         if declared.is_some_and(|length| length > limit) {
             return Err(too_large());
         }
-        // A declared length is admitted at once, with everything its decoding needs (no
-        // request holds part of the budget while waiting for the rest); a chunked body as
-        // it arrives, then the rest of its need.
-        if let Some(length) = declared {
-            admission.hold(need(length, encoding, limit)).await?;
-        }
+        // Admitted as it arrives, whether its length was declared or not, then the rest of
+        // what its decoding needs: a client that declares 16 MiB and sends nothing holds
+        // nothing (admitting the declared length at once let one idle connection with a
+        // token hold the whole budget until its body deadline).
         let mut raw = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|error| web::deadline::body_read_error(&error))?;

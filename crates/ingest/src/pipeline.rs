@@ -60,11 +60,14 @@ impl From<WriteError> for ApiError {
 /// `post().to(accept::<Native>)`. No query parameters are taken unless the format ignores
 /// them ([`WireFormat::IGNORES_QUERY`]): one is a 400 naming it.
 pub async fn accept<F: WireFormat>(
-    _caller: IngestAccess,
+    caller: Result<IngestAccess, ApiError>,
     request: HttpRequest,
     payload: Payload,
     state: Data<IngestState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    // 401 and 403 in the format's own error shape too (a Loki client reads text, an
+    // Elasticsearch client wants its error object and product header).
+    caller.map_err(|error| F::refuse(error, F::kind(&request).ok().as_ref()))?;
     if !F::IGNORES_QUERY {
         Query::<NoParams>::from_query(request.query_string()).map_err(|error| {
             F::refuse(
@@ -163,6 +166,7 @@ async fn submit(
         events,
         rejections,
         rejected,
+        ..
     } = decoded;
     let accepted = events.len();
     state.metrics.events_rejected.inc_by(rejected as u64);

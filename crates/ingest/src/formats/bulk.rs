@@ -248,7 +248,8 @@ fn decode_actions(
         .lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty());
-    let mut decoded = Decoded::default();
+    let mut decoded = Decoded::for_source(body.len());
+    let cap = super::max_record_wire_bytes(&context.limits);
     let mut items = Vec::new();
     let mut index = 0;
     while let Some((number, line)) = lines.next() {
@@ -276,6 +277,13 @@ fn decode_actions(
             (_, None, _) => Err((
                 "action_request_validation_exception",
                 "Validation Failed: 1: index is missing;".to_owned(),
+            )),
+            (_, Some(_), Some(source)) if source.len() > cap => Err((
+                "document_too_large_exception",
+                format!(
+                    "document of {} bytes: larger than any event can be",
+                    source.len()
+                ),
             )),
             (_, Some(target), Some(source)) => event(source, target, context),
             (_, Some(_), None) => Err(("illegal_argument_exception", "no document".to_owned())),

@@ -44,6 +44,7 @@ const JSON: &str = "Loki JSON";
 const LEVEL_KEYS: [&str; 3] = ["level", "detected_level", "severity"];
 
 impl WireFormat for Loki {
+    const IGNORES_QUERY: bool = true;
     type Kind = LokiEncoding;
     type Receipt = ();
 
@@ -65,17 +66,19 @@ impl WireFormat for Loki {
         encoding: &LokiEncoding,
         context: &Context,
     ) -> Result<(Decoded, ()), BodyError> {
+        let plain = match encoding {
+            LokiEncoding::Protobuf => Some(unsnappy(body, context.max_body_bytes)?),
+            LokiEncoding::Json => None,
+        };
+        let source = plain.as_deref().unwrap_or(body);
         let mut entries = Entries {
             context,
-            decoded: Decoded::default(),
+            decoded: Decoded::for_source(source.len()),
             index: 0,
         };
         match encoding {
-            LokiEncoding::Protobuf => {
-                let plain = unsnappy(body, context.max_body_bytes)?;
-                decode_protobuf(&plain, &mut entries)?;
-            }
-            LokiEncoding::Json => decode_json(body, &mut entries)?,
+            LokiEncoding::Protobuf => decode_protobuf(source, &mut entries)?,
+            LokiEncoding::Json => decode_json(source, &mut entries)?,
         }
         Ok((entries.decoded, ()))
     }
@@ -152,6 +155,7 @@ struct LabelPair {
 
 /// `PushRequest.streams` = 1; `StreamAdapter.labels` = 1, `.entries` = 2.
 fn decode_protobuf(body: &[u8], entries: &mut Entries<'_>) -> Result<(), BodyError> {
+    let cap = super::max_record_wire_bytes(&entries.context.limits);
     for_each_message(body, PROTOBUF, |field, stream| {
         if field != 1 {
             return Ok(());
@@ -159,9 +163,16 @@ fn decode_protobuf(body: &[u8], entries: &mut Entries<'_>) -> Result<(), BodyErr
         let mut labels = Ok(BTreeMap::new());
         for_each_message(stream, PROTOBUF, |field, bytes| {
             if field == 1 {
-                labels = std::str::from_utf8(bytes)
-                    .map_err(|_| "labels are not UTF-8".to_owned())
-                    .and_then(parse_labels);
+                labels = if bytes.len() > cap {
+                    Err(format!(
+                        "labels of {} bytes: larger than any event can be",
+                        bytes.len()
+                    ))
+                } else {
+                    std::str::from_utf8(bytes)
+                        .map_err(|_| "labels are not UTF-8".to_owned())
+                        .and_then(parse_labels)
+                };
             }
             Ok(())
         })?;
@@ -169,7 +180,16 @@ fn decode_protobuf(body: &[u8], entries: &mut Entries<'_>) -> Result<(), BodyErr
             if field != 2 {
                 return Ok(());
             }
-            let entry: Entry = decode_message(bytes, PROTOBUF)?;
+            if bytes.len() > cap {
+                return entries.reject(format!(
+                    "entry of {} bytes: larger than any event can be",
+                    bytes.len()
+                ));
+            }
+            let entry: Entry = match decode_message(bytes, PROTOBUF) {
+                Ok(entry) => entry,
+                Err(error) => return entries.reject(error.to_string()),
+            };
             let ts = entry.timestamp.map(|ts| {
                 DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(0))
             });
@@ -204,8 +224,16 @@ struct JsonStream {
 
 fn decode_json(body: &[u8], entries: &mut Entries<'_>) -> Result<(), BodyError> {
     let push: JsonPush = counted_json(body, JSON)?;
+    let cap = super::max_record_wire_bytes(&entries.context.limits);
     for stream in push.streams {
-        let labels = Ok(stream.stream);
+        let size: usize = stream.stream.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let labels = if size > cap {
+            Err(format!(
+                "labels of {size} bytes: larger than any event can be"
+            ))
+        } else {
+            Ok(stream.stream)
+        };
         for value in stream.values {
             let mut parts = value.into_iter();
             let ts = match parts.next() {
@@ -419,28 +447,41 @@ fn json_level(value: &Value) -> Option<Level> {
     }
 }
 
-/// `level=...` (or `lvl=`, `severity=`) in a logfmt line, quoted or not.
+/// `level=...` (or `lvl=`, `severity=`, any case) in a logfmt line, quoted or not; pairs
+/// separated by any whitespace, quoted values with backslash escapes.
 fn logfmt_level(line: &str) -> Option<Level> {
-    let mut rest = line;
-    while let Some(at) = rest.find('=') {
-        let key = rest[..at].rsplit(' ').next().unwrap_or("");
-        let after = &rest[at + 1..];
-        let (value, remaining) = match after.strip_prefix('"') {
-            Some(quoted) => match quoted.find('"') {
-                Some(end) => (&quoted[..end], &quoted[end + 1..]),
-                None => (quoted, ""),
-            },
-            None => {
-                let end = after.find(' ').unwrap_or(after.len());
-                (&after[..end], &after[end..])
-            }
-        };
-        if ["level", "lvl", "severity"].contains(&key) {
-            return Level::parse(value).ok();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        chars.peek()?;
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
         }
-        rest = remaining;
+        if chars.next_if_eq(&'=').is_none() {
+            continue;
+        }
+        let mut value = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => value.extend(chars.next()),
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                value.push(c);
+            }
+        }
+        if ["level", "lvl", "severity"]
+            .iter()
+            .any(|name| key.eq_ignore_ascii_case(name))
+        {
+            return Level::parse(&value).ok();
+        }
     }
-    None
 }
 
 #[cfg(test)]
@@ -556,6 +597,18 @@ mod tests {
             decode(&huge, LokiEncoding::Protobuf),
             Err(BodyError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn logfmt_levels_survive_quotes_tabs_and_case() {
+        assert_eq!(
+            logfmt_level("msg=\"say \\\"hi\\\" level=x\" level=error"),
+            Some(Level::Error)
+        );
+        assert_eq!(logfmt_level("msg=foo\tlevel=warn"), Some(Level::Warn));
+        assert_eq!(logfmt_level("LEVEL=debug msg=x"), Some(Level::Debug));
+        assert_eq!(logfmt_level("no level here"), None);
+        assert_eq!(logfmt_level("a=\"unterminated"), None);
     }
 
     #[test]

@@ -48,6 +48,7 @@ const JSON: &str = "OTLP JSON";
 const UNKNOWN_SERVICE: &str = "unknown_service";
 
 impl WireFormat for Otlp {
+    const IGNORES_QUERY: bool = true;
     type Kind = OtlpEncoding;
     type Receipt = ();
 
@@ -68,7 +69,7 @@ impl WireFormat for Otlp {
         encoding: &OtlpEncoding,
         context: &Context,
     ) -> Result<(Decoded, ()), BodyError> {
-        let mut records = Records::new(context);
+        let mut records = Records::new(context, body.len());
         match encoding {
             OtlpEncoding::Protobuf => decode_protobuf(body, &mut records)?,
             OtlpEncoding::Json => decode_json(body, &mut records)?,
@@ -87,6 +88,10 @@ impl WireFormat for Otlp {
             OtlpEncoding::Protobuf => HttpResponse::Ok()
                 .content_type("application/x-protobuf")
                 .body(response.encode_to_vec()),
+            // `{}` rather than `{"partialSuccess": null}` when everything was accepted.
+            OtlpEncoding::Json if response.partial_success.is_none() => HttpResponse::Ok()
+                .content_type("application/json")
+                .body("{}"),
             OtlpEncoding::Json => HttpResponse::Ok().json(response),
         }
     }
@@ -154,6 +159,16 @@ struct Origin {
 }
 
 impl Origin {
+    /// What records share when their resource or scope could not be used: each of them is
+    /// rejected with `reason`.
+    fn refused(reason: String) -> Origin {
+        Origin {
+            service: Err(reason),
+            resource: Map::new(),
+            scope: Map::new(),
+        }
+    }
+
     fn new(resource: Option<&Resource>, scope: Option<&InstrumentationScope>) -> Origin {
         let mut resource = resource.map(|r| object(&r.attributes)).unwrap_or_default();
         // Stored once, in the service column, not again in every record's attributes.
@@ -188,24 +203,31 @@ impl Origin {
 }
 
 impl<'a> Records<'a> {
-    fn new(context: &'a Context) -> Records<'a> {
+    fn new(context: &'a Context, source_bytes: usize) -> Records<'a> {
         Records {
             context,
-            decoded: Decoded::default(),
+            decoded: Decoded::for_source(source_bytes),
             index: 0,
         }
     }
 
-    fn record(&mut self, origin: &Origin, record: LogRecord) -> Result<(), BodyError> {
+    fn reject(&mut self, reason: String) -> Result<(), BodyError> {
         let index = self.index;
         self.index += 1;
+        self.decoded.reject(Rejection {
+            index,
+            line: None,
+            reason,
+        })
+    }
+
+    fn record(&mut self, origin: &Origin, record: LogRecord) -> Result<(), BodyError> {
         match event(origin, record, self.context) {
-            Ok(event) => self.decoded.accept(event),
-            Err(reason) => self.decoded.reject(Rejection {
-                index,
-                line: None,
-                reason,
-            }),
+            Ok(event) => {
+                self.index += 1;
+                self.decoded.accept(event)
+            }
+            Err(reason) => self.reject(reason),
         }
     }
 }
@@ -315,16 +337,19 @@ fn json(value: Any) -> Value {
 
 /// Protobuf, walked scope by scope and decoded record by record (see [`super::wire`]).
 /// Field numbers from opentelemetry-proto: ExportLogsServiceRequest.resource_logs = 1;
-/// ResourceLogs.resource = 1, .scope_logs = 2; ScopeLogs.scope = 1, .log_records = 2.
+/// ResourceLogs.resource = 1, .scope_logs = 2; ScopeLogs.scope = 1, .log_records = 2. A
+/// record (or resource, or scope) too large to become an event, or that does not decode,
+/// is rejected alone; the records beside it are kept.
 fn decode_protobuf(body: &[u8], records: &mut Records<'_>) -> Result<(), BodyError> {
+    let cap = super::max_record_wire_bytes(&records.context.limits);
     for_each_message(body, PROTOBUF, |field, resource_logs| {
         if field != 1 {
             return Ok(());
         }
-        let mut resource: Option<Resource> = None;
+        let mut resource: Result<Option<Resource>, String> = Ok(None);
         for_each_message(resource_logs, PROTOBUF, |field, bytes| {
             if field == 1 {
-                resource = Some(decode_message(bytes, PROTOBUF)?);
+                resource = shared::<Resource>(bytes, cap, "resource");
             }
             Ok(())
         })?;
@@ -332,62 +357,128 @@ fn decode_protobuf(body: &[u8], records: &mut Records<'_>) -> Result<(), BodyErr
             if field != 2 {
                 return Ok(());
             }
-            let mut scope: Option<InstrumentationScope> = None;
+            let mut scope: Result<Option<InstrumentationScope>, String> = Ok(None);
             for_each_message(scope_logs, PROTOBUF, |field, bytes| {
                 if field == 1 {
-                    scope = Some(decode_message(bytes, PROTOBUF)?);
+                    scope = shared::<InstrumentationScope>(bytes, cap, "scope");
                 }
                 Ok(())
             })?;
-            let origin = Origin::new(resource.as_ref(), scope.as_ref());
+            let origin = match (&resource, &scope) {
+                (Ok(resource), Ok(scope)) => Origin::new(resource.as_ref(), scope.as_ref()),
+                (Err(reason), _) | (_, Err(reason)) => Origin::refused(reason.clone()),
+            };
             for_each_message(scope_logs, PROTOBUF, |field, bytes| {
                 if field != 2 {
                     return Ok(());
                 }
-                records.record(&origin, decode_message(bytes, PROTOBUF)?)
+                if bytes.len() > cap {
+                    return records.reject(format!(
+                        "record of {} bytes: larger than any event can be",
+                        bytes.len()
+                    ));
+                }
+                match decode_message::<LogRecord>(bytes, PROTOBUF) {
+                    Ok(record) => records.record(&origin, record),
+                    Err(error) => records.reject(error.to_string()),
+                }
             })
         })
     })
 }
 
+/// A resource or scope (shared by the records after it), unless too large or undecodable.
+fn shared<M: Message + Default>(bytes: &[u8], cap: usize, what: &str) -> Result<Option<M>, String> {
+    if bytes.len() > cap {
+        return Err(format!(
+            "{what} of {} bytes: larger than any event can be",
+            bytes.len()
+        ));
+    }
+    decode_message::<M>(bytes, PROTOBUF)
+        .map(Some)
+        .map_err(|error| format!("{what}: {error}"))
+}
+
 /// The OTLP JSON envelope, with the record lists bounded (the leaf types are
 /// opentelemetry-proto's own serde mapping: hex ids, int64 as string or number).
+/// Every list counts against the body's bound; records stay raw JSON until each is read
+/// on its own, so one that does not fit the mapping (a bad hex id, `"NaN"`) is rejected
+/// alone.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JsonRequest {
-    #[serde(default)]
-    resource_logs: Vec<JsonResourceLogs>,
+struct JsonRequest<'a> {
+    #[serde(default, borrow, deserialize_with = "bounded")]
+    resource_logs: Vec<JsonResourceLogs<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JsonResourceLogs {
-    #[serde(default)]
-    resource: Option<Resource>,
-    #[serde(default)]
-    scope_logs: Vec<JsonScopeLogs>,
+struct JsonResourceLogs<'a> {
+    #[serde(default, borrow)]
+    resource: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow, deserialize_with = "bounded")]
+    scope_logs: Vec<JsonScopeLogs<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JsonScopeLogs {
-    #[serde(default)]
-    scope: Option<InstrumentationScope>,
-    #[serde(default, deserialize_with = "bounded")]
-    log_records: Vec<LogRecord>,
+struct JsonScopeLogs<'a> {
+    #[serde(default, borrow)]
+    scope: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow, deserialize_with = "bounded")]
+    log_records: Vec<&'a serde_json::value::RawValue>,
 }
 
 fn decode_json(body: &[u8], records: &mut Records<'_>) -> Result<(), BodyError> {
-    let request: JsonRequest = counted_json(body, JSON)?;
+    let cap = super::max_record_wire_bytes(&records.context.limits);
+    let request: JsonRequest<'_> = counted_json(body, JSON)?;
     for resource_logs in request.resource_logs {
+        let resource = shared_json::<Resource>(resource_logs.resource, cap, "resource");
         for scope_logs in resource_logs.scope_logs {
-            let origin = Origin::new(resource_logs.resource.as_ref(), scope_logs.scope.as_ref());
-            for record in scope_logs.log_records {
-                records.record(&origin, record)?;
+            let scope = shared_json::<InstrumentationScope>(scope_logs.scope, cap, "scope");
+            let origin = match (&resource, &scope) {
+                (Ok(resource), Ok(scope)) => Origin::new(resource.as_ref(), scope.as_ref()),
+                (Err(reason), _) | (_, Err(reason)) => Origin::refused(reason.clone()),
+            };
+            for raw in scope_logs.log_records {
+                let text = raw.get();
+                if text.len() > cap {
+                    records.reject(format!(
+                        "record of {} bytes: larger than any event can be",
+                        text.len()
+                    ))?;
+                    continue;
+                }
+                match serde_json::from_str::<LogRecord>(text) {
+                    Ok(record) => records.record(&origin, record)?,
+                    Err(error) => records.reject(format!("invalid log record: {error}"))?,
+                }
             }
         }
     }
     Ok(())
+}
+
+/// A resource or scope in JSON, unless too large or not of the mapping.
+fn shared_json<'a, M: Deserialize<'a>>(
+    raw: Option<&'a serde_json::value::RawValue>,
+    cap: usize,
+    what: &str,
+) -> Result<Option<M>, String> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let text = raw.get();
+    if text.len() > cap {
+        return Err(format!(
+            "{what} of {} bytes: larger than any event can be",
+            text.len()
+        ));
+    }
+    serde_json::from_str::<M>(text)
+        .map(Some)
+        .map_err(|error| format!("invalid {what}: {error}"))
 }
 
 #[cfg(test)]

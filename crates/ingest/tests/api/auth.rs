@@ -22,12 +22,7 @@ async fn every_bad_token_is_refused_and_nothing_is_stored() {
     let app = spawn_app().await;
     let (status, body) = post_with(&app, &reqwest::Client::new()).await;
     assert_eq!(status, 401, "missing: {body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("missing bearer token")
-    );
+    assert!(body["message"].as_str().unwrap().contains("missing token"));
 
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/logs", app.address))
@@ -123,7 +118,13 @@ async fn rate_limits_key_on_the_token_and_answer_429_with_headers() {
     let refused = statuses.iter().filter(|s| **s == 429).count();
     assert!(refused >= 9, "{statuses:?}");
     let limited = limited.unwrap();
-    assert!(limited.headers().contains_key("retry-after"));
+    // Never "retry after 0 s": exporters would retry in a tight loop.
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1, "{retry_after}");
     assert!(limited.headers().contains_key("x-ratelimit-limit"));
     assert!(limited.headers().contains_key("x-ratelimit-after"));
     assert_eq!(

@@ -340,3 +340,36 @@ async fn one_address_cannot_hold_more_than_its_share_of_connections() {
         vec!["over the bound".to_owned()]
     );
 }
+
+/// A client with a token that declares a 16 MiB body and sends nothing used to hold the
+/// whole in-flight budget until its body deadline: every other request got 503. Bodies
+/// are admitted as they arrive now, so it holds nothing.
+#[tokio::test]
+async fn a_declared_but_unsent_body_holds_no_budget() {
+    use tokio::io::AsyncWriteExt;
+
+    let app = crate::helpers::spawn_app().await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let token = crate::helpers::ingest_token();
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(
+        format!(
+            "POST /api/v1/logs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 16000000\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // Let the server read the head and reach the body.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let response = app
+        .post_logs(&serde_json::json!({"service": "other", "message": "still admitted"}))
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    assert_eq!(
+        app.stored_messages().await,
+        vec!["still admitted".to_owned()]
+    );
+    drop(idle);
+}

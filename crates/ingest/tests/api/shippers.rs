@@ -387,3 +387,124 @@ async fn every_credential_scheme_carries_the_same_token_rules() {
         );
     }
 }
+
+/// From the operator review: bad records beside good ones, shared data copied into every
+/// record, oversized records, refusals before the pipeline, query strings.
+#[tokio::test]
+async fn hostile_and_odd_bodies_are_refused_in_the_protocols_shapes() {
+    let app = app().await;
+    let now = Utc::now().timestamp_nanos_opt().unwrap().to_string();
+
+    // One OTLP JSON record that does not fit the mapping (a bad trace id) is rejected
+    // alone; the good one is stored. Query strings are ignored.
+    let body = json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "mixed"}}]},
+        "scopeLogs": [{"logRecords": [
+            {"timeUnixNano": now, "body": {"stringValue": "good"}},
+            {"timeUnixNano": now, "body": {"stringValue": "bad id"}, "traceId": "zz"}
+        ]}]
+    }]});
+    let response = app
+        .post("/v1/logs?tenant=x", "application/json", body.to_string())
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["partialSuccess"]["rejectedLogRecords"],
+        json!(1),
+        "{answer}"
+    );
+    assert_eq!(app.stored_messages().await, vec!["good".to_owned()]);
+
+    // A 60 KB label shared by 5,000 empty entries would decode into 300 MB: 413.
+    let label = "x".repeat(60_000);
+    let values: Vec<Value> = (0..5_000).map(|_| json!([now, ""])).collect();
+    let body = json!({"streams": [{"stream": {"app": "bomb", "big": label}, "values": values}]});
+    let response = app
+        .post("/loki/api/v1/push", "application/json", body.to_string())
+        .await;
+    assert_eq!(response.status(), 413);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("decodes into more than")
+    );
+
+    // An OTLP record of 300,000 empty attributes (2 bytes each on the wire) is rejected
+    // without being decoded; the record after it is stored.
+    let mut huge = Vec::new();
+    for _ in 0..300_000 {
+        huge.extend_from_slice(&[0x32, 0x00]);
+    }
+    let mut small = Vec::new();
+    prost::encoding::fixed64::encode(
+        1,
+        &u64::try_from(Utc::now().timestamp_nanos_opt().unwrap()).unwrap(),
+        &mut small,
+    );
+    let mut any = Vec::new();
+    prost::encoding::string::encode(1, &"after the big one".to_owned(), &mut any);
+    prost::encoding::bytes::encode(5, &any, &mut small);
+    let mut scope = Vec::new();
+    prost::encoding::bytes::encode(2, &huge, &mut scope);
+    prost::encoding::bytes::encode(2, &small, &mut scope);
+    let mut kv = Vec::new();
+    prost::encoding::string::encode(1, &"service.name".to_owned(), &mut kv);
+    let mut value = Vec::new();
+    prost::encoding::string::encode(1, &"wide".to_owned(), &mut value);
+    prost::encoding::bytes::encode(2, &value, &mut kv);
+    let mut resource = Vec::new();
+    prost::encoding::bytes::encode(1, &kv, &mut resource);
+    let mut resource_logs = Vec::new();
+    prost::encoding::bytes::encode(1, &resource, &mut resource_logs);
+    prost::encoding::bytes::encode(2, &scope, &mut resource_logs);
+    let mut request = Vec::new();
+    prost::encoding::bytes::encode(1, &resource_logs, &mut request);
+    let response = app
+        .post("/v1/logs", "application/x-protobuf", request)
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer = ExportLogsServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
+    let partial = answer.partial_success.expect("one record rejected");
+    assert_eq!(partial.rejected_log_records, 1);
+    assert!(
+        partial.error_message.contains("larger than any event"),
+        "{}",
+        partial.error_message
+    );
+    assert!(
+        app.stored_messages()
+            .await
+            .contains(&"after the big one".to_owned())
+    );
+
+    // Refusals before decoding are in the protocol's shape too.
+    let anonymous = reqwest::Client::new();
+    let loki = anonymous
+        .post(format!("{}/loki/api/v1/push", app.address))
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(loki.status(), 401);
+    assert!(
+        loki.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let bulk = anonymous
+        .post(format!("{}/_bulk", app.address))
+        .header("Content-Type", "application/x-ndjson")
+        .body("{}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bulk.status(), 401);
+    assert_eq!(bulk.headers()["x-elastic-product"], "Elasticsearch");
+    let error: Value = bulk.json().await.unwrap();
+    assert_eq!(error["status"], 401, "{error}");
+}
