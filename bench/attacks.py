@@ -13,6 +13,12 @@ Attacks:
   bombs       four concurrent 16 MiB-decoded bodies of four shapes, sent three rounds:
               gzip [1,1,...], gzip NDJSON of "x" lines, gzip NDJSON of minimal valid events,
               and a zstd frame declaring a 128 MiB window: peak RSS must stay under 256 MiB.
+  shipper-bombs (issue 11) four concurrent bodies of each shape, to the shippers' endpoints:
+              a Loki push of 5,000 empty entries under a 60 KB label (300 MB if copied),
+              OTLP JSON of 5.6M empty resourceLogs, an OTLP protobuf record of 8M empty
+              attributes, an OTLP resource with a 60 KB attribute over 10,000 records
+              (all gzip): peak RSS must stay under 256 MiB, answers never 5xx but 503
+              (backpressure: the in-flight budget was full, retry).
   big-gzip    a 1.9 MB gzip batch of poorly compressible events on an idle server: 200.
   stalled     (issue 10.3) 600 connections that send headers and 12 bytes of a 1,000-byte
               body: /healthz (from 127.0.0.2) must answer within 1 s while they are held,
@@ -160,6 +166,71 @@ def attack_bombs(port, pid, token):
     record(
         "bombs",
         peak < 256 * 1024,
+        f"peak RSS {peak // 1024} MiB (now {current // 1024} MiB); answers: {', '.join(answers)}",
+    )
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def pb(number, payload):
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def shipper_bomb_bodies():
+    now = str(time.time_ns())
+    loki = json.dumps({"streams": [{"stream": {"app": "bomb", "big": "x" * 60_000},
+                                    "values": [[now, ""]] * 5_000}]}).encode()
+    resources = b'{"resourceLogs":[' + b",".join([b"{}"] * 5_600_000) + b"]}"
+    wide_record = pb(2, pb(1, pb(1, b"")) + pb(2, b"\x32\x00" * 8_000_000))
+    wide_record = pb(1, wide_record)
+    big_attribute = pb(1, pb(1, b"big") + pb(2, pb(1, b"x" * 60_000)))
+    service = pb(1, pb(1, b"service.name") + pb(2, pb(1, b"bomb")))
+    record = pb(2, b"\x09" + time.time_ns().to_bytes(8, "little") + pb(5, pb(1, b"m")))
+    shared = pb(1, pb(1, service + big_attribute) + pb(2, record * 10_000))
+    return [
+        ("loki-label", "/loki/api/v1/push", "application/json", gzip.compress(loki)),
+        ("otlp-resources", "/v1/logs", "application/json", gzip.compress(resources)),
+        ("otlp-attributes", "/v1/logs", "application/x-protobuf", gzip.compress(wide_record)),
+        ("otlp-shared", "/v1/logs", "application/x-protobuf", gzip.compress(shared)),
+    ]
+
+
+def attack_shipper_bombs(port, pid, token):
+    statuses = []
+
+    def send(body):
+        name, path, content_type, data = body
+        try:
+            status, _ = request(port, "POST", path, data, {
+                "Authorization": f"Bearer {token}", "Content-Type": content_type,
+                "Content-Encoding": "gzip"}, timeout=120)
+        except (OSError, http.client.HTTPException) as error:
+            status = str(error)
+        statuses.append((name, status))
+
+    for body in shipper_bomb_bodies():
+        threads = [threading.Thread(target=send, args=(body,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    current, peak = rss_kib(pid)
+    answers = sorted({f"{name} {status}" for name, status in statuses})
+    record(
+        "shipper-bombs",
+        # 503 is backpressure (the in-flight budget was full: retry), not a failure.
+        peak < 256 * 1024 and all(isinstance(status, int) and (status < 500 or status == 503)
+                                  for _, status in statuses),
         f"peak RSS {peak // 1024} MiB (now {current // 1024} MiB); answers: {', '.join(answers)}",
     )
 
@@ -335,6 +406,8 @@ def main():
             attack_methods(port, server.pid)
         if not only or "bombs" in only:
             attack_bombs(port, server.pid, token)
+        if not only or "shipper-bombs" in only:
+            attack_shipper_bombs(port, server.pid, token)
         if not only or "big-gzip" in only:
             attack_big_gzip(port, token)
         if not only or "stalled" in only:

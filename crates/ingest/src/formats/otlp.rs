@@ -13,7 +13,7 @@
 //!   "attributes": {…}}` plus `severity_text`, `event_name` and `flags` when set, so
 //!   resource, scope and record attributes of the same name never collide (the resource's
 //!   `service.name` is the service column, not repeated here);
-//! - trace and span ids: lowercase hex, when set.
+//! - trace and span ids: lowercase hex, when set and of their length (16 and 8 bytes).
 
 use actix_web::{HttpRequest, HttpResponse};
 use domain::{Level, LogEvent, ServiceName};
@@ -279,16 +279,17 @@ fn event(origin: &Origin, record: LogRecord, context: &Context) -> Result<LogEve
         level,
         message,
         attributes,
-        (hex_id(&record.trace_id), hex_id(&record.span_id)),
+        (hex_id(&record.trace_id, 16), hex_id(&record.span_id, 8)),
         context.received_at,
         &context.limits,
     )
     .map_err(|error| error.to_string())
 }
 
-/// A trace or span id as lowercase hex; `None` when unset (empty or all zeros).
-fn hex_id(bytes: &[u8]) -> Option<String> {
-    if bytes.iter().all(|b| *b == 0) {
+/// A trace (16 bytes) or span (8 bytes) id as lowercase hex; `None` when unset (empty or
+/// all zeros) or not of its length (such an id would match nothing in a trace backend).
+fn hex_id(bytes: &[u8], length: usize) -> Option<String> {
+    if bytes.len() != length || bytes.iter().all(|b| *b == 0) {
         return None;
     }
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
