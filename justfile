@@ -92,7 +92,8 @@ attacks:
     python3 bench/attacks.py
 
 # Real shipper clients (OpenTelemetry Python SDK, python-logging-loki, syslog-ng's
-# elasticsearch-http()) sending to a release ingest on 127.0.0.1; installs them if missing.
+# elasticsearch-http(), rsyslog's omelasticsearch) sending to a release ingest on 127.0.0.1;
+# installs them if missing.
 shippers *CLIENTS:
     cargo build --release --bins
     python3 bench/shippers.py {{CLIENTS}}

@@ -10,6 +10,7 @@ downloads):
   loki-python   python-logging-loki's LokiHandler: Loki JSON push with basic auth
   syslog-ng     syslog-ng's elasticsearch-http() destination: Elasticsearch bulk with
                 basic auth, fed syslog lines over UDP
+  rsyslog       rsyslog's omelasticsearch (bulk mode, basic auth), fed over UDP
 
 Usage: python3 bench/shippers.py [client ...]
 Environment: THREESIGMA_BIN (default target/release) holds threesigma and
@@ -86,6 +87,23 @@ def syslog_ng():
             subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
             subprocess.run(["apt-get", "install", "-y", "-q", *packages], env=env, capture_output=True)
     return shutil.which("syslog-ng") if ready() else None
+
+
+def rsyslog():
+    """rsyslogd with omelasticsearch, installed on Debian when we can."""
+    module = "/usr/lib/x86_64-linux-gnu/rsyslog/omelasticsearch.so"
+
+    def ready():
+        return shutil.which("rsyslogd") and os.path.exists(module)
+
+    if not ready() and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing rsyslog (Debian packages rsyslog, rsyslog-elasticsearch)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        packages = ["rsyslog", "rsyslog-elasticsearch"]
+        if subprocess.run(["apt-get", "install", "-y", "-q", *packages], env=env, capture_output=True).returncode:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "-q", *packages], env=env, capture_output=True)
+    return shutil.which("rsyslogd") if ready() else None
 
 
 def stored(service):
@@ -213,6 +231,51 @@ log {{ source(s_udp); destination(d_es); flags(flow-control); }};
         shutil.rmtree(work, ignore_errors=True)
 
 
+def rsyslog_es(binary, ingest, token):
+    work = tempfile.mkdtemp(prefix="threesigma-rsyslog-")
+    udp = free_port()
+    config = f"""global(workDirectory="{work}")
+module(load="imudp")
+module(load="omelasticsearch")
+input(type="imudp" address="127.0.0.1" port="{udp}")
+template(name="threesigma" type="list" option.jsonf="on") {{
+  property(outname="@timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
+  property(outname="service" name="programname" format="jsonf")
+  property(outname="level" name="syslogseverity-text" format="jsonf")
+  property(outname="message" name="msg" format="jsonf")
+}}
+action(type="omelasticsearch" server="127.0.0.1" serverport="{ingest['port']}"
+       template="threesigma" searchIndex="syslog" bulkmode="on" esVersion.major="8"
+       uid="rsyslog" pwd="{token}" errorfile="{work}/errors.json")
+"""
+    with open(os.path.join(work, "rsyslog.conf"), "w") as f:
+        f.write(config)
+    process = subprocess.Popen(
+        [binary, "-n", "-f", os.path.join(work, "rsyslog.conf"), "-i", os.path.join(work, "pid")],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "stderr"), "w"),
+    )
+    try:
+        time.sleep(2)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for severity, text in [(3, "card processor unreachable"), (4, "retrying in 5 s")]:
+                line = f"<{16 + severity}>1 {now} host1 payments 77 - - {text}"
+                s.sendto(line.encode(), ("127.0.0.1", udp))
+        return check("rsyslog (omelasticsearch: Elasticsearch bulk, basic auth)", "payments",
+                     [("error", "card processor unreachable"), ("warn", "retrying in 5 s")])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        for name in ("stderr", "errors.json"):
+            path = os.path.join(work, name)
+            if os.path.exists(path) and os.path.getsize(path):
+                print(open(path).read()[-2000:])
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     only = set(sys.argv[1:])
     for binary in ("threesigma", "threesigma-ingest"):
@@ -252,6 +315,12 @@ def main():
                 results.append(syslog_ng_es(binary, ingest, token))
             else:
                 print("SKIP   syslog-ng: not installed and cannot be installed here (needs root and apt-get)")
+        if not only or "rsyslog" in only:
+            binary = rsyslog()
+            if binary:
+                results.append(rsyslog_es(binary, ingest, token))
+            else:
+                print("SKIP   rsyslog: not installed and cannot be installed here (needs root and apt-get)")
     finally:
         server.send_signal(signal.SIGTERM)
         try:
