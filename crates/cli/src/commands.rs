@@ -244,12 +244,15 @@ async fn watch_for_incident(
                 incident["id"],
                 incident["title"].as_str().unwrap_or("")
             );
+            // The title's ± is the spread the test judged in (it can differ from the
+            // sample's standard deviation): name each figure for what it is.
             println!(
-                "  severity {}, {} errors/min against a baseline of {:.1} ± {:.1}",
+                "  severity {}, {} errors/min; baseline: mean {:.1}, sample sd {:.1} over {} minutes",
                 incident["severity"].as_str().unwrap_or(""),
                 incident["current_count"],
                 incident["baseline"]["mean"].as_f64().unwrap_or(0.0),
                 incident["baseline"]["stddev"].as_f64().unwrap_or(0.0),
+                incident["baseline"]["minutes"],
             );
             println!(
                 "  details:  curl -H \"Authorization: Bearer $READ_TOKEN\" {query}/api/v1/incidents/{}",
