@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Replays the security review's attacks (issue 10) against a release `threesigma-ingest`
+"""Replays the security reviews' attacks (issues 10 and 11) against a release `threesigma-ingest`
 on 127.0.0.1 and prints, for each, HELD or FAILED with what was measured.
 
 Run with `just attacks` (builds the release binaries first). Needs the local PostgreSQL
 (BENCH_ADMIN_URL, default postgres://postgres@127.0.0.1:5432/postgres); a scratch database
 `threesigma_attacks` is created and dropped. Bounded: every attack has a time limit and a
-count; the whole run takes about a minute. Nothing leaves 127.0.0.1.
+count; the whole run takes about three minutes. Nothing leaves 127.0.0.1.
 
 Attacks:
   methods     3,000 requests with made-up methods (some 100 KB long) to /healthz, /metrics
