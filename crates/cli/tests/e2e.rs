@@ -30,6 +30,7 @@ async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
     let ingest = format!("http://127.0.0.1:{}", stack.ingest_port());
     let query = format!("http://127.0.0.1:{}", stack.query_port());
     let detector = stack.detector();
+    let detector_port = stack.detector_port();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(stack.run_until(shutdown.clone()));
 
@@ -46,8 +47,26 @@ async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
         .unwrap();
     let shipper = traffic::Shipper::new(reqwest::Client::new(), &ingest, &shipper_token);
     let profiles = traffic::demo_profiles();
-    // Backfill, burst and evaluation must fall in one wall-clock minute, or the window
-    // slides between them (a 28-minute baseline instead of 30): start early in a minute.
+    // The detector's loop evaluates once as it starts. Had that first cycle run during the
+    // backfill, it would have judged minutes still half sent, and a running detector keeps
+    // minutes as judged (a 28-minute baseline instead of 30, on a loaded machine): wait
+    // for it to finish on the empty database first. Then backfill, burst and evaluation
+    // must fall in one wall-clock minute, or the window slides between them.
+    let metrics_url = format!("http://127.0.0.1:{detector_port}/metrics");
+    let mut first_cycle_done = false;
+    for _ in 0..200 {
+        let text = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
+        first_cycle_done = text.lines().any(|line| {
+            line.strip_prefix("threesigma_detector_last_success_timestamp_seconds ")
+                .and_then(|value| value.trim().parse::<f64>().ok())
+                .is_some_and(|value| value > 0.0)
+        });
+        if first_cycle_done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(first_cycle_done, "the detector's first cycle did not finish");
     let into_minute = Utc::now().timestamp() % 60;
     if into_minute > 40 {
         let wait = u64::try_from(61 - into_minute).unwrap_or(1);
