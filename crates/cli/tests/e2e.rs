@@ -55,7 +55,12 @@ async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
     let metrics_url = format!("http://127.0.0.1:{detector_port}/metrics");
     let mut first_cycle_done = false;
     for _ in 0..200 {
-        let text = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
+        let text = reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         first_cycle_done = text.lines().any(|line| {
             line.strip_prefix("threesigma_detector_last_success_timestamp_seconds ")
                 .and_then(|value| value.trim().parse::<f64>().ok())
@@ -66,7 +71,10 @@ async fn a_burst_becomes_exactly_one_incident_readable_through_the_api() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(first_cycle_done, "the detector's first cycle did not finish");
+    assert!(
+        first_cycle_done,
+        "the detector's first cycle did not finish"
+    );
     let into_minute = Utc::now().timestamp() % 60;
     if into_minute > 40 {
         let wait = u64::try_from(61 - into_minute).unwrap_or(1);
