@@ -74,18 +74,23 @@ def venv_python():
     return python
 
 
+def debian_install(packages, ready):
+    """Installs Debian `packages` when `ready()` is false and we are root with apt-get."""
+    if ready() or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    print("installing", ", ".join(packages), "(Debian)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.run(["apt-get", "install", "-y", "-q", *packages], env=env, capture_output=True).returncode:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", *packages], env=env, capture_output=True)
+
+
 def syslog_ng():
     """The syslog-ng binary with its http module and SCL, installed on Debian when we can."""
     def ready():
         return shutil.which("syslog-ng") and os.path.isdir("/usr/share/syslog-ng/include/scl/elasticsearch")
 
-    if not ready() and os.geteuid() == 0 and shutil.which("apt-get"):
-        print("installing syslog-ng (Debian packages syslog-ng-core, -mod-http, -scl)")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        packages = ["syslog-ng-core", "syslog-ng-mod-http", "syslog-ng-scl"]
-        if subprocess.run(["apt-get", "install", "-y", "-q", *packages], env=env, capture_output=True).returncode:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-            subprocess.run(["apt-get", "install", "-y", "-q", *packages], env=env, capture_output=True)
+    debian_install(["syslog-ng-core", "syslog-ng-mod-http", "syslog-ng-scl"], ready)
     return shutil.which("syslog-ng") if ready() else None
 
 
@@ -96,13 +101,7 @@ def rsyslog():
     def ready():
         return shutil.which("rsyslogd") and os.path.exists(module)
 
-    if not ready() and os.geteuid() == 0 and shutil.which("apt-get"):
-        print("installing rsyslog (Debian packages rsyslog, rsyslog-elasticsearch)")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        packages = ["rsyslog", "rsyslog-elasticsearch"]
-        if subprocess.run(["apt-get", "install", "-y", "-q", *packages], env=env, capture_output=True).returncode:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-            subprocess.run(["apt-get", "install", "-y", "-q", *packages], env=env, capture_output=True)
+    debian_install(["rsyslog", "rsyslog-elasticsearch"], ready)
     return shutil.which("rsyslogd") if ready() else None
 
 
@@ -190,6 +189,34 @@ def loki_python(python, ingest, token):
                  [("error", "disk quota exceeded"), ("warn", "slow request: 2.5 s")])
 
 
+def through_syslog_daemon(command, work, udp, app, facility, lines, logs):
+    """Runs a syslog daemon (`command`, its files in `work`), sends it `lines`
+    [(severity, text)] as RFC 5424 over UDP from `app`, and returns what check() says of
+    the rows stored for `app`; prints the daemon's `logs` (files in `work`) if it failed."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                               stderr=open(os.path.join(work, "stderr"), "w"))
+    try:
+        time.sleep(2)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for severity, text in lines:
+                s.sendto(f"<{facility * 8 + severity}>1 {now} host1 {app} 4242 - - {text}".encode(),
+                         ("127.0.0.1", udp))
+        names = {3: "error", 4: "warn", 6: "info"}
+        return [(names[severity], text) for severity, text in lines]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        for name in logs:
+            path = os.path.join(work, name)
+            if process.returncode not in (0, -15, None) or name != "stderr":
+                if os.path.exists(path) and os.path.getsize(path):
+                    print(open(path).read()[-2000:])
+
+
 def syslog_ng_es(binary, ingest, token):
     work = tempfile.mkdtemp(prefix="threesigma-syslog-ng-")
     udp = free_port()
@@ -205,29 +232,15 @@ log {{ source(s_udp); destination(d_es); flags(flow-control); }};
 """
     with open(os.path.join(work, "syslog-ng.conf"), "w") as f:
         f.write(config)
-    process = subprocess.Popen(
-        [binary, "-F", "-f", os.path.join(work, "syslog-ng.conf"),
-         "-R", os.path.join(work, "persist"), "-p", os.path.join(work, "pid"),
-         "-c", os.path.join(work, "ctl")],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "stderr"), "w"),
-    )
+    command = [binary, "-F", "-f", os.path.join(work, "syslog-ng.conf"),
+               "-R", os.path.join(work, "persist"), "-p", os.path.join(work, "pid"),
+               "-c", os.path.join(work, "ctl")]
     try:
-        time.sleep(2)
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            for severity, text in [(3, "database connection refused"), (6, "health check ok")]:
-                line = f"<{8 + severity}>1 {now} host1 billing 4242 - - {text}"
-                s.sendto(line.encode(), ("127.0.0.1", udp))
-        return check("syslog-ng (elasticsearch-http(): Elasticsearch bulk, basic auth)", "billing",
-                     [("error", "database connection refused"), ("info", "health check ok")])
+        expected = through_syslog_daemon(command, work, udp, "billing", 1,
+                                         [(3, "database connection refused"), (6, "health check ok")],
+                                         ["stderr"])
+        return check("syslog-ng (elasticsearch-http(): Elasticsearch bulk, basic auth)", "billing", expected)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if process.returncode not in (0, -15, None):
-            print(open(os.path.join(work, "stderr")).read()[-2000:])
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -250,29 +263,13 @@ action(type="omelasticsearch" server="127.0.0.1" serverport="{ingest['port']}"
 """
     with open(os.path.join(work, "rsyslog.conf"), "w") as f:
         f.write(config)
-    process = subprocess.Popen(
-        [binary, "-n", "-f", os.path.join(work, "rsyslog.conf"), "-i", os.path.join(work, "pid")],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "stderr"), "w"),
-    )
+    command = [binary, "-n", "-f", os.path.join(work, "rsyslog.conf"), "-i", os.path.join(work, "pid")]
     try:
-        time.sleep(2)
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            for severity, text in [(3, "card processor unreachable"), (4, "retrying in 5 s")]:
-                line = f"<{16 + severity}>1 {now} host1 payments 77 - - {text}"
-                s.sendto(line.encode(), ("127.0.0.1", udp))
-        return check("rsyslog (omelasticsearch: Elasticsearch bulk, basic auth)", "payments",
-                     [("error", "card processor unreachable"), ("warn", "retrying in 5 s")])
+        expected = through_syslog_daemon(command, work, udp, "payments", 2,
+                                         [(3, "card processor unreachable"), (4, "retrying in 5 s")],
+                                         ["stderr", "errors.json"])
+        return check("rsyslog (omelasticsearch: Elasticsearch bulk, basic auth)", "payments", expected)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        for name in ("stderr", "errors.json"):
-            path = os.path.join(work, name)
-            if os.path.exists(path) and os.path.getsize(path):
-                print(open(path).read()[-2000:])
         shutil.rmtree(work, ignore_errors=True)
 
 
