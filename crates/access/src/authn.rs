@@ -96,17 +96,34 @@ pub async fn authenticate(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let outcome = match request.app_data::<actix_web::web::Data<TokenVerifier>>() {
-        Some(verifier) => credential(&request).and_then(|token| verifier.verify(&token)),
+    // `Authorization` first; without one, the console's session cookie where accepted.
+    let (token, via_cookie) = match credential(&request) {
+        Err(AuthError::Missing) => match crate::session::cookie_token(request.request()) {
+            Some(token) => (Ok(token), true),
+            None => (Err(AuthError::Missing), false),
+        },
+        other => (other, false),
+    };
+    let mut outcome = match request.app_data::<actix_web::web::Data<TokenVerifier>>() {
+        Some(verifier) => token.and_then(|token| verifier.verify(&token)),
         None => Err(AuthError::Invalid(
             "this service has no token verifier".to_owned(),
         )),
     };
+    if via_cookie {
+        if outcome.is_ok()
+            && let Err(reason) = crate::session::same_origin(request.request())
+        {
+            outcome = Err(AuthError::Forbidden(reason));
+        }
+        request.extensions_mut().insert(crate::session::ViaCookie);
+    }
     request.extensions_mut().insert(Authentication(outcome));
     next.call(request).await
 }
 
-fn principal(request: &HttpRequest) -> Result<Principal, AuthError> {
+/// Who the authentication middleware found calling (or why no one).
+pub fn principal(request: &HttpRequest) -> Result<Principal, AuthError> {
     match request.extensions().get::<Authentication>() {
         Some(Authentication(outcome)) => outcome.clone(),
         None => Err(AuthError::Missing),

@@ -7,10 +7,12 @@
 //!   extractors ([`IngestAccess`], [`ReadAccess`], [`OperatorAccess`]).
 //! - [`ratelimit`]: per-caller rate limits (actix-governor).
 //! - [`guard`]: [`ApiGuard`], the authenticated, rate-limited API scope of a service.
+//! - [`session`]: the browser console's session cookie and its same-origin rule.
 
 pub mod authn;
 pub mod guard;
 pub mod ratelimit;
+pub mod session;
 
 pub use authn::{IngestAccess, OperatorAccess, ReadAccess};
 pub use guard::ApiGuard;

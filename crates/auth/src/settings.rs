@@ -46,9 +46,14 @@ pub struct AuthSettings {
     pub issuer: String,
     /// `aud` of tokens made and accepted.
     pub audience: String,
-    /// Lifetime of login tokens.
+    /// Lifetime of login tokens (`POST /api/v1/auth/login`).
     #[serde(with = "duration")]
     pub session_ttl: Duration,
+    /// Lifetime of the browser console's session (its cookie and the token in it): short,
+    /// since a browser is more exposed than a script's environment; the console asks to sign
+    /// in again when it ends.
+    #[serde(with = "duration")]
+    pub console_session_ttl: Duration,
     /// How often revoked token ids are read from the database.
     #[serde(with = "duration")]
     pub revocation_refresh: Duration,
@@ -67,6 +72,7 @@ impl Default for AuthSettings {
             issuer: "threesigma".to_owned(),
             audience: "threesigma".to_owned(),
             session_ttl: Duration::from_secs(12 * 3600),
+            console_session_ttl: Duration::from_secs(3600),
             revocation_refresh: Duration::from_secs(5),
             leeway: Duration::from_secs(30),
         }

@@ -103,6 +103,7 @@ async fn start(args: &UpArgs, detector_interval: Option<Duration>) -> anyhow::Re
     let shutdown = runtime::shutdown::on_signal();
     let task = tokio::spawn(stack.run_until(shutdown.clone()));
     println!("threesigma is up ({}).", database.description);
+    println!("  console   {query}/  (sign in with a user's email and password)");
     println!("  ingest    POST {ingest}/api/v1/logs");
     println!(
         "  query     GET  {query}/api/v1/incidents   GET {query}/api/v1/logs   docs: {query}/api/v1/docs/"
@@ -260,6 +261,10 @@ async fn watch_for_incident(
             );
             println!(
                 "  its logs: curl -H \"Authorization: Bearer $READ_TOKEN\" {query}/api/v1/incidents/{}/logs",
+                incident["id"]
+            );
+            println!(
+                "  in the console: {query}/incidents/{}",
                 incident["id"]
             );
             println!("It resolves itself after 5 quiet minutes. Press Ctrl-C to stop.");

@@ -597,6 +597,7 @@ fn service_status(
         baseline_total_mean: assessment.baseline.total_mean,
         baseline_reach: status.reach,
         algorithm: config.algorithm,
+        config: serde_json::to_value(config).ok(),
     }
 }
 

@@ -6,9 +6,11 @@
 //! - [`openapi`]: the OpenAPI description (utoipa) and its docs page.
 //! - [`cursor`]: opaque, validated keyset cursors.
 //! - [`routes`]: the handlers.
+//! - [`console`]: the operator console (embedded page, script and style) at `/`.
 //! - [`startup`]: [`Application`], building and running the service.
 
 pub mod api;
+pub mod console;
 pub mod cursor;
 pub mod openapi;
 pub mod routes;

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{incidents, login, logs, services};
+use crate::routes::{incidents, login, logs, services, session};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -15,10 +15,14 @@ use crate::routes::{incidents, login, logs, services};
         title = "threesigma query API",
         description = "Incidents detected from per-service error rates, and the logs behind them. \
                        Lists are keyset-paged: pass `next_cursor` back as `cursor`. Every endpoint \
-                       but login needs `Authorization: Bearer <token>`."
+                       but login needs `Authorization: Bearer <token>` (the browser console sends \
+                       its session cookie instead, from `POST /api/v1/auth/session`)."
     ),
     paths(
         login::login,
+        session::create,
+        session::show,
+        session::delete,
         incidents::list,
         incidents::detail,
         incidents::logs,
@@ -26,6 +30,7 @@ use crate::routes::{incidents, login, logs, services};
         incidents::resolve,
         logs::list,
         services::list,
+        services::series,
     ),
     modifiers(&BearerAuth, &CommonResponses),
     tags(
@@ -76,7 +81,7 @@ pub fn document(max_limit: i64) -> utoipa::openapi::OpenApi {
 
 fn operations(openapi: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut Operation> {
     openapi.paths.paths.values_mut().flat_map(|item| {
-        [&mut item.get, &mut item.post]
+        [&mut item.get, &mut item.post, &mut item.delete]
             .into_iter()
             .filter_map(Option::as_mut)
     })

@@ -70,6 +70,14 @@ impl Settings {
         self.auth.signer()?;
         let _ = self.rate_limit.general()?;
         let _ = self.rate_limit.login()?;
+        if self.auth.console_session_ttl.is_zero()
+            || self.auth.console_session_ttl > auth::token::MAX_TTL
+        {
+            return Err(SettingsError::invalid(
+                "auth.console_session_ttl",
+                "must be between 1s and 366 days",
+            ));
+        }
         if self.query.max_limit < 1 {
             return Err(SettingsError::invalid(
                 "query.max_limit",

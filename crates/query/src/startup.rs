@@ -1,12 +1,12 @@
 //! Building and running the query API.
 
-use actix_web::web::{Data, get, post, resource};
+use actix_web::web::{Data, delete, get, post, resource};
 use anyhow::Context;
 use runtime::Readiness;
 use tokio_util::sync::CancellationToken;
 use web::HttpService;
 
-use crate::routes::{QueryState, incidents, login, logs, services};
+use crate::routes::{QueryState, incidents, login, logs, services, session};
 use crate::settings::Settings;
 
 /// A built, bound, not yet running query API.
@@ -51,6 +51,7 @@ impl Application {
             max_limit: settings.query.max_limit,
             signer: settings.auth.signer()?,
             session_ttl: settings.auth.session_ttl,
+            console_session_ttl: settings.auth.console_session_ttl,
         });
 
         let http = HttpService::builder(&settings.server, runtime::metrics::registry(), readiness)
@@ -62,6 +63,8 @@ impl Application {
                 config
                     .app_data(state.clone())
                     .app_data(guard.verifier())
+                    .app_data(access::session::ConsoleSessions)
+                    .configure(crate::console::configure)
                     .service(
                         utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs/{_:.*}")
                             .url("/api/v1/openapi.json", openapi.clone()),
@@ -73,6 +76,16 @@ impl Application {
                                 resource("/auth/login")
                                     .wrap(guard.login_limit())
                                     .route(post().to(login::login)),
+                            )
+                            .service(
+                                resource("/auth/session")
+                                    .route(
+                                        post()
+                                            .to(session::create)
+                                            .wrap(guard.login_limit()),
+                                    )
+                                    .route(get().to(session::show))
+                                    .route(delete().to(session::delete)),
                             )
                             // Resources, not scope routes: another method on a known path is
                             // a 405 with `Allow`, not a 404.
@@ -90,7 +103,11 @@ impl Application {
                                     .route(post().to(incidents::resolve)),
                             )
                             .service(resource("/logs").route(get().to(logs::list)))
-                            .service(resource("/services").route(get().to(services::list))),
+                            .service(resource("/services").route(get().to(services::list)))
+                            .service(
+                                resource("/services/{name}/series")
+                                    .route(get().to(services::series)),
+                            ),
                     );
             })?;
         Ok(Application { http })

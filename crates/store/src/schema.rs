@@ -109,6 +109,7 @@ diesel::table! {
         baseline_total_mean -> Float8,
         baseline_reach -> Text,
         algorithm -> Text,
+        config -> Nullable<Jsonb>,
     }
 }
 

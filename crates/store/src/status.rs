@@ -35,13 +35,16 @@ pub struct ServiceStatus {
     pub baseline_reach: Reach,
     #[diesel(serialize_as = Stored<Algorithm>, deserialize_as = Stored<Algorithm>)]
     pub algorithm: Algorithm,
+    /// The detection settings the verdict was reached with (a [`domain::DetectionConfig`]);
+    /// `None` in rows written before they were recorded.
+    pub config: Option<serde_json::Value>,
 }
 
 /// Writes verdicts, one statement (the newest write of a service wins; one replica at a
 /// time evaluates a service).
 pub async fn record(conn: &mut AsyncPgConnection, verdicts: &[ServiceStatus]) -> StoreResult<()> {
-    // Bind parameters per statement are limited (65,535): 16 columns, 4,000 rows at a time.
-    for chunk in verdicts.chunks(4_000) {
+    // Bind parameters per statement are limited (65,535): 17 columns, 3,000 rows at a time.
+    for chunk in verdicts.chunks(3_000) {
         diesel::insert_into(service_status::table)
             .values(chunk.to_vec())
             .on_conflict(service_status::service)
@@ -63,6 +66,7 @@ pub async fn record(conn: &mut AsyncPgConnection, verdicts: &[ServiceStatus]) ->
                     .eq(excluded(service_status::baseline_total_mean)),
                 service_status::baseline_reach.eq(excluded(service_status::baseline_reach)),
                 service_status::algorithm.eq(excluded(service_status::algorithm)),
+                service_status::config.eq(excluded(service_status::config)),
             ))
             .execute(conn)
             .await?;

@@ -75,12 +75,8 @@ pub(super) fn assess_window(
     {
         Algorithm::Classic => {
             let z = z_score(count, baseline);
-            let fires = guard(count) && z > config.z_threshold;
-            let firing_count = fires.then(|| {
-                smallest_firing(config.min_count, |count| {
-                    guard(count) && z_score(count, baseline) > config.z_threshold
-                })
-            });
+            let fires = opens(config, window, baseline)(count);
+            let firing_count = fires.then(|| threshold(config, window, baseline));
             (
                 baseline.mean,
                 baseline.stddev,
@@ -99,11 +95,7 @@ pub(super) fn assess_window(
             let p = guard(count).then(|| negative_binomial_tail(count, mean, variance));
             let below = |threshold: f64| p.is_some_and(|p| p <= threshold);
             let fires = below(config.p_open);
-            let firing_count = fires.then(|| {
-                smallest_firing(config.min_count, |count| {
-                    guard(count) && negative_binomial_tail(count, mean, variance) <= config.p_open
-                })
-            });
+            let firing_count = fires.then(|| threshold(config, window, baseline));
             (
                 mean,
                 variance.sqrt(),
@@ -135,6 +127,31 @@ pub(super) fn assess_window(
         },
         firing_count,
     }
+}
+
+/// Whether an error count in a `window`-minute sum would open an incident against
+/// `baseline` (the count signal: the classic rule or the count test). [`assess_window`]
+/// decides with it, and [`threshold`] inverts it.
+fn opens(config: &DetectionConfig, window: u32, baseline: &Baseline) -> impl Fn(u64) -> bool {
+    let predictive = match config.algorithm {
+        Algorithm::Classic => None,
+        Algorithm::NegativeBinomial => Some(baseline.predictive(window, config.min_dispersion)),
+    };
+    move |count| {
+        count > config.min_count
+            && match predictive {
+                None => z_score(count, baseline) > config.z_threshold,
+                Some((mean, variance)) => {
+                    negative_binomial_tail(count, mean, variance) <= config.p_open
+                }
+            }
+    }
+}
+
+/// The smallest error count in a `window`-minute sum that opens an incident against
+/// `baseline` (the count signal): the detection threshold in errors, as a chart draws it.
+pub fn threshold(config: &DetectionConfig, window: u32, baseline: &Baseline) -> u64 {
+    smallest_firing(config.min_count, opens(config, window, baseline))
 }
 
 /// The smallest count above `min_count` for which `fires` holds, given that it holds for

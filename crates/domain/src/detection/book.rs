@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use super::assessment::Assessment;
-use super::baseline::Reach;
+use super::assessment::{Assessment, threshold};
+use super::baseline::{Baseline, Reach};
 use super::config::DetectionConfig;
 use super::lifecycle::{Baselines, judge};
 use super::series::{Anomalies, MinuteSeries};
@@ -79,6 +79,19 @@ impl ServiceBook {
         from: Minute,
         now: Minute,
     ) -> Refresh {
+        self.refresh_with(config, series, from, now, &mut |_, _| {})
+    }
+
+    /// [`ServiceBook::refresh`], telling `judged` each minute judged with the baselines it
+    /// was judged against.
+    fn refresh_with(
+        &mut self,
+        config: &DetectionConfig,
+        series: &MinuteSeries,
+        from: Minute,
+        now: Minute,
+        judged: &mut dyn FnMut(Minute, &Baselines),
+    ) -> Refresh {
         let mut refresh = Refresh::default();
         let last_complete = now.minus(1);
         let mut minute = from;
@@ -105,6 +118,7 @@ impl ServiceBook {
                 continue;
             };
             refresh.judged += 1;
+            judged(judged_minute, &baselines);
             match baselines.reach {
                 Reach::Window => {}
                 Reach::Lookback => refresh.reached_back += 1,
@@ -153,6 +167,77 @@ impl ServiceBook {
     }
 }
 
+/// One complete minute of a service as the detector judges it (what a chart draws): its
+/// counts and, once the service has history enough, the baseline its errors were judged
+/// against and the detection threshold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TracedMinute {
+    pub minute: Minute,
+    pub errors: u64,
+    pub total: u64,
+    /// `None` for a minute with too little history before it (a new service's warm-up) or
+    /// before the service's first event.
+    pub verdict: Option<TracedVerdict>,
+    /// Whether the minute was judged anomalous (left out of later baselines).
+    pub anomalous: bool,
+}
+
+/// The baseline a minute was judged against and the error count that would have opened an
+/// incident in that minute alone (the count signal).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TracedVerdict {
+    pub baseline: Baseline,
+    pub reach: Reach,
+    pub threshold: u64,
+}
+
+/// Judges every complete minute of `series` up to `last` the way a detector that saw the
+/// whole series would ([`ServiceBook::refresh`], anomalous minutes left out of later
+/// baselines) and returns the minutes `from..=last`. `series` should reach back
+/// `baseline_lookback_minutes` (and the two-minute window) before `from`, or the first
+/// minutes' baselines differ from the detector's.
+pub fn trace(
+    config: &DetectionConfig,
+    series: &MinuteSeries,
+    from: Minute,
+    last: Minute,
+) -> Vec<TracedMinute> {
+    let mut verdicts = BTreeMap::new();
+    let mut book = ServiceBook::default();
+    book.refresh_with(
+        config,
+        series,
+        series.first(),
+        last.plus(1),
+        &mut |minute, baselines| {
+            if minute >= from {
+                let baseline = *baselines.single();
+                verdicts.insert(
+                    minute,
+                    TracedVerdict {
+                        baseline,
+                        reach: baselines.reach,
+                        threshold: threshold(config, 1, &baseline),
+                    },
+                );
+            }
+        },
+    );
+    let mut minutes = Vec::new();
+    let mut minute = from;
+    while minute <= last {
+        minutes.push(TracedMinute {
+            minute,
+            errors: series.errors(minute),
+            total: series.totals(minute),
+            verdict: verdicts.get(&minute).copied(),
+            anomalous: book.anomalies.contains(&minute),
+        });
+        minute = minute.plus(1);
+    }
+    minutes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +267,37 @@ mod tests {
                 .status
                 .is_some_and(|status| status.assessment.minute == Minute(59))
         );
+    }
+
+    #[test]
+    fn a_trace_draws_the_band_the_detector_judged_with() {
+        let config = DetectionConfig::default();
+        let mut counts = steady(60);
+        counts[45] = 60;
+        let series = series_with(&counts);
+        let traced = trace(&config, &series, Minute(40), Minute(50));
+        assert_eq!(traced.len(), 11);
+        for point in &traced {
+            let verdict = point.verdict.expect("judged: history enough");
+            // The burst fires, at the threshold drawn; the steady minutes do not.
+            let fires = crate::detection::assess(
+                &config,
+                point.minute,
+                point.errors,
+                point.total,
+                &verdict.baseline,
+            )
+            .fires;
+            assert_eq!(fires, point.errors >= verdict.threshold, "{point:?}");
+            assert_eq!(point.anomalous, point.minute == Minute(45));
+            // The burst never enters a baseline: after it the mean stays near 3.
+            assert!(verdict.baseline.mean < 3.5, "{point:?}");
+        }
+        assert!(traced[5].errors >= traced[5].verdict.unwrap().threshold);
+        // The warm-up has no verdict.
+        assert!(trace(&config, &series, Minute(0), Minute(9))
+            .iter()
+            .all(|point| point.verdict.is_none()));
     }
 
     #[test]

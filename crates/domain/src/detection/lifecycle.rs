@@ -93,6 +93,11 @@ impl Baselines {
         })
     }
 
+    /// The baseline of the minute alone.
+    pub(super) fn single(&self) -> &Baseline {
+        &self.single.0
+    }
+
     /// The frozen baseline of an active incident. Only single minutes keep an incident
     /// alive: a two-minute window still holding the last firing minute would delay
     /// resolution by a minute without new evidence.

@@ -31,9 +31,9 @@ pub mod lifecycle;
 pub mod series;
 pub mod service;
 
-pub use assessment::{Assessment, assess};
+pub use assessment::{Assessment, assess, threshold};
 pub use baseline::{Baseline, Reach, SIGMA_ZERO_Z, negative_binomial_tail, z_score};
-pub use book::{MinuteStatus, Refresh, ServiceBook};
+pub use book::{MinuteStatus, Refresh, ServiceBook, TracedMinute, TracedVerdict, trace};
 pub use config::{Algorithm, ConfigError, DetectionConfig};
 pub use lifecycle::{ActiveIncident, Evaluation, Transition, evaluate};
 pub use series::{Anomalies, MinuteSeries};

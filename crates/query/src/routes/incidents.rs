@@ -5,7 +5,7 @@ use actix_web::web::{Bytes, Data, Json, Path, Query};
 use chrono::Utc;
 use domain::{Severity, Signal, Status};
 use serde::Deserialize;
-use store::incidents::{Actor, IncidentFilter};
+use store::incidents::{Actor, IncidentFilter, StatusFilter};
 use store::logs::LogFilter;
 use utoipa::{IntoParams, ToSchema};
 use web::ApiError;
@@ -21,6 +21,7 @@ use crate::cursor::CursorKind;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentParams {
+    /// A status, or `active` for open and acknowledged ones.
     #[param(schema_with = super::status_schema)]
     pub status: Option<String>,
     pub service: Option<String>,
@@ -62,7 +63,10 @@ pub async fn list(
     params: Query<IncidentParams>,
 ) -> Result<Json<Page<IncidentView>>, ApiError> {
     let filter = IncidentFilter {
-        status: parse_name::<Status>("status", params.status.as_deref())?,
+        status: match params.status.as_deref() {
+            Some("active") => Some(StatusFilter::Active),
+            other => parse_name::<Status>("status", other)?.map(StatusFilter::Is),
+        },
         service: super::text_param(params.service.as_ref()),
         signal: parse_name::<Signal>("signal", params.signal.as_deref())?,
         severity: parse_name::<Severity>("severity", params.severity.as_deref())?,

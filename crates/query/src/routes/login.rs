@@ -46,13 +46,34 @@ pub async fn login(
     body: Json<LoginRequest>,
     _params: Query<NoParams>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    let session = sign_in(&state, body.into_inner(), state.session_ttl).await?;
+    Ok(Json(LoginResponse {
+        token: session.token.token,
+        expires_at: session.token.expires_at,
+        role: session.role.as_str().to_owned(),
+    }))
+}
+
+/// A user signed in: their token and role.
+pub struct SignedIn {
+    pub email: String,
+    pub role: Role,
+    pub token: auth::IssuedToken,
+}
+
+/// Checks an email and password (argon2id; a wrong password and an unknown email get the
+/// same answer after the same work) and issues a token for `ttl`.
+pub async fn sign_in(
+    state: &QueryState,
+    LoginRequest { email, password }: LoginRequest,
+    ttl: std::time::Duration,
+) -> Result<SignedIn, ApiError> {
     let Some(signer) = state.signer.clone() else {
         return Err(ApiError::unavailable(
             "login is disabled: this service holds no signing key; issue tokens with `threesigma token issue`",
             60,
         ));
     };
-    let LoginRequest { email, password } = body.into_inner();
     let mut conn = state.connection().await?;
     let credentials = store::users::credentials(&mut conn, domain::strip_nul(email).trim()).await?;
     drop(conn);
@@ -70,13 +91,13 @@ pub async fn login(
     let role = Role::parse(&user.role).ok_or_else(|| {
         ApiError::Internal(format!("user {} has unknown role {}", user.id, user.role))
     })?;
-    let issued = signer
-        .issue(&user.email, role.scopes(), Some(role), state.session_ttl)
+    let token = signer
+        .issue(&user.email, role.scopes(), Some(role), ttl)
         .map_err(|error| ApiError::Internal(error.to_string()))?;
     tracing::info!(user = user.id, "User logged in.");
-    Ok(Json(LoginResponse {
-        token: issued.token,
-        expires_at: issued.expires_at,
-        role: role.as_str().to_owned(),
-    }))
+    Ok(SignedIn {
+        email: user.email,
+        role,
+        token,
+    })
 }

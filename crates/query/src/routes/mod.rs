@@ -4,6 +4,7 @@ pub mod incidents;
 pub mod login;
 pub mod logs;
 pub mod services;
+pub mod session;
 
 use chrono::{DateTime, Utc};
 use utoipa::openapi::schema::{
@@ -26,6 +27,8 @@ pub struct QueryState {
     /// Signs login tokens; `None` when this service only holds a public key.
     pub signer: Option<auth::TokenSigner>,
     pub session_ttl: std::time::Duration,
+    /// Lifetime of a console session (`auth.console_session_ttl`).
+    pub console_session_ttl: std::time::Duration,
 }
 
 impl QueryState {
@@ -91,9 +94,15 @@ fn names_schema(names: impl IntoIterator<Item = &'static str>) -> Object {
         .build()
 }
 
-/// OpenAPI schema of a `status` parameter: the names [`domain::Status`] parses.
+/// OpenAPI schema of a `status` parameter: the names [`domain::Status`] parses, and
+/// `active` (open or acknowledged).
 pub fn status_schema() -> Object {
-    names_schema(domain::Status::ALL.iter().map(|status| status.as_str()))
+    names_schema(
+        domain::Status::ALL
+            .iter()
+            .map(|status| status.as_str())
+            .chain(["active"]),
+    )
 }
 
 /// OpenAPI schema of a `signal` parameter.

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use access::ReadAccess;
-use actix_web::web::{Data, Json, Query};
+use actix_web::web::{Data, Json, Path, Query};
 use chrono::{DateTime, Utc};
-use domain::detection::{Algorithm, Reach};
-use domain::{Level, Minute};
+use domain::detection::{Algorithm, MinuteSeries, Reach, trace};
+use domain::{DetectionConfig, Level, Minute};
 use serde::{Deserialize, Serialize};
 use store::scope::Scope;
 use store::status::ServiceStatus;
@@ -21,6 +21,7 @@ use crate::cursor::{self, CursorKind};
 /// The minutes `errors_last_hour` and `events_last_hour` cover: the current one and the 59
 /// before it.
 const HOUR: i64 = 60;
+const HOUR_USIZE: usize = 60;
 
 /// The detector's verdict on a service's last complete minute, exactly as it judged it: its
 /// settings, its baseline (anomalous minutes left out), the spread it measured `z` in.
@@ -66,6 +67,9 @@ pub struct ServiceView {
     pub verdict: Option<VerdictView>,
     /// Ids of the service's active incidents.
     pub active_incidents: Vec<i64>,
+    /// Errors in each minute of the hour, oldest first (60 values, the last one the
+    /// current, partial minute): a sparkline.
+    pub errors_per_minute: Vec<i64>,
 }
 
 impl From<ServiceStatus> for VerdictView {
@@ -108,7 +112,7 @@ pub struct ServiceParams {
 /// Every service with events in the last hour or an active incident, by name: its counts
 /// over the hour and the detector's verdict on its last complete minute (written by the
 /// detector as it judges, so this shows what the detector decided, with its settings).
-/// Three SQL statements per page whatever the number of services.
+/// Four SQL statements per page whatever the number of services.
 #[utoipa::path(
     get,
     path = "/api/v1/services",
@@ -154,11 +158,29 @@ pub async fn list(
             .map(|status| (status.service.clone(), status))
             .collect();
     let mut incidents: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for incident in store::incidents::active(&mut conn, &Scope::Services(names)).await? {
+    for incident in store::incidents::active(&mut conn, &Scope::Services(names.clone())).await? {
         incidents
             .entry(incident.service)
             .or_default()
             .push(incident.id);
+    }
+    let mut sparklines: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let now = Minute::containing(Utc::now());
+    for row in store::counts::minute_counts(
+        &mut conn,
+        since.start(),
+        now.start(),
+        &Scope::Services(names.clone()),
+        Level::Error.as_i16(),
+    )
+    .await?
+    {
+        let index = Minute::containing(row.minute).since(since);
+        if let (Ok(index @ 0..HOUR_USIZE), Some(errors)) = (usize::try_from(index), row.errors) {
+            sparklines
+                .entry(row.service)
+                .or_insert_with(|| vec![0; HOUR_USIZE])[index] = errors;
+        }
     }
     let next_cursor = more
         .then(|| rows.last())
@@ -169,10 +191,181 @@ pub async fn list(
         .map(|row| ServiceView {
             verdict: verdicts.remove(&row.service).map(VerdictView::from),
             active_incidents: incidents.remove(&row.service).unwrap_or_default(),
+            errors_per_minute: sparklines
+                .remove(&row.service)
+                .unwrap_or_else(|| vec![0; HOUR_USIZE]),
             service: row.service,
             errors_last_hour: row.errors,
             events_last_hour: row.events,
         })
         .collect();
     Ok(Json(Page { data, next_cursor }))
+}
+
+/// The longest span `GET /api/v1/services/{name}/series` answers: a day of minutes.
+pub const MAX_SERIES_MINUTES: i64 = 24 * 60;
+
+/// The span of `GET /api/v1/services/{name}/series`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesParams {
+    /// First minute (the one containing it); default an hour before `until`.
+    #[param(schema_with = super::time_schema)]
+    pub since: Option<String>,
+    /// End (exclusive; default now). Minutes after the current one are not reported.
+    #[param(schema_with = super::time_schema)]
+    pub until: Option<String>,
+}
+
+/// One minute of a service's series.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesPoint {
+    pub minute: DateTime<Utc>,
+    /// Errors (ERROR and above) and all events.
+    pub errors: i64,
+    pub total: i64,
+    /// The baseline the minute's errors were judged against (anomalous minutes left out):
+    /// mean and standard deviation of errors per minute. `null` while the service has too
+    /// little history (its first `detection.min_baseline` minutes) and for the current,
+    /// partial minute.
+    pub baseline_mean: Option<f64>,
+    pub baseline_stddev: Option<f64>,
+    /// The smallest error count that would have opened an incident in this minute alone
+    /// (the count signal, with the detector's algorithm and settings); `null` when the
+    /// baseline is.
+    pub threshold: Option<i64>,
+    /// Whether the minute was judged anomalous.
+    pub anomalous: bool,
+    /// The current minute: its counts are still growing and it is not judged yet.
+    pub partial: bool,
+}
+
+/// A service's per-minute errors and totals with the baseline and threshold each minute
+/// was judged against.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesView {
+    pub service: String,
+    /// `negative_binomial` or `classic`.
+    #[schema(value_type = String)]
+    pub algorithm: Algorithm,
+    /// `detector`: the settings the detector last judged this service with; `default`: the
+    /// defaults (no detector has judged the service yet).
+    pub settings: String,
+    /// Oldest first, one per minute, zero-filled.
+    pub minutes: Vec<SeriesPoint>,
+}
+
+/// A service's per-minute errors and totals, each minute with the baseline mean and the
+/// detection threshold it was judged against, computed with the detector's own code and the
+/// settings it last judged the service with: what the console's chart draws. At most a day
+/// of minutes per request.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{name}/series",
+    tag = "services",
+    params(("name" = String, Path, description = "Service name"), SeriesParams),
+    responses(
+        (status = 200, description = "The service's minutes", body = SeriesView),
+        (status = 400, description = "Bad parameter, or a span longer than a day", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn series(
+    _caller: ReadAccess,
+    state: Data<QueryState>,
+    name: Path<String>,
+    params: Query<SeriesParams>,
+) -> Result<Json<SeriesView>, ApiError> {
+    let service = domain::strip_nul(name.into_inner());
+    let now = Utc::now();
+    let until = super::parse_time("until", params.until.as_deref())?.unwrap_or(now);
+    let since = super::parse_time("since", params.since.as_deref())?
+        .unwrap_or(until - chrono::Duration::minutes(HOUR));
+    if since >= until {
+        return Err(ApiError::BadRequest(
+            "since must be before until".to_owned(),
+        ));
+    }
+    let first = Minute::containing(since);
+    let current = Minute::containing(now);
+    // `until` is exclusive: the minute holding its last instant is the last one.
+    let last = Minute::containing(until - chrono::Duration::nanoseconds(1)).min(current);
+    if last.since(first) >= MAX_SERIES_MINUTES {
+        return Err(ApiError::BadRequest(format!(
+            "the span is {} minutes; at most {MAX_SERIES_MINUTES} (a day) per request",
+            last.since(first) + 1
+        )));
+    }
+    let mut conn = state.read_connection().await?;
+    let recorded = store::status::of_services(&mut conn, std::slice::from_ref(&service))
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|status| status.config)
+        .and_then(|config| serde_json::from_value::<DetectionConfig>(config).ok());
+    let settings = if recorded.is_some() { "detector" } else { "default" };
+    let config = recorded.unwrap_or_default();
+    let mut minutes = Vec::new();
+    if last >= first {
+        // What a baseline of the first minute can reach, and the two-minute window.
+        let horizon = first.minus(
+            i64::from(config.baseline_lookback_minutes.max(config.baseline_minutes)) + 2,
+        );
+        let mut counts = MinuteSeries::new(horizon, last);
+        for row in store::counts::minute_counts(
+            &mut conn,
+            horizon.start(),
+            last.start(),
+            &Scope::Services(vec![service.clone()]),
+            Level::Error.as_i16(),
+        )
+        .await?
+        {
+            counts.add(
+                Minute::containing(row.minute),
+                u64::try_from(row.errors.unwrap_or(0)).unwrap_or(0),
+                u64::try_from(row.total.unwrap_or(0)).unwrap_or(0),
+            );
+        }
+        // Minutes before the service's first event are unknown, not quiet, as for a
+        // detector that meets the service.
+        if let Some(start) = counts.first_event() {
+            counts = counts.with_history_start(start);
+        }
+        let complete = last.min(current.minus(1));
+        let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        minutes = trace(&config, &counts, first, complete)
+            .into_iter()
+            .map(|point| SeriesPoint {
+                minute: point.minute.start(),
+                errors: count(point.errors),
+                total: count(point.total),
+                baseline_mean: point.verdict.map(|verdict| verdict.baseline.mean),
+                baseline_stddev: point.verdict.map(|verdict| verdict.baseline.stddev),
+                threshold: point.verdict.map(|verdict| count(verdict.threshold)),
+                anomalous: point.anomalous,
+                partial: false,
+            })
+            .collect();
+        if last == current {
+            minutes.push(SeriesPoint {
+                minute: current.start(),
+                errors: count(counts.errors(current)),
+                total: count(counts.totals(current)),
+                baseline_mean: None,
+                baseline_stddev: None,
+                threshold: None,
+                anomalous: false,
+                partial: true,
+            });
+        }
+    }
+    Ok(Json(SeriesView {
+        service,
+        algorithm: config.algorithm,
+        settings: settings.to_owned(),
+        minutes,
+    }))
 }

@@ -22,6 +22,8 @@ async fn openapi_document_and_docs_page() {
         "/api/v1/incidents/{id}/resolve",
         "/api/v1/logs",
         "/api/v1/services",
+        "/api/v1/services/{name}/series",
+        "/api/v1/auth/session",
     ] {
         assert!(document["paths"][path].is_object(), "{path} is documented");
     }
@@ -38,7 +40,7 @@ async fn openapi_document_and_docs_page() {
     };
     assert_eq!(
         parameter("status")["enum"],
-        json!(["open", "acknowledged", "resolved"])
+        json!(["open", "acknowledged", "resolved", "active"])
     );
     assert_eq!(parameter("limit")["minimum"], 1);
     assert_eq!(parameter("limit")["maximum"], 500);

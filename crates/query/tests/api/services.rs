@@ -26,6 +26,7 @@ fn verdict(service: &str, minute: Minute) -> ServiceStatus {
         baseline_total_mean: 2.0,
         baseline_reach: Reach::Window,
         algorithm: Algorithm::NegativeBinomial,
+        config: None,
     }
 }
 

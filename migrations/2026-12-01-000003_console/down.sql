@@ -1,0 +1,2 @@
+DROP INDEX incidents_active_opened;
+ALTER TABLE service_status DROP COLUMN config;
