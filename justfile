@@ -98,6 +98,13 @@ shippers *CLIENTS:
     cargo build --release --bins
     python3 bench/shippers.py {{CLIENTS}}
 
+# The operator console in Debian's Chromium, headless (Playwright for Python, axe-core):
+# sign in, incident, chart, acknowledge, services, logs, sign out; screenshots in
+# target/console-shots. Installs chromium and the Python packages if missing.
+console:
+    cargo build --release --bins
+    python3 bench/console.py
+
 # Fuzzes every ingest decoder for SECONDS each (nightly toolchain; `cargo install cargo-fuzz`
 # once), starting from fuzz/seeds; crashes land in fuzz/artifacts/<target>/.
 fuzz SECONDS="60":

@@ -33,7 +33,10 @@ pub fn cookie_token(request: &HttpRequest) -> Option<String> {
 /// from this service's own origin (`Origin` naming the host the request was sent to, or
 /// without `Origin`, `Sec-Fetch-Site: same-origin`). The reason when not.
 pub fn same_origin(request: &HttpRequest) -> Result<(), String> {
-    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
         return Ok(());
     }
     let text = |name: header::HeaderName| {

@@ -55,6 +55,21 @@ fn sign(header: Header, claims: &Claims, key: &EncodingKey) -> String {
     jsonwebtoken::encode(&header, claims, key).expect("signing")
 }
 
+/// A correctly signed token for a viewer that expired an hour ago.
+pub fn expired_token(subject: &str) -> String {
+    let claims = claims(|c| {
+        c.sub = subject.to_owned();
+        c.scope = "read".to_owned();
+        c.role = Some("viewer".to_owned());
+        c.exp = Utc::now().timestamp() - 3600;
+    });
+    sign(
+        Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+}
+
 /// `(what is wrong, token)` pairs; each must get a 401.
 #[allow(clippy::expect_used)]
 pub fn forged_tokens() -> Vec<(&'static str, String)> {

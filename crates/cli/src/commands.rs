@@ -263,10 +263,7 @@ async fn watch_for_incident(
                 "  its logs: curl -H \"Authorization: Bearer $READ_TOKEN\" {query}/api/v1/incidents/{}/logs",
                 incident["id"]
             );
-            println!(
-                "  in the console: {query}/incidents/{}",
-                incident["id"]
-            );
+            println!("  in the console: {query}/incidents/{}", incident["id"]);
             println!("It resolves itself after 5 quiet minutes. Press Ctrl-C to stop.");
             return;
         }

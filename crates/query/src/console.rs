@@ -160,7 +160,10 @@ mod tests {
 
     #[test]
     fn next_paths_are_encoded_so_they_stay_one_parameter() {
-        assert_eq!(encode("/logs?q=a b&level=error"), "/logs%3Fq%3Da%20b%26level%3Derror");
+        assert_eq!(
+            encode("/logs?q=a b&level=error"),
+            "/logs%3Fq%3Da%20b%26level%3Derror"
+        );
         assert_ne!(etag("a"), etag("b"));
     }
 }

@@ -79,11 +79,7 @@ impl Application {
                             )
                             .service(
                                 resource("/auth/session")
-                                    .route(
-                                        post()
-                                            .to(session::create)
-                                            .wrap(guard.login_limit()),
-                                    )
+                                    .route(post().to(session::create).wrap(guard.login_limit()))
                                     .route(get().to(session::show))
                                     .route(delete().to(session::delete)),
                             )

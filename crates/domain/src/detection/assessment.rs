@@ -70,44 +70,43 @@ pub(super) fn assess_window(
     baseline: &Baseline,
 ) -> Assessment {
     let guard = |count: u64| count > config.min_count;
-    let (expected, spread, z, p_value, fires, holds, critical, firing_count) = match config
-        .algorithm
-    {
-        Algorithm::Classic => {
-            let z = z_score(count, baseline);
-            let fires = opens(config, window, baseline)(count);
-            let firing_count = fires.then(|| threshold(config, window, baseline));
-            (
-                baseline.mean,
-                baseline.stddev,
-                z,
-                None,
-                fires,
-                guard(count) && z > config.stay_z,
-                z > config.critical_z,
-                firing_count,
-            )
-        }
-        Algorithm::NegativeBinomial => {
-            let (mean, variance) = baseline.predictive(window, config.min_dispersion);
-            let z = (count as f64 - mean) / variance.sqrt();
-            // Within the count guard nothing can fire: no tail probability is reported.
-            let p = guard(count).then(|| negative_binomial_tail(count, mean, variance));
-            let below = |threshold: f64| p.is_some_and(|p| p <= threshold);
-            let fires = below(config.p_open);
-            let firing_count = fires.then(|| threshold(config, window, baseline));
-            (
-                mean,
-                variance.sqrt(),
-                z,
-                p,
-                fires,
-                below(config.p_stay),
-                below(config.p_critical),
-                firing_count,
-            )
-        }
-    };
+    let (expected, spread, z, p_value, fires, holds, critical, firing_count) =
+        match config.algorithm {
+            Algorithm::Classic => {
+                let z = z_score(count, baseline);
+                let fires = opens(config, window, baseline)(count);
+                let firing_count = fires.then(|| threshold(config, window, baseline));
+                (
+                    baseline.mean,
+                    baseline.stddev,
+                    z,
+                    None,
+                    fires,
+                    guard(count) && z > config.stay_z,
+                    z > config.critical_z,
+                    firing_count,
+                )
+            }
+            Algorithm::NegativeBinomial => {
+                let (mean, variance) = baseline.predictive(window, config.min_dispersion);
+                let z = (count as f64 - mean) / variance.sqrt();
+                // Within the count guard nothing can fire: no tail probability is reported.
+                let p = guard(count).then(|| negative_binomial_tail(count, mean, variance));
+                let below = |threshold: f64| p.is_some_and(|p| p <= threshold);
+                let fires = below(config.p_open);
+                let firing_count = fires.then(|| threshold(config, window, baseline));
+                (
+                    mean,
+                    variance.sqrt(),
+                    z,
+                    p,
+                    fires,
+                    below(config.p_stay),
+                    below(config.p_critical),
+                    firing_count,
+                )
+            }
+        };
     Assessment {
         minute,
         first: minute.minus(i64::from(window) - 1),

@@ -295,9 +295,11 @@ mod tests {
         }
         assert!(traced[5].errors >= traced[5].verdict.unwrap().threshold);
         // The warm-up has no verdict.
-        assert!(trace(&config, &series, Minute(0), Minute(9))
-            .iter()
-            .all(|point| point.verdict.is_none()));
+        assert!(
+            trace(&config, &series, Minute(0), Minute(9))
+                .iter()
+                .all(|point| point.verdict.is_none())
+        );
     }
 
     #[test]

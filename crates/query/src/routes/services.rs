@@ -305,13 +305,21 @@ pub async fn series(
         .next()
         .and_then(|status| status.config)
         .and_then(|config| serde_json::from_value::<DetectionConfig>(config).ok());
-    let settings = if recorded.is_some() { "detector" } else { "default" };
+    let settings = if recorded.is_some() {
+        "detector"
+    } else {
+        "default"
+    };
     let config = recorded.unwrap_or_default();
     let mut minutes = Vec::new();
     if last >= first {
         // What a baseline of the first minute can reach, and the two-minute window.
         let horizon = first.minus(
-            i64::from(config.baseline_lookback_minutes.max(config.baseline_minutes)) + 2,
+            i64::from(
+                config
+                    .baseline_lookback_minutes
+                    .max(config.baseline_minutes),
+            ) + 2,
         );
         let mut counts = MinuteSeries::new(horizon, last);
         for row in store::counts::minute_counts(
@@ -330,10 +338,9 @@ pub async fn series(
             );
         }
         // Minutes before the service's first event are unknown, not quiet, as for a
-        // detector that meets the service.
-        if let Some(start) = counts.first_event() {
-            counts = counts.with_history_start(start);
-        }
+        // detector that meets the service; a service without events is not judged at all.
+        let start = counts.first_event().unwrap_or(last.plus(1));
+        counts = counts.with_history_start(start);
         let complete = last.min(current.minus(1));
         let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
         minutes = trace(&config, &counts, first, complete)

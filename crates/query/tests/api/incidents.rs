@@ -89,6 +89,29 @@ async fn incident_filters_apply() {
     assert_eq!(ids(&page), [rate]);
     let (_, page) = app.get("/api/v1/incidents?signal=error_count").await;
     assert_eq!(ids(&page), [critical, warning]);
+
+    // `active`: open and acknowledged, not resolved (the console lists them first).
+    let mut conn = app.connection().await;
+    let actor = store::incidents::Actor {
+        name: "alice",
+        reason: "",
+    };
+    assert!(
+        store::incidents::acknowledge(&mut conn, warning, now, actor)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store::incidents::resolve(&mut conn, rate, now, actor)
+            .await
+            .unwrap()
+    );
+    let (_, page) = app.get("/api/v1/incidents?status=active").await;
+    assert_eq!(ids(&page), [critical, warning]);
+    let (_, page) = app.get("/api/v1/incidents?status=resolved").await;
+    assert_eq!(ids(&page), [rate]);
+    let (status, _) = app.get("/api/v1/incidents?status=all").await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod console;
 mod helpers;
 mod http;
 mod incidents;

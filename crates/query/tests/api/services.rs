@@ -3,7 +3,7 @@
 
 use chrono::{Duration, Utc};
 use domain::detection::{Algorithm, Reach};
-use domain::{Minute, Severity};
+use domain::{DetectionConfig, Minute, Severity};
 use store::status::ServiceStatus;
 
 use crate::helpers::spawn_app;
@@ -75,11 +75,136 @@ async fn services_show_the_hour_and_the_detectors_verdict() {
     assert_eq!(verdict["baseline_reach"], "window");
     assert_eq!(verdict["p_value"], serde_json::Value::Null);
     assert_eq!(verdict["spread"], 1.03);
+    // The sparkline: one error in each minute of the hour, the current one last.
+    assert_eq!(
+        checkout["errors_per_minute"],
+        serde_json::json!(vec![1; 60])
+    );
     let quiet = &services[1];
     assert_eq!(quiet["service"], "quiet");
     assert_eq!(quiet["errors_last_hour"], 0);
     assert_eq!(quiet["verdict"], serde_json::Value::Null);
     assert_eq!(quiet["active_incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(quiet["errors_per_minute"], serde_json::json!(vec![0; 60]));
+}
+
+/// Forty minutes of a steady service (2 to 4 errors a minute) with a burst of 60 five
+/// minutes ago.
+async fn steady_with_a_burst(app: &crate::helpers::TestApp, now: Minute) {
+    let mut events = Vec::new();
+    for back in 0..=40_i64 {
+        let at = now.minus(back).start() + Duration::seconds(2);
+        let errors = if back == 5 { 60 } else { 2 + back % 3 };
+        for _ in 0..errors {
+            events.push(("checkout", "error", "timeout", at));
+        }
+        for _ in 0..10 {
+            events.push(("checkout", "info", "ok", at));
+        }
+    }
+    app.logs(&events).await;
+}
+
+#[tokio::test]
+async fn a_series_draws_the_band_the_detector_judges_with() {
+    let app = spawn_app().await;
+    let now = Minute::containing(Utc::now());
+    steady_with_a_burst(&app, now).await;
+    let since = now.minus(40).start().to_rfc3339();
+    let path = format!(
+        "/api/v1/services/checkout/series?since={}",
+        since.replace('+', "%2B")
+    );
+    let (status, body) = app.get(&path).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["settings"], "default");
+    assert_eq!(body["algorithm"], "negative_binomial");
+    let minutes = body["minutes"].as_array().unwrap();
+    // Forty complete minutes and the current one.
+    assert_eq!(minutes.len(), 41, "{body}");
+    let last = minutes.last().unwrap();
+    assert_eq!(last["partial"], true);
+    assert_eq!(last["threshold"], serde_json::Value::Null);
+    for (index, point) in minutes[..40].iter().enumerate() {
+        let back = 40 - index as i64;
+        assert_eq!(point["partial"], false);
+        if index < 10 {
+            // The warm-up: nothing before the first minute to judge against.
+            assert_eq!(point["baseline_mean"], serde_json::Value::Null, "{point}");
+            continue;
+        }
+        let errors = point["errors"].as_i64().unwrap();
+        let threshold = point["threshold"].as_i64().unwrap();
+        let mean = point["baseline_mean"].as_f64().unwrap();
+        assert!((2.0..=4.0).contains(&mean), "{point}");
+        assert!(threshold > errors || back == 5, "{point}");
+        assert_eq!(point["anomalous"], back == 5, "{point}");
+        if back == 5 {
+            assert!(errors >= threshold, "{point}");
+        }
+        assert_eq!(point["total"].as_i64().unwrap(), errors + 10);
+    }
+
+    // With the detector's own settings recorded, they are the ones drawn.
+    let classic = DetectionConfig::classic();
+    let mut row = verdict("checkout", now.minus(1));
+    row.algorithm = Algorithm::Classic;
+    row.config = Some(serde_json::to_value(&classic).unwrap());
+    let mut conn = app.connection().await;
+    store::status::record(&mut conn, &[row]).await.unwrap();
+    let (status, body) = app.get(&path).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["settings"], "detector");
+    assert_eq!(body["algorithm"], "classic");
+    let judged = &body["minutes"][20];
+    let threshold = domain::detection::threshold(
+        &classic,
+        1,
+        &domain::Baseline {
+            minutes: u32::try_from(30).unwrap(),
+            mean: judged["baseline_mean"].as_f64().unwrap(),
+            stddev: judged["baseline_stddev"].as_f64().unwrap(),
+            total_mean: 0.0,
+        },
+    );
+    assert_eq!(judged["threshold"].as_i64().unwrap(), threshold as i64);
+}
+
+#[tokio::test]
+async fn a_series_refuses_spans_it_cannot_answer() {
+    let app = spawn_app().await;
+    for (query, why) in [
+        (
+            "since=2026-01-01T00:00:00Z&until=2026-01-03T00:00:00Z",
+            "more than a day",
+        ),
+        (
+            "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+            "backwards",
+        ),
+        ("since=yesterday", "not a time"),
+        ("from=0", "unknown parameter"),
+    ] {
+        let (status, body) = app
+            .get(&format!("/api/v1/services/checkout/series?{query}"))
+            .await;
+        assert_eq!(status, 400, "{why}: {body}");
+    }
+    // A service nobody has heard of: its minutes, all zero, none judged.
+    let (status, body) = app.get("/api/v1/services/nobody/series").await;
+    assert_eq!(status, 200, "{body}");
+    let minutes = body["minutes"].as_array().unwrap();
+    assert!((60..=61).contains(&minutes.len()), "{}", minutes.len());
+    assert!(
+        minutes
+            .iter()
+            .all(|point| point["errors"] == 0 && point["threshold"] == serde_json::Value::Null)
+    );
+    // Without a token: refused.
+    let (status, _) = app
+        .get_with(&reqwest::Client::new(), "/api/v1/services/checkout/series")
+        .await;
+    assert_eq!(status, 401);
 }
 
 #[tokio::test]
