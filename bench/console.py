@@ -275,7 +275,7 @@ def main():
             check(bars.count() >= 20, f"the chart draws per-minute error bars ({bars.count()})", problems)
             check(page.locator("svg line.marker.opened").count() == 1, "the chart marks the opening", problems)
             operator.accessible("incident")
-            operator.shot("incident")
+            operator.shot("incident", full_page=False)
 
             # Acknowledge by keyboard, with a reason.
             reason = page.get_by_label("Reason (optional)")
@@ -292,7 +292,7 @@ def main():
             check(any(e["kind"] == "acknowledged" and e["reason"] == "looking at the payment gateway" for e in detail["timeline"]),
                   "the reason is in the timeline", problems)
             page.locator("svg line.marker.acknowledged").wait_for(state="attached")
-            operator.shot("incident-acknowledged")
+            operator.shot("incident-acknowledged", full_page=False)
 
             # Services, a service, logs.
             operator.go("/services")
@@ -307,7 +307,7 @@ def main():
             page.get_by_role("cell", name="payment gateway refused: card processor unreachable").first.wait_for()
             check(page.get_by_role("button", name="Load more").is_visible(), "log search pages (Load more)", problems)
             operator.accessible("logs")
-            operator.shot("logs")
+            operator.shot("logs", full_page=False)
 
             # A narrow window stays readable.
             page.set_viewport_size({"width": 390, "height": 844})
