@@ -306,6 +306,9 @@ def main():
             operator.go("/logs?q=gateway&level=error&range=1h")
             page.get_by_role("cell", name="payment gateway refused: card processor unreachable").first.wait_for()
             check(page.get_by_role("button", name="Load more").is_visible(), "log search pages (Load more)", problems)
+            operator.go("/logs?q=gateway&range=")
+            page.get_by_role("cell", name="payment gateway refused: card processor unreachable").first.wait_for()
+            check(page.get_by_label("Time").input_value() == "", "log search over any time stays any time", problems)
             operator.accessible("logs")
             operator.shot("logs", full_page=False)
 
@@ -335,9 +338,17 @@ def main():
             check(replayed == 401, f"the signed-out cookie is refused ({replayed})", problems)
             operator.context.close()
 
-            # A viewer: no buttons, and the server refuses the action anyway.
+            # A viewer: no buttons, and the server refuses the action anyway. First a crafted
+            # `next` (a tab the URL parser drops would make it `//evil.example`): signing in
+            # stays on the console.
             viewer = Console(browser, base, args.shots, "viewer")
-            viewer.sign_in(*VIEWER, path=f"/incidents/{incident['id']}")
+            viewer.go("/sign-in?next=/%09/evil.example/x")
+            viewer.page.get_by_label("Email").fill(VIEWER[0])
+            viewer.page.get_by_label("Password").fill(VIEWER[1])
+            viewer.page.get_by_role("button", name="Sign in").click()
+            viewer.page.wait_for_url(base + "/incidents")
+            check(viewer.page.url == base + "/incidents", "a crafted next= cannot lead off the console", problems)
+            viewer.go(f"/incidents/{incident['id']}")
             viewer.page.locator("figure.chart svg").wait_for()
             check(viewer.page.get_by_role("button", name="Resolve").count() == 0, "a viewer sees no Resolve button", problems)
             refused = viewer.page.evaluate(

@@ -112,7 +112,7 @@ pub async fn authenticate(
     };
     if via_cookie {
         if outcome.is_ok()
-            && let Err(reason) = crate::session::same_origin(request.request())
+            && let Err(reason) = crate::session::cookie_may_act(request.request())
         {
             outcome = Err(AuthError::Forbidden(reason));
         }

@@ -95,20 +95,31 @@ async function api(path, { method = "GET", body } = {}) {
   if (!response.ok) {
     const retry = response.headers.get("Retry-After");
     const message = payload.message || payload.error || `${response.status} ${response.statusText}`;
-    throw new ApiError(response.status, retry ? `${message} (retry in ${retry} s)` : message);
+    throw new ApiError(response.status, retry && !/retry/i.test(message) ? `${message} (retry in ${retry} s)` : message);
   }
   return payload;
 }
 
 function toSignIn(expired) {
-  const next = location.pathname + location.search;
+  const next = location.pathname + location.search + location.hash;
   location.assign(`/sign-in?next=${encodeURIComponent(next)}${expired ? "&expired=1" : ""}`);
 }
 
-/** A `next` that stays on this site: a path, never `//host` or a scheme. */
+/**
+ * A `next` that stays on this site. Judged as the browser will read it (the URL parser
+ * drops tabs and newlines and turns `\` into `/`, so `/\t/evil` would be `//evil`): only a
+ * URL of this origin is followed, and only its path, query and fragment.
+ */
 function safeNext(value) {
-  if (!value || !value.startsWith("/") || value.startsWith("//") || value.startsWith("/\\")) return "/incidents";
-  return value;
+  if (!value || !value.startsWith("/")) return "/incidents";
+  let url;
+  try {
+    url = new URL(value, location.origin);
+  } catch {
+    return "/incidents";
+  }
+  if (url.origin !== location.origin || url.pathname.startsWith("//")) return "/incidents";
+  return url.pathname + url.search + url.hash;
 }
 
 // ------------------------------------------------------------------------ time ranges
@@ -280,6 +291,7 @@ async function signOut() {
 function signInPage() {
   document.title = "Sign in · threesigma";
   const params = new URLSearchParams(location.search);
+
   const message = h("div", { id: "sign-in-message", role: "status" });
   if (params.get("expired")) message.append(h("p", { class: "notice" }, "Your session has ended. Sign in again to continue."));
   if (params.get("signed_out")) message.append(h("p", { class: "notice" }, "You are signed out."));
@@ -357,7 +369,8 @@ async function incidentsPage() {
   document.title = "Incidents · threesigma";
   const params = new URLSearchParams(location.search);
   const current = Object.fromEntries(["status", "service", "severity", "range"].map((name) => [name, params.get(name) ?? ""]));
-  const filter = { status: current.status, service: current.service, severity: current.severity, since: rangeSince(current.range) };
+  // "Opened within" is relative to now: recomputed at every load and refresh.
+  const filter = () => ({ status: current.status, service: current.service, severity: current.severity, since: rangeSince(current.range) });
   const form = h("form", { class: "filters", method: "get", action: "/incidents", "aria-label": "Filter incidents" },
     select("status", "Status", [["", "Active, then resolved"], ["open", "Open"], ["acknowledged", "Acknowledged"], ["resolved", "Resolved"]], current.status),
     field("service", "Service", current.service, { type: "search" }),
@@ -365,11 +378,12 @@ async function incidentsPage() {
     select("range", "Opened", RANGES.map(([value, text]) => [value, text]), current.range),
     h("button", { type: "submit" }, "Apply"));
   const body = h("tbody", {});
-  const status = h("p", { class: "status-line", role: "status" });
+  // Not a live region: a screen reader should not announce every refresh.
+  const status = h("p", { class: "status-line" });
   const more = h("button", { type: "button", class: "secondary more" }, "Load more");
   main.replaceChildren(h("h1", {}, "Incidents"), form, table("Incidents", INCIDENT_HEADERS, body), more, status);
 
-  let feed = new IncidentFeed(filter);
+  let feed = new IncidentFeed(filter());
   let shown = 0;
   const load = async () => {
     more.disabled = true;
@@ -391,12 +405,15 @@ async function incidentsPage() {
   // Refresh what is shown, in place: the filter and the scroll position stay.
   const refresh = async () => {
     if (document.hidden) return;
-    const fresh = new IncidentFeed(filter);
+    const fresh = new IncidentFeed(filter());
     try {
       const rows = await fresh.next(Math.max(50, shown));
       feed = fresh;
       shown = rows.length;
+      // Keyboard focus stays on the link it was on, if that incident is still listed.
+      const focused = body.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
       body.replaceChildren(...rows.map(incidentRow));
+      if (focused) body.querySelector(`a[href="${CSS.escape(focused)}"]`)?.focus();
       if (shown === 0) body.append(h("tr", {}, h("td", { colspan: 7 }, "No incidents match.")));
       more.hidden = feed.done;
       status.textContent = `${shown} incident${shown === 1 ? "" : "s"} shown · updated ${new Date().toLocaleTimeString()}`;
@@ -462,6 +479,7 @@ async function incidentPage(id) {
     return;
   }
   const span = seriesSpan(detail);
+  const cut = new Date(span.since) > new Date(new Date(detail.first_minute).getTime() - 30 * 60_000);
   const series = await api(`/services/${encodeURIComponent(detail.service)}/series${query(span)}`).catch((error) => error);
   const markers = [{ kind: "opened", at: detail.opened_at }];
   if (detail.acknowledged_at) markers.push({ kind: "acknowledged", at: detail.acknowledged_at });
@@ -486,6 +504,7 @@ async function incidentPage(id) {
     h("p", {}, "Service ", link(`/services/${encodeURIComponent(detail.service)}`, detail.service)),
     series instanceof Error ? errorBox(`The chart could not be drawn: ${series.message}`)
       : chart(series, markers, `Errors per minute of ${detail.service} around incident ${detail.id}`),
+    cut ? h("p", { class: "status-line" }, "The chart shows the last 24 hours; the incident opened before them.") : null,
     h("h2", {}, "Evidence"),
     h("dl", { class: "evidence" }, evidence.map(([term, value]) => h("div", {}, h("dt", {}, term), h("dd", {}, value)))));
 
@@ -499,6 +518,13 @@ async function incidentPage(id) {
         await incidentPage(id);
         document.getElementById("action-result")?.focus();
       } catch (error) {
+        if (error.status === 409) {
+          // Someone else acted first: show the incident as it is now, and say so.
+          await incidentPage(id);
+          document.getElementById("action-result")?.replaceChildren(errorBox(error.message));
+          document.getElementById("action-result")?.focus();
+          return;
+        }
         result.replaceChildren(errorBox(error.message));
         for (const button of page.querySelectorAll(".actions button")) button.disabled = false;
       }
@@ -537,6 +563,7 @@ async function servicesPage() {
   let cursor = null;
   let shown = 0;
   const load = async () => {
+    more.disabled = true;
     try {
       const page = await api(`/services${query({ cursor })}`);
       for (const service of page.data) {
@@ -558,6 +585,7 @@ async function servicesPage() {
     } catch (error) {
       status.replaceChildren(errorBox(error.message));
     }
+    more.disabled = false;
   };
   more.addEventListener("click", load);
   await load();
@@ -595,14 +623,16 @@ async function servicePage(name) {
 async function logsPage() {
   document.title = "Logs · threesigma";
   const params = new URLSearchParams(location.search);
-  const current = Object.fromEntries(["service", "level", "q", "range"].map((name) => [name, params.get(name) ?? ""]));
+  const current = Object.fromEntries(["service", "level", "q"].map((name) => [name, params.get(name) ?? ""]));
+  // The last hour unless the URL says otherwise ("Any time" is `range=`).
+  current.range = params.has("range") ? params.get("range") : "1h";
   const form = h("form", { class: "filters", method: "get", action: "/logs", role: "search", "aria-label": "Search logs" },
     field("q", "Text", current.q, { type: "search" }),
     field("service", "Service", current.service, { type: "search" }),
     select("level", "Level at least", [["", "Any"], ["trace", "Trace"], ["debug", "Debug"], ["info", "Info"], ["warn", "Warn"], ["error", "Error"], ["fatal", "Fatal"]], current.level),
-    select("range", "Time", RANGES.map(([value, text]) => [value, text]), current.range || "1h"),
+    select("range", "Time", RANGES.map(([value, text]) => [value, text]), current.range),
     h("button", { type: "submit" }, "Search"));
-  const since = rangeSince(current.range || "1h");
+  const since = rangeSince(current.range);
   const logs = logTable("Logs", `/logs${query({ service: current.service, level: current.level, q: current.q, since })}`);
   main.replaceChildren(h("h1", {}, "Logs"), form, logs.element);
   await logs.load();
@@ -628,7 +658,15 @@ async function route() {
   if (path === "/incidents") await incidentsPage();
   else if ((match = path.match(/^\/incidents\/(\d+)$/))) await incidentPage(match[1]);
   else if (path === "/services") await servicesPage();
-  else if ((match = path.match(/^\/services\/([^/]+)$/))) await servicePage(decodeURIComponent(match[1]));
+  else if ((match = path.match(/^\/services\/([^/]+)$/))) {
+    let name = null;
+    try {
+      name = decodeURIComponent(match[1]);
+    } catch {
+      main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, "That service name is not valid in a link."));
+    }
+    if (name !== null) await servicePage(name);
+  }
   else if (path === "/logs") await logsPage();
   else main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, link("/incidents", "Incidents")));
 }

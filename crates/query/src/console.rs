@@ -9,6 +9,7 @@
 //! every page but sign-in answers 303 to `/sign-in?next=...` (with `expired=1` when the
 //! session ended), so a shared link leads through sign-in to what it named.
 
+use actix_web::guard;
 use actix_web::http::header::{self, ContentType};
 use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
@@ -57,22 +58,24 @@ fn etag(body: &str) -> String {
 
 /// Registers the console's pages and assets.
 pub fn configure(config: &mut web::ServiceConfig) {
+    // GET and HEAD (link checkers and uptime probes ask with HEAD).
+    let read = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
     config
         .route(
             "/",
-            web::get().to(|| async {
+            read().to(|| async {
                 HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, "/incidents"))
                     .finish()
             }),
         )
-        .route("/sign-in", web::get().to(sign_in_page))
-        .route("/incidents", web::get().to(page))
-        .route("/incidents/{id}", web::get().to(page))
-        .route("/services", web::get().to(page))
-        .route("/services/{name}", web::get().to(page))
-        .route("/logs", web::get().to(page))
-        .route("/console/{file}", web::get().to(asset));
+        .route("/sign-in", read().to(sign_in_page))
+        .route("/incidents", read().to(page))
+        .route("/incidents/{id}", read().to(page))
+        .route("/services", read().to(page))
+        .route("/services/{name}", read().to(page))
+        .route("/logs", read().to(page))
+        .route("/console/{file}", read().to(asset));
 }
 
 fn document() -> HttpResponse {
@@ -83,8 +86,39 @@ fn document() -> HttpResponse {
         .body(PAGE)
 }
 
-async fn sign_in_page() -> HttpResponse {
-    document()
+/// The sign-in page; for a visitor already signed in (a second tab, the back button), a
+/// redirect on to where sign-in would have led.
+async fn sign_in_page(request: HttpRequest, verifier: Data<TokenVerifier>) -> HttpResponse {
+    let signed_in = access::session::cookie_token(&request)
+        .is_some_and(|token| verifier.verify(&token).is_ok());
+    if !signed_in {
+        return document();
+    }
+    let next =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(request.query_string())
+            .ok()
+            .and_then(|query| query.get("next").cloned());
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, safe_next(next.as_deref())))
+        .finish()
+}
+
+/// Where to go after signing in: `next` when it is a plain path on this site (printable
+/// ASCII, one leading `/`, no `\\`), else the incidents page. The script applies the
+/// same rule with the browser's URL parser.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && path
+                    .bytes()
+                    .all(|byte| (0x21..0x7f).contains(&byte) && byte != b'\\') =>
+        {
+            path
+        }
+        _ => "/incidents",
+    }
 }
 
 /// A console page for a signed-in user; otherwise a redirect to sign-in that comes back.
@@ -157,6 +191,23 @@ async fn asset(request: HttpRequest, file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_paths_on_this_site_are_next() {
+        for (next, expected) in [
+            (Some("/incidents/7?x=1"), "/incidents/7?x=1"),
+            (Some("//evil.example"), "/incidents"),
+            (Some("/\\evil.example"), "/incidents"),
+            (Some("/\t/evil.example"), "/incidents"),
+            (Some("/\n/evil.example"), "/incidents"),
+            (Some("https://evil.example"), "/incidents"),
+            (Some("javascript:alert(1)"), "/incidents"),
+            (Some("/caf\u{e9}"), "/incidents"),
+            (None, "/incidents"),
+        ] {
+            assert_eq!(safe_next(next), expected, "{next:?}");
+        }
+    }
 
     #[test]
     fn next_paths_are_encoded_so_they_stay_one_parameter() {

@@ -44,6 +44,7 @@ impl Application {
             &settings.server.cors_origins,
         )?;
         let openapi = crate::openapi::document(settings.query.max_limit);
+        let sessions = access::session::ConsoleSessions::new(guard.trusted_proxies());
         let state = Data::new(QueryState {
             read_pool,
             pool: pool.clone(),
@@ -63,7 +64,7 @@ impl Application {
                 config
                     .app_data(state.clone())
                     .app_data(guard.verifier())
-                    .app_data(access::session::ConsoleSessions)
+                    .app_data(sessions.clone())
                     .configure(crate::console::configure)
                     .service(
                         utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs/{_:.*}")

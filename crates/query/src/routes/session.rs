@@ -107,7 +107,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let via_cookie = request.extensions().get::<ViaCookie>().is_some();
     if via_cookie {
-        session::same_origin(&request).map_err(ApiError::Forbidden)?;
+        session::cookie_may_act(&request).map_err(ApiError::Forbidden)?;
         if let Ok(principal) = access::authn::principal(&request) {
             let mut conn = state.connection().await?;
             store::users::revoke_token(

@@ -70,6 +70,13 @@ async fn pages_need_a_session_and_forbid_inline_script() {
         // The whole path and query come back as one parameter.
         assert!(!location[8..].contains('&'), "{location}");
     }
+    // Link checkers and probes ask with HEAD.
+    let head = browser()
+        .head(format!("{}/sign-in", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
     let root = browser().get(&app.address).send().await.unwrap();
     assert_eq!(root.status(), 303);
     assert_eq!(root.headers()[LOCATION], "/incidents");
@@ -210,6 +217,20 @@ async fn a_console_session_reads_acts_from_its_own_origin_only_and_signs_out() {
             .unwrap();
         assert_eq!(response.status(), 200, "{page}");
     }
+    // Signed in already, sign-in leads straight on, never off the site.
+    for (next, expected) in [
+        ("%2Fservices", "/services"),
+        ("%2F%2Fevil.example", "/incidents"),
+    ] {
+        let response = browser()
+            .get(format!("{}/sign-in?next={next}", app.address))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        assert_eq!(response.headers()[LOCATION], expected);
+    }
     let me: Value = browser()
         .get(&session_url)
         .header(COOKIE, &cookie)
@@ -237,6 +258,24 @@ async fn a_console_session_reads_acts_from_its_own_origin_only_and_signs_out() {
             body["message"].as_str().unwrap().contains("Bearer"),
             "{body}"
         );
+    }
+    // Another scheme for this host, and forwarding headers from a peer that is not a
+    // trusted proxy (any client can send them), do not make another origin this one.
+    let authority = app.address.trim_start_matches("http://").to_owned();
+    for headers in [
+        vec![("Origin", format!("evil://{authority}"))],
+        vec![
+            ("Origin", "http://evil.example".to_owned()),
+            ("X-Forwarded-Host", "evil.example".to_owned()),
+        ],
+        vec![
+            ("Origin", "http://evil.example".to_owned()),
+            ("Forwarded", "host=evil.example".to_owned()),
+        ],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let (status, body) = act(&app, &cookie, &acknowledge, &headers).await;
+        assert_eq!(status, 403, "{headers:?}: {body}");
     }
     let (status, body) = act(&app, &cookie, &acknowledge, &[("Origin", &app.address)]).await;
     assert_eq!(status, 200, "{body}");
@@ -352,12 +391,25 @@ async fn viewers_cannot_act_expired_sessions_sign_in_again_and_tls_cookies_are_s
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()[SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .contains("Secure")
-    );
+    let secure = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(secure.starts_with("__Host-threesigma_session="), "{secure}");
+    assert!(secure.contains("; Secure"), "{secure}");
+    // Over HTTPS only the __Host- cookie counts: a plain one (which a sibling subdomain
+    // could have planted) is not a session there.
+    let token = secure.split(';').next().unwrap().split_once('=').unwrap().1;
+    for (name, expected) in [
+        ("__Host-threesigma_session", 200),
+        ("threesigma_session", 401),
+    ] {
+        let response = browser()
+            .get(format!("{}/api/v1/auth/session", app.address))
+            .header("X-Forwarded-Proto", "https")
+            .header(COOKIE, format!("{name}={token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{name}");
+    }
 }
 
 #[tokio::test]
