@@ -306,6 +306,12 @@ def main():
             operator.go("/logs?q=gateway&level=error&range=1h")
             page.get_by_role("cell", name="payment gateway refused: card processor unreachable").first.wait_for()
             check(page.get_by_role("button", name="Load more").is_visible(), "log search pages (Load more)", problems)
+            more = page.get_by_role("button", name="Load more")
+            more.focus()
+            page.keyboard.press("Enter")
+            page.get_by_text("100 logs shown").wait_for()
+            check(page.evaluate("document.activeElement.textContent") == "Load more",
+                  "Load more by keyboard keeps focus on the button", problems)
             operator.go("/logs?q=gateway&range=")
             page.get_by_role("cell", name="payment gateway refused: card processor unreachable").first.wait_for()
             check(page.get_by_label("Time").input_value() == "", "log search over any time stays any time", problems)

@@ -120,7 +120,9 @@ pub fn same_origin(request: &HttpRequest) -> Result<(), String> {
                         Some(scheme) => origin_scheme == *scheme,
                         None => origin_scheme == "http" || origin_scheme == "https",
                     };
-                    scheme_ok && authority.to_ascii_lowercase() == host
+                    scheme_ok
+                        && without_default_port(&authority.to_ascii_lowercase())
+                            == without_default_port(&host)
                 });
             if matches {
                 Ok(())
@@ -135,6 +137,15 @@ pub fn same_origin(request: &HttpRequest) -> Result<(), String> {
             _ => Err("a request from the console must carry Origin (browsers send it)".to_owned()),
         },
     }
+}
+
+/// An authority without an explicit default port (`host:80`, `host:443`), as browsers write
+/// `Origin` and some proxies do not write `Host`.
+fn without_default_port(authority: &str) -> &str {
+    authority
+        .strip_suffix(":80")
+        .or_else(|| authority.strip_suffix(":443"))
+        .unwrap_or(authority)
 }
 
 /// [`same_origin`] for a request authenticated by the cookie, with a reason that says how
@@ -170,4 +181,26 @@ pub fn cleared_cookie(request: &HttpRequest) -> Cookie<'static> {
     let mut cookie = session_cookie(request, String::new(), std::time::Duration::ZERO);
     cookie.make_removal();
     cookie
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_ports_name_the_same_origin() {
+        assert_eq!(
+            without_default_port("console.example:80"),
+            "console.example"
+        );
+        assert_eq!(
+            without_default_port("console.example:443"),
+            "console.example"
+        );
+        assert_eq!(
+            without_default_port("console.example:8081"),
+            "console.example:8081"
+        );
+        assert_eq!(without_default_port("[::1]:80"), "[::1]");
+    }
 }

@@ -69,6 +69,20 @@ function errorBox(message) {
   return h("p", { class: "error", role: "alert" }, message);
 }
 
+/**
+ * Runs `work` once at a time for `button`: a second press while it runs does nothing. The
+ * button is marked `aria-disabled`, not `disabled`, so keyboard focus stays on it.
+ */
+async function whileBusy(button, work) {
+  if (button.getAttribute("aria-disabled") === "true") return;
+  button.setAttribute("aria-disabled", "true");
+  try {
+    await work();
+  } finally {
+    button.removeAttribute("aria-disabled");
+  }
+}
+
 // ------------------------------------------------------------------------------- the API
 
 class ApiError extends Error {
@@ -126,6 +140,11 @@ function safeNext(value) {
 
 const RANGES = [["1h", "Last hour", 3600], ["6h", "Last 6 hours", 6 * 3600], ["24h", "Last 24 hours", 86400],
   ["7d", "Last 7 days", 7 * 86400], ["30d", "Last 30 days", 30 * 86400], ["", "Any time", 0]];
+
+/** A `range` from the URL if it is one of RANGES, else `fallback`. */
+function knownRange(value, fallback) {
+  return value !== null && RANGES.some(([name]) => name === value) ? value : fallback;
+}
 
 function rangeSince(key) {
   const range = RANGES.find(([name]) => name === key);
@@ -313,6 +332,7 @@ function signInPage() {
     } catch (error) {
       message.append(errorBox(error.status === 401 ? "Wrong email or password." : error.message));
       button.disabled = false;
+      form.querySelector("input[name=password]").focus();
     }
   });
   main.replaceChildren(form);
@@ -368,7 +388,8 @@ class IncidentFeed {
 async function incidentsPage() {
   document.title = "Incidents · threesigma";
   const params = new URLSearchParams(location.search);
-  const current = Object.fromEntries(["status", "service", "severity", "range"].map((name) => [name, params.get(name) ?? ""]));
+  const current = Object.fromEntries(["status", "service", "severity"].map((name) => [name, params.get(name) ?? ""]));
+  current.range = knownRange(params.get("range"), "");
   // "Opened within" is relative to now: recomputed at every load and refresh.
   const filter = () => ({ status: current.status, service: current.service, severity: current.severity, since: rangeSince(current.range) });
   const form = h("form", { class: "filters", method: "get", action: "/incidents", "aria-label": "Filter incidents" },
@@ -385,8 +406,9 @@ async function incidentsPage() {
 
   let feed = new IncidentFeed(filter());
   let shown = 0;
-  const load = async () => {
-    more.disabled = true;
+  let loading = false;
+  const load = () => whileBusy(more, async () => {
+    loading = true;
     try {
       const rows = await feed.next();
       body.append(...rows.map(incidentRow));
@@ -397,14 +419,15 @@ async function incidentsPage() {
       status.replaceChildren(errorBox(error.message));
     }
     more.hidden = feed.done;
-    more.disabled = false;
-  };
+    loading = false;
+  });
   more.addEventListener("click", load);
   await load();
 
   // Refresh what is shown, in place: the filter and the scroll position stay.
   const refresh = async () => {
-    if (document.hidden) return;
+    // Not while "Load more" is running: both would append the same rows.
+    if (document.hidden || loading) return;
     const fresh = new IncidentFeed(filter());
     try {
       const rows = await fresh.next(Math.max(50, shown));
@@ -449,8 +472,7 @@ function logTable(caption, path, withService = true) {
   const status = h("p", { class: "status-line", role: "status" });
   let cursor = null;
   let shown = 0;
-  const load = async () => {
-    more.disabled = true;
+  const load = () => whileBusy(more, async () => {
     try {
       const separator = path.includes("?") ? "&" : "?";
       const page = await api(`${path}${separator}limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
@@ -462,14 +484,13 @@ function logTable(caption, path, withService = true) {
     } catch (error) {
       status.replaceChildren(errorBox(error.message));
     }
-    more.disabled = false;
-  };
+  });
   const headers = [["Time", "num"], ...(withService ? [["Service"]] : []), ["Level"], ["Message"]];
   const element = h("div", {}, table(caption, headers, body), more, status);
   return { element, load };
 }
 
-async function incidentPage(id) {
+async function incidentPage(id, reasonText = "") {
   document.title = `Incident ${id} · threesigma`;
   let detail;
   try {
@@ -510,23 +531,28 @@ async function incidentPage(id) {
 
   if (session?.can_operate && detail.status !== "resolved") {
     const result = h("div", { role: "status" });
-    const reason = h("input", { name: "reason", type: "text", maxlength: 500, autocomplete: "off" });
+    const reason = h("input", { name: "reason", type: "text", maxlength: 500, autocomplete: "off", value: reasonText });
+    let acting = false;
     const act = async (action) => {
-      for (const button of page.querySelectorAll(".actions button")) button.disabled = true;
+      if (acting) return;
+      acting = true;
+      for (const button of page.querySelectorAll(".actions button")) button.setAttribute("aria-disabled", "true");
       try {
         await api(`/incidents/${detail.id}/${action}`, { method: "POST", body: { reason: reason.value } });
         await incidentPage(id);
         document.getElementById("action-result")?.focus();
       } catch (error) {
         if (error.status === 409) {
-          // Someone else acted first: show the incident as it is now, and say so.
-          await incidentPage(id);
+          // Someone else acted first: show the incident as it is now, and say so (the reason
+          // typed stays, for a Resolve that still applies).
+          await incidentPage(id, reason.value);
           document.getElementById("action-result")?.replaceChildren(errorBox(error.message));
           document.getElementById("action-result")?.focus();
           return;
         }
         result.replaceChildren(errorBox(error.message));
-        for (const button of page.querySelectorAll(".actions button")) button.disabled = false;
+        for (const button of page.querySelectorAll(".actions button")) button.removeAttribute("aria-disabled");
+        acting = false;
       }
     };
     page.append(h("form", { class: "actions", "aria-label": "Act on this incident", onsubmit: (event) => event.preventDefault() },
@@ -562,8 +588,7 @@ async function servicesPage() {
     more, status);
   let cursor = null;
   let shown = 0;
-  const load = async () => {
-    more.disabled = true;
+  const load = () => whileBusy(more, async () => {
     try {
       const page = await api(`/services${query({ cursor })}`);
       for (const service of page.data) {
@@ -585,8 +610,7 @@ async function servicesPage() {
     } catch (error) {
       status.replaceChildren(errorBox(error.message));
     }
-    more.disabled = false;
-  };
+  });
   more.addEventListener("click", load);
   await load();
 }
@@ -625,7 +649,7 @@ async function logsPage() {
   const params = new URLSearchParams(location.search);
   const current = Object.fromEntries(["service", "level", "q"].map((name) => [name, params.get(name) ?? ""]));
   // The last hour unless the URL says otherwise ("Any time" is `range=`).
-  current.range = params.has("range") ? params.get("range") : "1h";
+  current.range = knownRange(params.get("range"), "1h");
   const form = h("form", { class: "filters", method: "get", action: "/logs", role: "search", "aria-label": "Search logs" },
     field("q", "Text", current.q, { type: "search" }),
     field("service", "Service", current.service, { type: "search" }),

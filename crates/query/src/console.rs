@@ -113,7 +113,14 @@ fn safe_next(next: Option<&str>) -> &str {
                 && !path.starts_with("//")
                 && path
                     .bytes()
-                    .all(|byte| (0x21..0x7f).contains(&byte) && byte != b'\\') =>
+                    .all(|byte| (0x21..0x7f).contains(&byte) && byte != b'\\')
+                // No `.` or `..` segments: `/.//host` is `//host` once a browser resolves it.
+                && !path
+                    .split(['?', '#'])
+                    .next()
+                    .unwrap_or_default()
+                    .split('/')
+                    .any(|segment| segment == "." || segment == "..") =>
         {
             path
         }
@@ -203,6 +210,9 @@ mod tests {
             (Some("https://evil.example"), "/incidents"),
             (Some("javascript:alert(1)"), "/incidents"),
             (Some("/caf\u{e9}"), "/incidents"),
+            (Some("/.//evil.example"), "/incidents"),
+            (Some("/..//evil.example"), "/incidents"),
+            (Some("/logs?q=a/../b"), "/logs?q=a/../b"),
             (None, "/incidents"),
         ] {
             assert_eq!(safe_next(next), expected, "{next:?}");
