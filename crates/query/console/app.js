@@ -485,6 +485,7 @@ function logTable(caption, path, withService = true) {
       status.replaceChildren(errorBox(error.message));
     }
   });
+  more.addEventListener("click", load);
   const headers = [["Time", "num"], ...(withService ? [["Service"]] : []), ["Level"], ["Message"]];
   const element = h("div", {}, table(caption, headers, body), more, status);
   return { element, load };
