@@ -53,6 +53,11 @@ bench-detection:
     cargo build --release --bin threesigma-detector
     python3 bench/detection.py
 
+# One service's minutes through `replay --minutes`, plotted (docs/detection/replay-minutes.png).
+replay-plot:
+    cargo build --release --bin threesigma-detector
+    python3 bench/replay_plot.py
+
 # Detector cycle time over 1,000 services, with 100k and 10M log rows (docs/BENCHMARKS.md).
 bench-detector:
     cargo run --release -p detector --example cycle_bench

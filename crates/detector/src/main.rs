@@ -31,6 +31,12 @@ enum Command {
         /// The CSV file ("-" for standard input).
         #[arg(long)]
         input: PathBuf,
+        /// Print one JSON line per service and minute instead: its counts, the baseline mean,
+        /// the errors expected, the threshold (the smallest count that would have opened an
+        /// incident in that minute alone), z, p, whether it fired and whether it was judged
+        /// anomalous.
+        #[arg(long)]
+        minutes: bool,
     },
     /// Run one live evaluation now and print what it decided.
     Once,
@@ -61,7 +67,7 @@ async fn run() -> anyhow::Result<()> {
         return cli.common.healthcheck::<Settings>();
     }
     match &cli.command {
-        Some(Command::Replay { input }) => replay(&cli, input),
+        Some(Command::Replay { input, minutes }) => replay(&cli, input, *minutes),
         Some(Command::Once) => {
             runtime::telemetry::init();
             // One evaluation serves nobody's probes: its health listener takes any free
@@ -88,7 +94,7 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
-fn replay(cli: &Cli, input: &PathBuf) -> anyhow::Result<()> {
+fn replay(cli: &Cli, input: &PathBuf, minutes: bool) -> anyhow::Result<()> {
     use std::io::Write;
     // The same layers as the live detector (file, environment, flags): replay judges with
     // exactly the configuration the live loop would use.
@@ -109,8 +115,14 @@ fn replay(cli: &Cli, input: &PathBuf) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    let incidents = detector::replay::replay(&config, &counts)?;
     let mut out = std::io::stdout().lock();
+    if minutes {
+        for verdict in detector::replay::minutes(&config, &counts)? {
+            writeln!(out, "{}", serde_json::to_string(&verdict)?)?;
+        }
+        return Ok(());
+    }
+    let incidents = detector::replay::replay(&config, &counts)?;
     for incident in incidents {
         writeln!(out, "{}", serde_json::to_string(&incident)?)?;
     }

@@ -111,6 +111,96 @@ impl Counts {
     }
 }
 
+/// One minute of a service as the replay judged it (`replay --minutes`): why it did or did
+/// not fire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MinuteVerdict {
+    pub service: String,
+    pub minute: DateTime<Utc>,
+    pub errors: u64,
+    pub total: u64,
+    /// The baseline mean of errors per minute; `null` in the warm-up (nothing to judge
+    /// against yet).
+    pub baseline_mean: Option<f64>,
+    /// Errors the count test expected in the minute, and the spread it measured `z` in.
+    pub expected: Option<f64>,
+    pub spread: Option<f64>,
+    /// The smallest error count that would have opened an incident in this minute alone.
+    pub threshold: Option<u64>,
+    pub z: Option<f64>,
+    /// The tail probability, past the count guard.
+    pub p_value: Option<f64>,
+    /// Whether the minute alone fired the count test.
+    pub fires: bool,
+    /// Whether the minute was judged anomalous by any test (alone, with the minute before,
+    /// or the error rate): left out of later baselines.
+    pub anomalous: bool,
+}
+
+/// Every minute of every service of `counts`, judged as the replay judges it (the same
+/// book of judged minutes and baselines as [`replay`]), oldest first per service.
+pub fn minutes(
+    config: &DetectionConfig,
+    counts: &Counts,
+) -> Result<Vec<MinuteVerdict>, ReplayError> {
+    let (first, last) = span(counts)?;
+    let mut verdicts = Vec::new();
+    for (service, rows) in &counts.rows {
+        let series = series_of(rows, first, last);
+        for point in detection::trace(config, &series, first, last) {
+            let assessment = point.verdict.map(|verdict| {
+                detection::assess(
+                    config,
+                    point.minute,
+                    point.errors,
+                    point.total,
+                    &verdict.baseline,
+                )
+            });
+            verdicts.push(MinuteVerdict {
+                service: service.clone(),
+                minute: point.minute.start(),
+                errors: point.errors,
+                total: point.total,
+                baseline_mean: point.verdict.map(|verdict| verdict.baseline.mean),
+                expected: assessment.map(|assessment| assessment.expected),
+                spread: assessment.map(|assessment| assessment.spread),
+                threshold: point.verdict.map(|verdict| verdict.threshold),
+                z: assessment.map(|assessment| assessment.z),
+                p_value: assessment.and_then(|assessment| assessment.p_value),
+                fires: assessment.is_some_and(|assessment| assessment.fires),
+                anomalous: point.anomalous,
+            });
+        }
+    }
+    Ok(verdicts)
+}
+
+/// The first and last minute of the input.
+fn span(counts: &Counts) -> Result<(Minute, Minute), ReplayError> {
+    let all = counts.rows.values().flatten();
+    let first = all
+        .clone()
+        .map(|(minute, _, _)| *minute)
+        .min()
+        .ok_or(ReplayError::Empty)?;
+    let last = all
+        .map(|(minute, _, _)| *minute)
+        .max()
+        .ok_or(ReplayError::Empty)?;
+    Ok((first, last))
+}
+
+/// A service's rows as a series over `first..=end`, known from `first` (the data starts
+/// there).
+fn series_of(rows: &[(Minute, u64, u64)], first: Minute, end: Minute) -> MinuteSeries {
+    let mut series = MinuteSeries::new(first, end).with_history_start(first);
+    for (minute, errors, total) in rows {
+        series.add(*minute, *errors, *total);
+    }
+    series
+}
+
 /// An incident as the replay remembers it.
 struct Tracked {
     snapshot: IncidentSnapshot,
@@ -122,25 +212,13 @@ pub fn replay(
     config: &DetectionConfig,
     counts: &Counts,
 ) -> Result<Vec<ReplayIncident>, ReplayError> {
-    let all = counts.rows.values().flatten();
-    let first = all
-        .clone()
-        .map(|(minute, _, _)| *minute)
-        .min()
-        .ok_or(ReplayError::Empty)?;
-    let last = all
-        .map(|(minute, _, _)| *minute)
-        .max()
-        .ok_or(ReplayError::Empty)?;
+    let (first, last) = span(counts)?;
     // Run on past the data so incidents open at its end can resolve.
     let end = last.plus(i64::from(config.resolve_after) + 1);
 
     let mut found = Vec::new();
     for (service, rows) in &counts.rows {
-        let mut series = MinuteSeries::new(first, end).with_history_start(first);
-        for (minute, errors, total) in rows {
-            series.add(*minute, *errors, *total);
-        }
+        let series = series_of(rows, first, end);
         found.extend(replay_service(config, service, &series, first, end));
     }
     found.sort_by(|a, b| (a.opened_at, &a.service).cmp(&(b.opened_at, &b.service)));
@@ -281,6 +359,39 @@ mod tests {
         // Opened at the end of the burst minute, resolved after five quiet minutes.
         assert_eq!(incident.opened_at, base.plus(61).start());
         assert_eq!(incident.resolved_at, Some(base.plus(67).start()));
+    }
+
+    #[test]
+    fn minute_verdicts_say_why_a_minute_fired_or_not() {
+        let counts = Counts::read(csv_with_burst(60, 80).as_bytes()).unwrap();
+        let config = DetectionConfig::default();
+        let verdicts = minutes(&config, &counts).unwrap();
+        assert_eq!(verdicts.len(), 2 * 90);
+        let checkout: Vec<&MinuteVerdict> = verdicts
+            .iter()
+            .filter(|v| v.service == "checkout")
+            .collect();
+        // The warm-up has nothing to judge against.
+        assert!(
+            checkout[..10]
+                .iter()
+                .all(|v| v.threshold.is_none() && !v.fires)
+        );
+        for verdict in &checkout[10..] {
+            let threshold = verdict.threshold.unwrap();
+            // Fires exactly when the count reaches the threshold, and only the burst does.
+            assert_eq!(verdict.fires, verdict.errors >= threshold, "{verdict:?}");
+            assert_eq!(verdict.fires, verdict.errors == 80, "{verdict:?}");
+            assert!(verdict.expected.unwrap() < 5.0 && verdict.z.is_some());
+        }
+        let burst = checkout[60];
+        assert!(burst.anomalous && burst.p_value.unwrap() < config.p_open);
+        // The replay's incident opened on the minute the verdicts say fired.
+        let incidents = replay(&config, &counts).unwrap();
+        assert_eq!(
+            incidents[0].opened_at,
+            burst.minute + chrono::Duration::minutes(1)
+        );
     }
 
     /// Bursts at minutes 60, 90 and 100: the incident opened at 60 resolves, reopens at 90
