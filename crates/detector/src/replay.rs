@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use chrono::{DateTime, Utc};
+use domain::detection::profile::{PROFILE_EVERY_MINUTES, PROFILE_HORIZON_MINUTES};
 use domain::detection::{
-    self, IncidentSnapshot, MinuteSeries, ServiceBook, ServiceInput, Transition,
+    self, IncidentSnapshot, MinuteSeries, Profile, ServiceBook, ServiceInput, Transition,
 };
 use domain::time::parse_timestamp_text;
 use domain::{DetectionConfig, Minute, Severity, Signal, Status};
@@ -236,10 +237,23 @@ fn replay_service(
 ) -> Vec<ReplayIncident> {
     let mut book: Vec<Tracked> = Vec::new();
     let mut judged = ServiceBook::default();
+    let base = config;
+    let mut profiled = base.clone();
+    // Anomalous minutes of the profile's horizon (the book forgets them sooner).
+    let mut anomalous = domain::detection::Anomalies::new();
     let mut now = first;
     while now <= end {
+        // The profile is relearned every hour from the day before, as the live detector does.
+        if now.since(first) % PROFILE_EVERY_MINUTES == 0 {
+            let horizon = now.minus(PROFILE_HORIZON_MINUTES);
+            anomalous = anomalous.split_off(&horizon);
+            let profile = Profile::learn(series, &anomalous, horizon, now.minus(1));
+            profiled = base.with_profile(profile.as_ref());
+        }
+        let config = &profiled;
         let from = now.minus(i64::from(config.lateness_minutes) + 1).max(first);
         let refresh = judged.refresh(config, series, from, now);
+        anomalous.extend(judged.anomalies().iter().copied());
         judged.forget_before(now.minus(i64::from(config.baseline_lookback_minutes) + 2));
         let known: Vec<IncidentSnapshot> = book
             .iter()

@@ -143,8 +143,11 @@ impl Baseline {
         } else {
             0.0
         };
+        // Over-dispersed beyond what is already assumed (`min_dispersion`, or the service's
+        // learned profile): only then does the noisy 30-minute variance take over.
+        let assumed = mean * min_dispersion.max(1.0);
         let over_dispersed =
-            self.minutes > 1 && (n - 1.0) * sample_variance / mean > chi_squared_95(n - 1.0);
+            self.minutes > 1 && (n - 1.0) * sample_variance / assumed > chi_squared_95(n - 1.0);
         let observed = if over_dispersed {
             sample_variance
         } else {

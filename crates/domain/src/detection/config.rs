@@ -80,6 +80,13 @@ pub struct DetectionConfig {
     /// 1 assumes Poisson counts unless the baseline shows otherwise; raise it for services
     /// whose errors come in clumps shorter than the baseline can show.
     pub min_dispersion: f64,
+    /// Error rate: the over-dispersion of the error ratio is at least this (1: binomial
+    /// unless the baseline shows more). Not a setting: a service's learned [`Profile`]
+    /// raises it ([`DetectionConfig::with_profile`]).
+    ///
+    /// [`Profile`]: super::Profile
+    #[serde(default = "one")]
+    pub min_rate_dispersion: f64,
     /// Errors a bucket must exceed to open or keep an incident (the original's guard).
     pub min_count: u64,
     /// Error rate: the bucket's error ratio must be at least this multiple of the baseline
@@ -120,6 +127,7 @@ impl Default for DetectionConfig {
             p_stay: 1e-3,
             p_critical: 1e-12,
             min_dispersion: 1.0,
+            min_rate_dispersion: 1.0,
             min_count: 5,
             rate_min_factor: 2.0,
             error_rate: true,
@@ -133,6 +141,10 @@ impl Default for DetectionConfig {
     }
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 impl DetectionConfig {
     /// The original design's rule, for comparison.
     pub fn classic() -> DetectionConfig {
@@ -140,6 +152,18 @@ impl DetectionConfig {
             algorithm: Algorithm::Classic,
             ..DetectionConfig::default()
         }
+    }
+
+    /// This configuration for a service with `profile`: its learned dispersion floors the
+    /// predictive variance (never below `min_dispersion`). Without a profile (too little
+    /// history), the configuration as it is.
+    pub fn with_profile(&self, profile: Option<&super::Profile>) -> DetectionConfig {
+        let mut config = self.clone();
+        if let Some(profile) = profile {
+            config.min_dispersion = config.min_dispersion.max(profile.dispersion);
+            config.min_rate_dispersion = config.min_rate_dispersion.max(profile.rate_dispersion);
+        }
+        config
     }
 
     /// The signals this configuration evaluates.

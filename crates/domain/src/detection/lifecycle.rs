@@ -131,7 +131,7 @@ pub(super) fn judge(
             errors,
             total,
             baseline,
-            *dispersion,
+            dispersion.max(config.min_rate_dispersion),
         )],
         (Signal::ErrorCount, Algorithm::Classic) => {
             vec![assess(config, bucket, errors, total, baseline)]

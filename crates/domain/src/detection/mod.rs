@@ -19,6 +19,8 @@
 //!   and the count test ([`assess`]), and the error-ratio test.
 //! - [`lifecycle`]: [`evaluate`], the incident state machine of one service and signal
 //!   ([`ActiveIncident`], [`Evaluation`], [`Transition`]).
+//! - [`profile`]: [`Profile`], a service's long-run dispersion, the floor of its predictive
+//!   variance.
 //! - [`service`]: [`evaluate_service`], every signal of one service from its
 //!   [`IncidentSnapshot`]s to [`Decision`]s, with the rule that one burst pages once; and
 //!   [`title`].
@@ -28,6 +30,7 @@ pub mod baseline;
 pub mod book;
 pub mod config;
 pub mod lifecycle;
+pub mod profile;
 pub mod series;
 pub mod service;
 
@@ -36,5 +39,6 @@ pub use baseline::{Baseline, Reach, SIGMA_ZERO_Z, negative_binomial_tail, z_scor
 pub use book::{MinuteStatus, Refresh, ServiceBook, TracedMinute, TracedVerdict, trace};
 pub use config::{Algorithm, ConfigError, DetectionConfig};
 pub use lifecycle::{ActiveIncident, Evaluation, Transition, evaluate};
+pub use profile::Profile;
 pub use series::{Anomalies, MinuteSeries};
 pub use service::{Decision, IncidentSnapshot, ServiceInput, evaluate_service, title};
