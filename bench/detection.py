@@ -96,37 +96,102 @@ def epoch(text):
     return int(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
 
 
-def steady(rng, lam, path, dispersed=False):
+# Over-dispersed error traffic: (name, the per-minute rate draw, the variance of the
+# counts). Gamma-Poisson with variance k times the mean: rate ~ Gamma(lam/(k-1), k-1);
+# negative binomial with shape 3: rate ~ Gamma(3, lam/3), variance lam + lam^2/3.
+KINDS = [
+    ("1.5x", lambda rng, lam: rng.gammavariate(lam / 0.5, 0.5), lambda lam: 1.5 * lam),
+    ("2x", lambda rng, lam: rng.gammavariate(lam, 1.0), lambda lam: 2 * lam),
+    ("4x", lambda rng, lam: rng.gammavariate(lam / 3, 3.0), lambda lam: 4 * lam),
+    ("NB3", lambda rng, lam: rng.gammavariate(3, lam / 3), lambda lam: lam + lam * lam / 3),
+]
+
+
+def steady(rng, lam, path, dispersed=False, kind=None):
+    """SERVICES x DAYS of stationary errors: Poisson, or over-dispersed (`kind` of KINDS;
+    `dispersed` alone is the 2x kind)."""
+    if dispersed and kind is None:
+        kind = KINDS[1]
     minutes = DAYS * 1440
     rows = []
     for s in range(SERVICES):
         for m in range(minutes):
-            # Gamma-Poisson with shape lam: variance lam + lam^2/lam = 2 lam.
-            rate = rng.gammavariate(lam, 1.0) if dispersed else lam
+            rate = kind[1](rng, lam) if kind else lam
             errors = poisson(rng, rate)
             rows.append((START + 60 * m, f"svc{s}", errors, errors + poisson(rng, traffic(lam))))
     write_csv(path, rows)
     return SERVICES * DAYS
 
 
-def bursts(rng, lam, path):
-    extra = max(10.0, 6 * math.sqrt(lam))
+def bursts(rng, lam, path, kind=None, learning_days=0):
+    """Bursts of lam + max(10, 6 sd) errors a minute for 3 minutes, sd the true standard
+    deviation of the traffic (Poisson, or `kind` of KINDS), every 2 hours of one day, after
+    `learning_days` of traffic without bursts."""
+    extra = max(10.0, 6 * math.sqrt(kind[2](lam) if kind else lam))
     rows, starts = [], []
+    offset = learning_days * 1440
     for s in range(BURST_SERVICES):
         service = f"svc{s}"
         burst_minutes = set()
-        for start in range(60 + (s % 7) * 3, 1440 - 10, 120):
+        for start in range(offset + 60 + (s % 7) * 3, offset + 1440 - 10, 120):
             starts.append((service, START + 60 * start))
             burst_minutes.update(range(start, start + 3))
-        for m in range(1440):
-            rate = lam + extra if m in burst_minutes else lam
+        for m in range(offset + 1440):
+            base = kind[1](rng, lam) if kind else lam
+            rate = lam + extra if m in burst_minutes else base
             errors = poisson(rng, rate)
             rows.append((START + 60 * m, service, errors, errors + poisson(rng, traffic(lam))))
     write_csv(path, rows)
     return starts
 
 
+def caught_within(found, starts, seconds):
+    opened = {}
+    for incident in found:
+        opened.setdefault(incident["service"], []).append(epoch(incident["opened_at"]))
+    caught, delays = 0, []
+    for service, start in starts:
+        hits = [t for t in opened.get(service, []) if start <= t <= start + seconds]
+        if hits:
+            caught += 1
+            delays.append(min(hits) - start)
+    return caught / len(starts), (sorted(delays)[len(delays) // 2] if delays else None)
+
+
+def over_dispersed(rng, tmp):
+    """For each lambda and kind of over-dispersed traffic: false incidents per service-day
+    (SERVICES x DAYS), and bursts of lambda + max(10, 6 sd) caught within 2 minutes
+    (BURST_SERVICES x one day of bursts after a day of learning)."""
+    lambdas = [lam for lam in LAMBDAS if lam >= 0.5]
+    print()
+    print(f"Over-dispersed traffic: false incidents per service-day ({SERVICES} services x {DAYS} days), and "
+          f"3-minute bursts of lambda + max(10, 6 sd) caught within 2 minutes ({BURST_SERVICES} services, a burst "
+          "every 2 hours of the day after a day without bursts). threesigma / classic.")
+    print()
+    print("| errors/min (λ) | " + " | ".join(f"{name}: false / service-day | {name}: bursts caught" for name, _, _ in KINDS) + " |")
+    print("|---|" + "---|---|" * len(KINDS))
+    for lam in lambdas:
+        cells = []
+        for kind in KINDS:
+            steady_csv = os.path.join(tmp, f"kind-{kind[0]}-{lam}.csv")
+            burst_csv = os.path.join(tmp, f"kind-bursts-{kind[0]}-{lam}.csv")
+            service_days = steady(rng, lam, steady_csv, kind=kind)
+            starts = bursts(rng, lam, burst_csv, kind=kind, learning_days=1)
+            figures = {}
+            for algorithm in ALGORITHMS:
+                figures[algorithm] = (len(replay(steady_csv, algorithm)) / service_days,
+                                      caught_within(replay(burst_csv, algorithm), starts, 120)[0])
+            ts, cl = figures["negative_binomial"], figures["classic"]
+            cells.append(f"{ts[0]:.3f} / {cl[0]:.2f}")
+            cells.append(f"{ts[1]:.1%} / {cl[1]:.1%}")
+            print(f"lambda {lam} {kind[0]}: {figures}", file=sys.stderr, flush=True)
+        print(f"| {lam} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main():
+    if os.environ.get("DETECTION_ONLY") == "over-dispersed":
+        over_dispersed(random.Random(SEED), tempfile.mkdtemp(prefix="threesigma-detection-"))
+        return
     rng = random.Random(SEED)
     tmp = tempfile.mkdtemp(prefix="threesigma-detection-")
     table = []
@@ -143,18 +208,9 @@ def main():
             row[f"{algorithm}_fp"] = len(false) / service_days
             row[f"{algorithm}_fp_rate"] = sum(1 for i in false if i["signal"] == "error_rate") / service_days
             row[f"{algorithm}_fp_bursty"] = len(replay(bursty_csv, algorithm)) / service_days
-            found = replay(burst_csv, algorithm)
-            opened = {}
-            for incident in found:
-                opened.setdefault(incident["service"], []).append(epoch(incident["opened_at"]))
-            caught, delays = 0, []
-            for service, start in starts:
-                hits = [t for t in opened.get(service, []) if start <= t <= start + 120]
-                if hits:
-                    caught += 1
-                    delays.append(min(hits) - start)
-            row[f"{algorithm}_caught"] = caught / len(starts)
-            row[f"{algorithm}_delay"] = sorted(delays)[len(delays) // 2] if delays else None
+            caught, delay = caught_within(replay(burst_csv, algorithm), starts, 120)
+            row[f"{algorithm}_caught"] = caught
+            row[f"{algorithm}_delay"] = delay
         table.append(row)
         print(f"lambda {lam}: {row}", file=sys.stderr, flush=True)
 
@@ -173,6 +229,7 @@ def main():
               f"({row['negative_binomial_fp_rate']:.3f}) | {row['classic_fp_bursty']:.2f} | {row['negative_binomial_fp_bursty']:.3f} "
               f"| {row['classic_caught']:.1%} | {row['negative_binomial_caught']:.1%} "
               f"| {'-' if delay is None else f'{delay} s'} |")
+    over_dispersed(rng, tmp)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use domain::detection::profile::{PROFILE_EVERY_MINUTES, PROFILE_HORIZON_MINUTES};
 use domain::detection::{
     self, Algorithm, Assessment, Baseline, Decision, IncidentSnapshot, MinuteSeries, MinuteStatus,
-    Refresh, ServiceBook, ServiceInput, Transition,
+    Profile, Refresh, ServiceBook, ServiceInput, Transition,
 };
 use domain::{DetectionConfig, EventKind, Level, Minute, Signal};
 use serde::Serialize;
@@ -21,6 +22,14 @@ use store::{DbPool, StoreResult};
 use tokio::sync::Mutex;
 
 use crate::metrics::DetectorMetrics;
+
+/// Profiles learned per tick: at most one in this many services (at the default 10 s
+/// interval, 360 ticks an hour relearn every profile about once an hour).
+const PROFILES_PER_TICK_DIVISOR: usize = 300;
+
+/// ... and at least this many, so a detector that starts learns its services' profiles
+/// within minutes (until then a service is judged as without one).
+const MIN_PROFILES_PER_TICK: usize = 8;
 use crate::notify::Notifier;
 
 const ACTOR: &str = "detector";
@@ -85,6 +94,13 @@ struct Memory {
 struct Remembered {
     series: MinuteSeries,
     book: ServiceBook,
+    /// The detection settings for this service: the configured ones with its learned
+    /// profile ([`DetectionConfig::with_profile`]).
+    config: DetectionConfig,
+    /// When its profile was last learned (`None`: not yet).
+    profiled_at: Option<Minute>,
+    /// Minutes judged anomalous over the profile's horizon (the book forgets them sooner).
+    anomalous: detection::Anomalies,
 }
 
 /// The live detector: a pool, the detection settings, its share of the services, what it
@@ -259,6 +275,9 @@ impl Detector {
         let fresh = || Remembered {
             series: MinuteSeries::new(horizon, now_minute),
             book: ServiceBook::default(),
+            config: config.clone(),
+            profiled_at: None,
+            anomalous: detection::Anomalies::new(),
         };
         for (service, rows) in rows_by_service {
             let remembered = memory.services.entry(service).or_insert_with(fresh);
@@ -295,6 +314,8 @@ impl Detector {
             services: memory.services.len(),
             ..TickReport::default()
         };
+        self.learn_profiles(&mut conn, &mut memory.services, now_minute)
+            .await?;
         let mut verdicts = Vec::new();
         for (service, remembered) in &mut memory.services {
             let from = if newcomers.contains(service) {
@@ -302,9 +323,13 @@ impl Detector {
             } else {
                 reread
             };
+            let config = &remembered.config;
             let refresh = remembered
                 .book
                 .refresh(config, &remembered.series, from, now_minute);
+            remembered
+                .anomalous
+                .extend(remembered.book.anomalies().iter().copied());
             self.count(&refresh);
             if let Some(status) = refresh.status {
                 verdicts.push(service_status(config, service, &status, now));
@@ -317,7 +342,7 @@ impl Detector {
                 late: &refresh.late,
                 now: now_minute,
             };
-            for decision in detection::evaluate_service(config, input) {
+            for decision in detection::evaluate_service(&remembered.config, input) {
                 self.apply(&mut conn, service, known, decision, now, &mut report)
                     .await?;
             }
@@ -325,6 +350,85 @@ impl Detector {
         store::status::record(&mut conn, &verdicts).await?;
         memory.last = Some((scope, now_minute));
         Ok(report)
+    }
+
+    /// Learns again the profiles that are due: never learned, or learned more than
+    /// [`PROFILE_EVERY_MINUTES`] ago; at most a share of the services per tick (about
+    /// every service once an hour at the default interval), so a tick stays O(services).
+    /// Reads the due services' last day of rollups and the firing spans of their incidents
+    /// (left out with the minutes judged anomalous, so a restart does not learn bursts as
+    /// clumpiness).
+    async fn learn_profiles(
+        &self,
+        conn: &mut store::PooledConnection,
+        services: &mut HashMap<String, Remembered>,
+        now: Minute,
+    ) -> StoreResult<()> {
+        let budget = services
+            .len()
+            .div_ceil(PROFILES_PER_TICK_DIVISOR)
+            .max(MIN_PROFILES_PER_TICK);
+        let mut due: Vec<String> = services
+            .iter()
+            .filter(|(_, remembered)| {
+                remembered
+                    .profiled_at
+                    .is_none_or(|at| now.since(at) >= PROFILE_EVERY_MINUTES)
+            })
+            .map(|(service, _)| service.clone())
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        due.sort();
+        due.truncate(budget);
+        let horizon = now.minus(PROFILE_HORIZON_MINUTES);
+        let rows = store::counts::minute_counts(
+            conn,
+            horizon.start(),
+            now.minus(1).start(),
+            &Scope::Services(due.clone()),
+            Level::Error.as_i16(),
+        )
+        .await?;
+        let spans = incidents::firing_spans(conn, &due, horizon.start()).await?;
+        let mut history: HashMap<&str, MinuteSeries> = HashMap::new();
+        for row in &rows {
+            history
+                .entry(row.service.as_str())
+                .or_insert_with(|| MinuteSeries::new(horizon, now.minus(1)))
+                .add(
+                    Minute::containing(row.minute),
+                    u64::try_from(row.errors.unwrap_or(0)).unwrap_or(0),
+                    u64::try_from(row.total.unwrap_or(0)).unwrap_or(0),
+                );
+        }
+        for service in &due {
+            let Some(remembered) = services.get_mut(service) else {
+                continue;
+            };
+            remembered.anomalous = remembered.anomalous.split_off(&horizon);
+            let mut left_out = remembered.anomalous.clone();
+            for (_, first, last) in spans.iter().filter(|(name, _, _)| name == service) {
+                let mut minute = Minute::containing(*first);
+                while minute <= Minute::containing(*last) {
+                    left_out.insert(minute);
+                    minute = minute.plus(1);
+                }
+            }
+            let profile = history.remove(service.as_str()).and_then(|series| {
+                // Minutes before the service's first event are unknown, not quiet.
+                let start = series.first_event()?;
+                let series = series.with_history_start(start);
+                Profile::learn(&series, &left_out, horizon, now.minus(1))
+            });
+            remembered.config = self.config.with_profile(profile.as_ref());
+            remembered.profiled_at = Some(now);
+            if profile.is_some() {
+                self.metrics.profiles_learned.inc();
+            }
+        }
+        Ok(())
     }
 
     /// Counts what a refresh judged.

@@ -35,6 +35,9 @@ pub struct DetectorMetrics {
     /// take anomalous minutes (too few others within the look-back).
     pub baseline_lookbacks: Counter,
     pub baseline_unfiltered: Counter,
+    /// Service profiles learned (services with at least six hours of history; others keep
+    /// the configured dispersion).
+    pub profiles_learned: Counter,
     /// Webhook notifications delivered, given up, retried, and dropped (queue full).
     pub webhook_delivered: Counter,
     pub webhook_failed: Counter,
@@ -58,6 +61,7 @@ impl DetectorMetrics {
             late_minutes: Counter::default(),
             baseline_lookbacks: Counter::default(),
             baseline_unfiltered: Counter::default(),
+            profiles_learned: Counter::default(),
             webhook_delivered: Counter::default(),
             webhook_failed: Counter::default(),
             webhook_retries: Counter::default(),
@@ -124,6 +128,11 @@ impl DetectorMetrics {
                 "baseline_unfiltered",
                 "Baselines that took anomalous minutes: too few others within detection.baseline_lookback",
                 &metrics.baseline_unfiltered,
+            ),
+            (
+                "profiles_learned",
+                "Service profiles learned from the last day (dispersion of errors and of the error ratio)",
+                &metrics.profiles_learned,
             ),
         ] {
             detector.register(name, help, counter.clone());

@@ -139,7 +139,8 @@ pub struct MinuteVerdict {
 }
 
 /// Every minute of every service of `counts`, judged as the replay judges it (the same
-/// book of judged minutes and baselines as [`replay`]), oldest first per service.
+/// book of judged minutes, baselines and hourly profile as [`replay`]), oldest first per
+/// service.
 pub fn minutes(
     config: &DetectionConfig,
     counts: &Counts,
@@ -148,33 +149,82 @@ pub fn minutes(
     let mut verdicts = Vec::new();
     for (service, rows) in &counts.rows {
         let series = series_of(rows, first, last);
-        for point in detection::trace(config, &series, first, last) {
-            let assessment = point.verdict.map(|verdict| {
-                detection::assess(
+        let mut judged = ServiceBook::default();
+        let mut profiles = Profiles::new(config);
+        let mut traced = BTreeMap::new();
+        let mut now = first;
+        while now <= last.plus(1) {
+            let config = profiles.config_at(&series, first, now);
+            let from = now.minus(i64::from(config.lateness_minutes) + 1).max(first);
+            judged.refresh_traced(config, &series, from, now, &mut |minute, verdict| {
+                let assessment = detection::assess(
                     config,
-                    point.minute,
-                    point.errors,
-                    point.total,
+                    minute,
+                    series.errors(minute),
+                    series.totals(minute),
                     &verdict.baseline,
-                )
+                );
+                traced.insert(minute, (verdict, assessment));
             });
+            profiles.remember(&judged);
+            now = now.plus(1);
+        }
+        let mut minute = first;
+        while minute <= last {
+            let judged_minute = traced.get(&minute);
             verdicts.push(MinuteVerdict {
                 service: service.clone(),
-                minute: point.minute.start(),
-                errors: point.errors,
-                total: point.total,
-                baseline_mean: point.verdict.map(|verdict| verdict.baseline.mean),
-                expected: assessment.map(|assessment| assessment.expected),
-                spread: assessment.map(|assessment| assessment.spread),
-                threshold: point.verdict.map(|verdict| verdict.threshold),
-                z: assessment.map(|assessment| assessment.z),
-                p_value: assessment.and_then(|assessment| assessment.p_value),
-                fires: assessment.is_some_and(|assessment| assessment.fires),
-                anomalous: point.anomalous,
+                minute: minute.start(),
+                errors: series.errors(minute),
+                total: series.totals(minute),
+                baseline_mean: judged_minute.map(|(verdict, _)| verdict.baseline.mean),
+                expected: judged_minute.map(|(_, assessment)| assessment.expected),
+                spread: judged_minute.map(|(_, assessment)| assessment.spread),
+                threshold: judged_minute.map(|(verdict, _)| verdict.threshold),
+                z: judged_minute.map(|(_, assessment)| assessment.z),
+                p_value: judged_minute.and_then(|(_, assessment)| assessment.p_value),
+                fires: judged_minute.is_some_and(|(_, assessment)| assessment.fires),
+                anomalous: profiles.anomalous.contains(&minute),
             });
+            minute = minute.plus(1);
         }
     }
     Ok(verdicts)
+}
+
+/// A service's profile as the replay keeps it: relearned every hour from the day before
+/// (as the live detector does), with the minutes judged anomalous over that day left out.
+struct Profiles<'a> {
+    base: &'a DetectionConfig,
+    config: DetectionConfig,
+    /// Anomalous minutes of the profile's horizon (the book forgets them sooner).
+    anomalous: detection::Anomalies,
+}
+
+impl<'a> Profiles<'a> {
+    fn new(base: &'a DetectionConfig) -> Profiles<'a> {
+        Profiles {
+            base,
+            config: base.clone(),
+            anomalous: detection::Anomalies::new(),
+        }
+    }
+
+    /// The configuration in force at `now`, relearning the profile on the hour.
+    fn config_at(&mut self, series: &MinuteSeries, first: Minute, now: Minute) -> &DetectionConfig {
+        if now.since(first) % PROFILE_EVERY_MINUTES == 0 {
+            let horizon = now.minus(PROFILE_HORIZON_MINUTES);
+            self.anomalous = self.anomalous.split_off(&horizon);
+            let profile = Profile::learn(series, &self.anomalous, horizon, now.minus(1));
+            self.config = self.base.with_profile(profile.as_ref());
+        }
+        &self.config
+    }
+
+    /// Keeps the book's anomalous minutes for the profile's horizon.
+    fn remember(&mut self, book: &ServiceBook) {
+        self.anomalous.extend(book.anomalies().iter().copied());
+    }
 }
 
 /// The first and last minute of the input.
@@ -237,23 +287,14 @@ fn replay_service(
 ) -> Vec<ReplayIncident> {
     let mut book: Vec<Tracked> = Vec::new();
     let mut judged = ServiceBook::default();
-    let base = config;
-    let mut profiled = base.clone();
-    // Anomalous minutes of the profile's horizon (the book forgets them sooner).
-    let mut anomalous = domain::detection::Anomalies::new();
+    let mut profiles = Profiles::new(config);
     let mut now = first;
     while now <= end {
-        // The profile is relearned every hour from the day before, as the live detector does.
-        if now.since(first) % PROFILE_EVERY_MINUTES == 0 {
-            let horizon = now.minus(PROFILE_HORIZON_MINUTES);
-            anomalous = anomalous.split_off(&horizon);
-            let profile = Profile::learn(series, &anomalous, horizon, now.minus(1));
-            profiled = base.with_profile(profile.as_ref());
-        }
-        let config = &profiled;
+        let config = profiles.config_at(series, first, now).clone();
+        let config = &config;
         let from = now.minus(i64::from(config.lateness_minutes) + 1).max(first);
         let refresh = judged.refresh(config, series, from, now);
-        anomalous.extend(judged.anomalies().iter().copied());
+        profiles.remember(&judged);
         judged.forget_before(now.minus(i64::from(config.baseline_lookback_minutes) + 2));
         let known: Vec<IncidentSnapshot> = book
             .iter()

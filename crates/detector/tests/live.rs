@@ -674,3 +674,45 @@ async fn a_restart_does_not_escalate_from_minutes_already_judged() {
     // Nothing arrived late: a start is not late data.
     assert_eq!(restarted.detector().metrics().late_minutes.get(), 0);
 }
+
+/// Eight hours of clumpy errors (variance several times the mean) teach the detector that
+/// service's dispersion, which then floors its predictive variance; a Poisson-like service
+/// keeps 1, and a service with an hour of history has no profile yet.
+#[tokio::test]
+async fn services_with_hours_of_history_get_a_learned_dispersion() {
+    let db = TestDatabase::create().await;
+    let t = Minute::containing(Utc::now()).minus(5);
+    let clumps = [0, 0, 0, 9, 0, 1, 0, 2];
+    let mut batch = Vec::new();
+    for back in 1..=480_i64 {
+        let minute = t.minus(back);
+        let at = minute.start() + Duration::seconds(30);
+        let errors = clumps[(back % 8) as usize];
+        batch.extend(events("clumpy", at, at, errors, 20));
+        batch.extend(events("steady", at, at, 2 + (back % 3) as u64, 20));
+        if back <= 60 {
+            batch.extend(events("newcomer", at, at, 2 + (back % 3) as u64, 20));
+        }
+    }
+    write_events(&db, &batch).await;
+    let app = detector::Application::build(settings(&db)).await.unwrap();
+    let report = app.detector().tick(at(t, 5)).await.unwrap();
+    assert_eq!(
+        report.opened, 0,
+        "clumps are this service's normal: {report:?}"
+    );
+    let learned = |service: &'static str| {
+        let db = &db;
+        async move {
+            let config: domain::DetectionConfig =
+                serde_json::from_value(verdict(db, service).await.config.unwrap()).unwrap();
+            (config.min_dispersion, config.min_rate_dispersion)
+        }
+    };
+    let (dispersion, rate_dispersion) = learned("clumpy").await;
+    assert!(dispersion > 3.0, "{dispersion}");
+    assert!(rate_dispersion > 3.0, "{rate_dispersion}");
+    assert_eq!(learned("steady").await, (1.0, 1.0));
+    assert_eq!(learned("newcomer").await, (1.0, 1.0));
+    assert_eq!(app.detector().metrics().profiles_learned.get(), 2);
+}

@@ -284,6 +284,26 @@ pub async fn resolved_since(
     Ok(scoped!(query, scope, incidents::service).load(conn).await?)
 }
 
+/// The firing spans (`first_minute`, `last_fired_minute`) of the incidents of `services`
+/// that fired at or after `since`, active or not: the minutes a service's profile leaves
+/// out.
+pub async fn firing_spans(
+    conn: &mut AsyncPgConnection,
+    services: &[String],
+    since: DateTime<Utc>,
+) -> StoreResult<Vec<(String, DateTime<Utc>, DateTime<Utc>)>> {
+    Ok(incidents::table
+        .filter(incidents::service.eq_any(services))
+        .filter(incidents::last_fired_minute.ge(since))
+        .select((
+            incidents::service,
+            incidents::first_minute,
+            incidents::last_fired_minute,
+        ))
+        .load(conn)
+        .await?)
+}
+
 /// Which incidents a page lists.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {

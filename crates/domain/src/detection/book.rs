@@ -82,6 +82,34 @@ impl ServiceBook {
         self.refresh_with(config, series, from, now, &mut |_, _| {})
     }
 
+    /// [`ServiceBook::refresh`], telling `judged` each minute judged with the baseline it
+    /// was judged against and its threshold (what [`trace`] collects).
+    pub fn refresh_traced(
+        &mut self,
+        config: &DetectionConfig,
+        series: &MinuteSeries,
+        from: Minute,
+        now: Minute,
+        judged: &mut dyn FnMut(Minute, TracedVerdict),
+    ) -> Refresh {
+        self.refresh_with(config, series, from, now, &mut |minute, baselines| {
+            let baseline = *baselines.single();
+            judged(
+                minute,
+                TracedVerdict {
+                    baseline,
+                    reach: baselines.reach,
+                    threshold: threshold(config, 1, &baseline),
+                },
+            );
+        })
+    }
+
+    /// Whether `minute` was judged anomalous (and is not forgotten yet).
+    pub fn is_anomalous(&self, minute: Minute) -> bool {
+        self.anomalies.contains(&minute)
+    }
+
     /// [`ServiceBook::refresh`], telling `judged` each minute judged with the baselines it
     /// was judged against.
     fn refresh_with(
@@ -204,22 +232,14 @@ pub fn trace(
 ) -> Vec<TracedMinute> {
     let mut verdicts = BTreeMap::new();
     let mut book = ServiceBook::default();
-    book.refresh_with(
+    book.refresh_traced(
         config,
         series,
         series.first(),
         last.plus(1),
-        &mut |minute, baselines| {
+        &mut |minute, verdict| {
             if minute >= from {
-                let baseline = *baselines.single();
-                verdicts.insert(
-                    minute,
-                    TracedVerdict {
-                        baseline,
-                        reach: baselines.reach,
-                        threshold: threshold(config, 1, &baseline),
-                    },
-                );
+                verdicts.insert(minute, verdict);
             }
         },
     );

@@ -56,7 +56,8 @@ impl Profile {
         // freedom, against the mean of those hours. (A median of per-hour ratios would be
         // robust, but the variance of clumpy counts is right-skewed: its median sits well
         // below the truth. Bursts are kept out as the anomalies they were judged to be.)
-        let (mut squares, mut freedom, mut errors, mut minutes, mut blocks) = (0.0, 0.0, 0.0, 0.0, 0);
+        let (mut squares, mut freedom, mut errors, mut minutes, mut blocks) =
+            (0.0, 0.0, 0.0, 0.0, 0);
         let (mut rate_observed, mut rate_binomial) = (0.0, 0.0);
         let mut start = from;
         while start.plus(BLOCK_MINUTES - 1) <= to {
@@ -113,13 +114,15 @@ fn ratio_squares(minutes: &[(u64, u64)]) -> (f64, f64) {
         return (0.0, 0.0);
     }
     let ratio = errors / totals;
-    minutes.iter().fold((0.0, 0.0), |(observed, binomial), &(e, t)| {
-        let t = t as f64;
-        (
-            observed + (e as f64 - t * ratio).powi(2),
-            binomial + t * ratio * (1.0 - ratio),
-        )
-    })
+    minutes
+        .iter()
+        .fold((0.0, 0.0), |(observed, binomial), &(e, t)| {
+            let t = t as f64;
+            (
+                observed + (e as f64 - t * ratio).powi(2),
+                binomial + t * ratio * (1.0 - ratio),
+            )
+        })
 }
 
 /// The sum of squared residuals of the `(offset, count)` points around their least-squares
@@ -183,7 +186,13 @@ mod tests {
     fn poisson_errors_have_no_extra_dispersion_and_clumpy_ones_do() {
         let mut draws = Draws(0x9e37_79b9_7f4a_7c15);
         let poisson: Vec<u64> = (0..1440).map(|_| draws.poisson(5.0)).collect();
-        let profile = Profile::learn(&series_with(&poisson), &Anomalies::new(), Minute(0), Minute(1439)).unwrap();
+        let profile = Profile::learn(
+            &series_with(&poisson),
+            &Anomalies::new(),
+            Minute(0),
+            Minute(1439),
+        )
+        .unwrap();
         assert_eq!(profile.blocks, 24);
         assert!(profile.dispersion < 1.25, "{profile:?}");
         // Gamma-Poisson with shape 5: variance 5 + 5 = twice the mean.
@@ -193,7 +202,13 @@ mod tests {
                 draws.poisson(rate)
             })
             .collect();
-        let profile = Profile::learn(&series_with(&clumpy), &Anomalies::new(), Minute(0), Minute(1439)).unwrap();
+        let profile = Profile::learn(
+            &series_with(&clumpy),
+            &Anomalies::new(),
+            Minute(0),
+            Minute(1439),
+        )
+        .unwrap();
         assert!((1.6..2.5).contains(&profile.dispersion), "{profile:?}");
     }
 
