@@ -4,9 +4,11 @@
 test expected, and the threshold: the smallest count that would have opened an incident in
 that minute alone).
 
-The service: 3 hours of over-dispersed errors (gamma-Poisson, mean 5 a minute, variance
-twice the mean: real error traffic is clumpier than Poisson), then a 3-minute burst of
-mean + max(10, 6 sd) a minute, then an hour more. Seeded, so every run draws the same.
+The service: a day and 3 hours of over-dispersed errors (gamma-Poisson, mean 5 a minute,
+variance twice the mean: real error traffic is clumpier than Poisson), then a 3-minute
+burst of mean + max(10, 6 sd) a minute, then an hour more; the plot shows the last 4 hours
+(the day before is what the service's profile is learned from). Seeded, so every run draws
+the same.
 
 Usage: python3 bench/replay_plot.py [OUT.png]   (default docs/detection/replay-minutes.png)
 Environment: THREESIGMA_BIN (default target/release) holds threesigma-detector;
@@ -29,7 +31,8 @@ VENV = os.path.abspath(os.environ.get("PLOT_VENV", os.path.join(ROOT, "target", 
 OUT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "docs", "detection", "replay-minutes.png"))
 SEED = 20261201
 MEAN = 5.0
-BURST_AT = 180
+HISTORY = 1440
+BURST_AT = HISTORY + 180
 
 
 def in_venv():
@@ -70,7 +73,7 @@ def main():
     scenario(csv)
     lines = subprocess.run([detector, "replay", "--minutes", "--input", csv], check=True,
                            capture_output=True, text=True).stdout.splitlines()
-    verdicts = [json.loads(line) for line in lines]
+    verdicts = [json.loads(line) for line in lines][HISTORY:]
     judged = [v for v in verdicts if v["threshold"] is not None]
     x = [(v["minute"]) for v in verdicts]
     index = {v["minute"]: i for i, v in enumerate(verdicts)}
@@ -86,16 +89,16 @@ def main():
     ax.fill_between(jx, [v["expected"] for v in judged], [v["threshold"] for v in judged], step="mid",
                     color="#f7d774", alpha=0.5)
     fired = sum(1 for v in verdicts if v["fires"])
-    ax.set_title(f"threesigma-detector replay --minutes: over-dispersed errors (mean {MEAN:g}/min, variance 2x), "
-                 f"a 3-minute burst at minute {BURST_AT}; {fired} minutes fired", fontsize=10)
-    ax.set_xlabel("minute")
+    ax.set_title(f"threesigma-detector replay --minutes: over-dispersed errors (mean {MEAN:g}/min, variance 2x) after a day "
+                 f"of them, a 3-minute burst at minute {BURST_AT - HISTORY}; {fired} minutes fired alone", fontsize=10)
+    ax.set_xlabel("minute (after a day of history)")
     ax.set_ylabel("errors")
     ax.set_xlim(-1, len(x))
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     fig.savefig(OUT)
-    false = [i for i, v in enumerate(verdicts) if v["fires"] and not BURST_AT <= i < BURST_AT + 3]
+    false = [i for i, v in enumerate(verdicts) if v["fires"] and not BURST_AT - HISTORY <= i < BURST_AT - HISTORY + 3]
     print(f"{len(verdicts)} minutes, {len(judged)} judged, {fired} fired "
           f"(outside the burst: {false}); wrote {OUT}")
 
