@@ -167,6 +167,7 @@ impl DetectionSettings {
             p_critical: self.p_critical,
             min_dispersion: self.min_dispersion,
             min_rate_dispersion: 1.0,
+            profiled: false,
             error_rate: self.error_rate,
             rate_min_factor: self.rate_min_factor,
             z_threshold: self.z_threshold,

@@ -88,7 +88,8 @@ pub(super) fn assess_window(
                 )
             }
             Algorithm::NegativeBinomial => {
-                let (mean, variance) = baseline.predictive(window, config.min_dispersion);
+                let (mean, variance) =
+                    baseline.predictive(window, config.min_dispersion, !config.profiled);
                 let z = (count as f64 - mean) / variance.sqrt();
                 // Within the count guard nothing can fire: no tail probability is reported.
                 let p = guard(count).then(|| negative_binomial_tail(count, mean, variance));
@@ -134,7 +135,9 @@ pub(super) fn assess_window(
 fn opens(config: &DetectionConfig, window: u32, baseline: &Baseline) -> impl Fn(u64) -> bool {
     let predictive = match config.algorithm {
         Algorithm::Classic => None,
-        Algorithm::NegativeBinomial => Some(baseline.predictive(window, config.min_dispersion)),
+        Algorithm::NegativeBinomial => {
+            Some(baseline.predictive(window, config.min_dispersion, !config.profiled))
+        }
     };
     move |count| {
         count > config.min_count

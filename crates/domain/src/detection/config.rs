@@ -87,6 +87,11 @@ pub struct DetectionConfig {
     /// [`Profile`]: super::Profile
     #[serde(default = "one")]
     pub min_rate_dispersion: f64,
+    /// Whether `min_dispersion` comes from the service's learned profile: then it is the
+    /// dispersion, and a 30-minute baseline's own variance does not replace it (a burst's
+    /// first minute in the baseline would otherwise raise the next minutes' threshold).
+    #[serde(default)]
+    pub profiled: bool,
     /// Errors a bucket must exceed to open or keep an incident (the original's guard).
     pub min_count: u64,
     /// Error rate: the bucket's error ratio must be at least this multiple of the baseline
@@ -128,6 +133,7 @@ impl Default for DetectionConfig {
             p_critical: 1e-12,
             min_dispersion: 1.0,
             min_rate_dispersion: 1.0,
+            profiled: false,
             min_count: 5,
             rate_min_factor: 2.0,
             error_rate: true,
@@ -162,6 +168,7 @@ impl DetectionConfig {
         if let Some(profile) = profile {
             config.min_dispersion = config.min_dispersion.max(profile.dispersion);
             config.min_rate_dispersion = config.min_rate_dispersion.max(profile.rate_dispersion);
+            config.profiled = true;
         }
         config
     }
