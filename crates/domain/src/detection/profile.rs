@@ -3,6 +3,7 @@
 //! while its level moves, so it is learned over hours and used as the floor of the
 //! predictive variance.
 
+use super::baseline::negative_binomial_tail;
 use super::series::{Anomalies, MinuteSeries};
 use crate::time::Minute;
 
@@ -44,65 +45,128 @@ impl Profile {
     /// left out: for each hour with at least [`MIN_BLOCK_MINUTES`] such minutes and some
     /// errors, the residuals of its error counts around a straight line (so a level that
     /// moves within the hour, as on a daily ramp, is not taken for clumpiness); the profile
-    /// is their pooled variance over the mean. `None` with fewer than [`MIN_BLOCKS`] such
-    /// hours.
+    /// is their pooled variance over the mean, trimmed of the minutes it calls rare. `None`
+    /// with fewer than [`MIN_BLOCKS`] such hours.
     pub fn learn(
         series: &MinuteSeries,
         anomalies: &Anomalies,
         from: Minute,
         to: Minute,
     ) -> Option<Profile> {
-        // Pooled: the residual sums of squares of every usable hour over their degrees of
-        // freedom, against the mean of those hours. (A median of per-hour ratios would be
-        // robust, but the variance of clumpy counts is right-skewed: its median sits well
-        // below the truth. Bursts are kept out as the anomalies they were judged to be.)
-        let (mut squares, mut freedom, mut errors, mut minutes, mut blocks) =
-            (0.0, 0.0, 0.0, 0.0, 0);
-        let (mut rate_observed, mut rate_binomial) = (0.0, 0.0);
+        // Each usable hour as (offset, errors, total) minutes.
+        let mut hours: Vec<Vec<(f64, u64, u64)>> = Vec::new();
         let mut start = from;
         while start.plus(BLOCK_MINUTES - 1) <= to {
-            let usable: Vec<(i64, Minute)> = (0..BLOCK_MINUTES)
+            let hour: Vec<(f64, u64, u64)> = (0..BLOCK_MINUTES)
                 .map(|offset| (offset, start.plus(offset)))
                 .filter(|(_, minute)| series.is_known(*minute) && !anomalies.contains(minute))
+                .map(|(offset, minute)| {
+                    (offset as f64, series.errors(minute), series.totals(minute))
+                })
                 .collect();
             start = start.plus(BLOCK_MINUTES);
-            if usable.len() < MIN_BLOCK_MINUTES {
-                continue;
+            if hour.len() >= MIN_BLOCK_MINUTES {
+                hours.push(hour);
             }
-            let block: Vec<(f64, f64)> = usable
-                .iter()
-                .map(|(offset, minute)| (*offset as f64, series.errors(*minute) as f64))
-                .collect();
-            let pairs: Vec<(u64, u64)> = usable
-                .iter()
-                .map(|(_, minute)| (series.errors(*minute), series.totals(*minute)))
-                .collect();
-            let (observed, binomial) = ratio_squares(&pairs);
-            rate_observed += observed;
-            rate_binomial += binomial;
-            squares += residual_squares(&block);
-            freedom += block.len() as f64 - 2.0;
-            errors += block.iter().map(|(_, count)| count).sum::<f64>();
-            minutes += block.len() as f64;
-            blocks += 1;
         }
-        if blocks < MIN_BLOCKS || errors <= 0.0 {
+        let blocks = hours.len();
+        if blocks < MIN_BLOCKS {
             return None;
         }
-        let dispersion = squares / freedom / (errors / minutes);
-        let rate_dispersion = if rate_binomial > 0.0 {
-            rate_observed / rate_binomial
-        } else {
-            1.0
-        };
-        // Within noise of Poisson (binomial): that (the 30-minute test still sees more).
+        // Pooled, then trimmed by the model itself: minutes this profile calls rarer than
+        // one in a thousand for their hour are left out and the profile estimated again
+        // (until it settles). Bursts that were not judged anomalous (too small to fire) would
+        // otherwise be learned as clumpiness, raising the threshold that missed them; a
+        // median of per-hour ratios would be robust, but the variance of clumpy counts is
+        // right-skewed and its median sits well below the truth.
+        let mut profile = pooled(&hours, None)?;
+        for _ in 0..TRIM_ROUNDS {
+            let trimmed = pooled(&hours, Some(profile.dispersion)).unwrap_or(profile);
+            let settled =
+                (trimmed.dispersion - profile.dispersion).abs() < 0.01 * profile.dispersion;
+            profile = trimmed;
+            if settled {
+                break;
+            }
+        }
+        // Within noise of Poisson (binomial): that.
         let floor = |value: f64| if value < POISSON_BELOW { 1.0 } else { value };
         Some(Profile {
-            dispersion: floor(dispersion),
-            rate_dispersion: floor(rate_dispersion),
+            dispersion: floor(profile.dispersion),
+            rate_dispersion: floor(profile.rate_dispersion),
             blocks: u32::try_from(blocks).unwrap_or(u32::MAX),
         })
     }
+}
+
+/// Most rounds of trimming by the model (see [`Profile::learn`]); it stops sooner once the
+/// estimate moves by less than 1%.
+const TRIM_ROUNDS: usize = 8;
+
+/// Minutes the model calls rarer than this for their hour are trimmed.
+const TRIM_TAIL: f64 = 1e-3;
+
+/// The pooled dispersions of `hours` (unfloored); with `trim_at`, minutes whose errors a
+/// negative binomial of the hour's mean and that dispersion calls rarer than [`TRIM_TAIL`]
+/// are left out. `None` without errors.
+fn pooled(hours: &[Vec<(f64, u64, u64)>], trim_at: Option<f64>) -> Option<Profile> {
+    let (mut squares, mut freedom, mut errors, mut minutes) = (0.0, 0.0, 0.0, 0.0);
+    let (mut rate_observed, mut rate_binomial) = (0.0, 0.0);
+    for hour in hours {
+        let mean = hour.iter().map(|&(_, e, _)| e as f64).sum::<f64>() / hour.len() as f64;
+        let kept: Vec<&(f64, u64, u64)> = match trim_at {
+            Some(dispersion) if mean > 0.0 => {
+                let variance = mean * dispersion.max(1.0);
+                let cut = first_rare(mean, variance);
+                hour.iter().filter(|&&(_, e, _)| e < cut).collect()
+            }
+            _ => hour.iter().collect(),
+        };
+        if kept.len() < 3 {
+            continue;
+        }
+        let points: Vec<(f64, f64)> = kept.iter().map(|&&(x, e, _)| (x, e as f64)).collect();
+        let pairs: Vec<(u64, u64)> = kept.iter().map(|&&(_, e, t)| (e, t)).collect();
+        let (observed, binomial) = ratio_squares(&pairs);
+        rate_observed += observed;
+        rate_binomial += binomial;
+        squares += residual_squares(&points);
+        freedom += points.len() as f64 - 2.0;
+        errors += points.iter().map(|(_, count)| count).sum::<f64>();
+        minutes += points.len() as f64;
+    }
+    if errors <= 0.0 || freedom <= 0.0 {
+        return None;
+    }
+    Some(Profile {
+        dispersion: squares / freedom / (errors / minutes),
+        rate_dispersion: if rate_binomial > 0.0 {
+            rate_observed / rate_binomial
+        } else {
+            1.0
+        },
+        blocks: 0,
+    })
+}
+
+/// The smallest count whose tail under a negative binomial of this mean and variance is
+/// at most [`TRIM_TAIL`].
+fn first_rare(mean: f64, variance: f64) -> u64 {
+    let mut count = mean.ceil() as u64 + 1;
+    while negative_binomial_tail(count, mean, variance) > TRIM_TAIL {
+        count = count.saturating_mul(2).max(count + 1);
+    }
+    // Narrow down: the mean's floor is never rare.
+    let (mut low, mut high) = (mean.floor() as u64, count);
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if negative_binomial_tail(middle, mean, variance) > TRIM_TAIL {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    high
 }
 
 /// The squared deviations of errors from each minute's events times the block's ratio,
@@ -210,6 +274,23 @@ mod tests {
         )
         .unwrap();
         assert!((1.6..2.5).contains(&profile.dispersion), "{profile:?}");
+    }
+
+    #[test]
+    fn bursts_too_small_to_fire_are_not_learned_as_clumpiness() {
+        let mut draws = Draws(0x1234_5678_9abc_def1);
+        // Poisson(2), and every two hours three minutes of Poisson(12.4): a day of the
+        // bench's bursts, none of them judged anomalous.
+        let counts: Vec<u64> = (0..1440)
+            .map(|i| draws.poisson(if i % 120 < 3 { 12.4 } else { 2.0 }))
+            .collect();
+        let profile = Profile::learn(
+            &series_with(&counts),
+            &Anomalies::new(),
+            Minute(0),
+            Minute(1439),
+        );
+        assert_eq!(profile.map(|p| p.dispersion), Some(1.0), "{profile:?}");
     }
 
     #[test]
