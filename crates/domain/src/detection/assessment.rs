@@ -88,8 +88,7 @@ pub(super) fn assess_window(
                 )
             }
             Algorithm::NegativeBinomial => {
-                let (mean, variance) =
-                    baseline.predictive(window, config.min_dispersion, !config.profiled);
+                let (mean, variance) = baseline.predictive(window, config.min_dispersion);
                 let z = (count as f64 - mean) / variance.sqrt();
                 // Within the count guard nothing can fire: no tail probability is reported.
                 let p = guard(count).then(|| negative_binomial_tail(count, mean, variance));
@@ -135,9 +134,7 @@ pub(super) fn assess_window(
 fn opens(config: &DetectionConfig, window: u32, baseline: &Baseline) -> impl Fn(u64) -> bool {
     let predictive = match config.algorithm {
         Algorithm::Classic => None,
-        Algorithm::NegativeBinomial => {
-            Some(baseline.predictive(window, config.min_dispersion, !config.profiled))
-        }
+        Algorithm::NegativeBinomial => Some(baseline.predictive(window, config.min_dispersion)),
     };
     move |count| {
         count > config.min_count

@@ -135,9 +135,11 @@ impl Baseline {
     /// sample variance is noisy, and taking the larger of the two every time would blunt
     /// the test for no reason. Either way it is widened by 1/n for the uncertainty of an
     /// n-minute estimate.
-    /// With `adapt` false (the service has a learned profile), the variance is the mean
-    /// times `min_dispersion`, whatever the 30 minutes show.
-    pub fn predictive(&self, window: u32, min_dispersion: f64, adapt: bool) -> (f64, f64) {
+    /// `min_dispersion` (the setting, or a service's learned profile) floors the variance,
+    /// and the 30 minutes' own variance takes over only when significantly above that
+    /// floor: a one-sided widening, so a service whose errors just became clumpier is
+    /// covered before its profile learns it.
+    pub fn predictive(&self, window: u32, min_dispersion: f64) -> (f64, f64) {
         let n = f64::from(self.minutes.max(1));
         let mean = (self.mean * n + 0.5) / n;
         let sample_variance = if self.minutes > 1 {
@@ -148,9 +150,8 @@ impl Baseline {
         // Over-dispersed beyond what is already assumed (`min_dispersion`, or the service's
         // learned profile): only then does the noisy 30-minute variance take over.
         let assumed = mean * min_dispersion.max(1.0);
-        let over_dispersed = adapt
-            && self.minutes > 1
-            && (n - 1.0) * sample_variance / assumed > chi_squared_95(n - 1.0);
+        let over_dispersed =
+            self.minutes > 1 && (n - 1.0) * sample_variance / assumed > chi_squared_95(n - 1.0);
         let observed = if over_dispersed {
             sample_variance
         } else {

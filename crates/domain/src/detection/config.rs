@@ -87,9 +87,8 @@ pub struct DetectionConfig {
     /// [`Profile`]: super::Profile
     #[serde(default = "one")]
     pub min_rate_dispersion: f64,
-    /// Whether `min_dispersion` comes from the service's learned profile: then it is the
-    /// dispersion, and a 30-minute baseline's own variance does not replace it (a burst's
-    /// first minute in the baseline would otherwise raise the next minutes' threshold).
+    /// Whether `min_dispersion` and `min_rate_dispersion` include the service's learned
+    /// profile (recorded with verdicts, so a reader can tell).
     #[serde(default)]
     pub profiled: bool,
     /// Errors a bucket must exceed to open or keep an incident (the original's guard).
