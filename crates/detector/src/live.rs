@@ -22,17 +22,17 @@ use store::{DbPool, StoreResult};
 use tokio::sync::Mutex;
 
 use crate::metrics::DetectorMetrics;
+use crate::notify::Notifier;
 
-/// Profiles learned per tick: at most one in this many services (at the default 10 s
-/// interval, 360 ticks an hour relearn every profile about once an hour).
+const ACTOR: &str = "detector";
+
+/// Profiles learned per tick: one in this many services (at the default 10 s interval, 360
+/// ticks an hour relearn every profile about once an hour) ...
 const PROFILES_PER_TICK_DIVISOR: usize = 300;
 
 /// ... and at least this many, so a detector that starts learns its services' profiles
 /// within minutes (until then a service is judged as without one).
 const MIN_PROFILES_PER_TICK: usize = 8;
-use crate::notify::Notifier;
-
-const ACTOR: &str = "detector";
 
 /// What one tick did, for logs, metrics and `threesigma-detector once`.
 #[derive(Debug, Default, Clone, Serialize)]
