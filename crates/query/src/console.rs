@@ -48,6 +48,10 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
+/// The entity tags of [`ASSETS`], in order, computed once.
+static ETAGS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| ASSETS.iter().map(|asset| etag(asset.body)).collect());
+
 /// The entity tag of `body`: FNV-1a, enough to tell one build's file from another's.
 fn etag(body: &str) -> String {
     let hash = body.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
@@ -167,17 +171,17 @@ fn encode(text: &str) -> String {
 }
 
 async fn asset(request: HttpRequest, file: web::Path<String>) -> HttpResponse {
-    let Some(asset) = ASSETS.iter().find(|asset| asset.name == file.as_str()) else {
+    let Some(index) = ASSETS.iter().position(|asset| asset.name == file.as_str()) else {
         return HttpResponse::NotFound()
             .content_type(ContentType::plaintext())
             .body("no such console file");
     };
-    let tag = etag(asset.body);
+    let (asset, tag) = (&ASSETS[index], &ETAGS[index]);
     let fresh = request
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(',').any(|candidate| candidate.trim() == tag));
+        .is_some_and(|value| value.split(',').any(|candidate| candidate.trim() == *tag));
     // Revalidated on every use (a new binary serves new files under the same names).
     let mut response = if fresh {
         HttpResponse::NotModified()
@@ -185,7 +189,7 @@ async fn asset(request: HttpRequest, file: web::Path<String>) -> HttpResponse {
         HttpResponse::Ok()
     };
     response
-        .insert_header((header::ETAG, tag))
+        .insert_header((header::ETAG, tag.as_str()))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("Content-Security-Policy", CONTENT_SECURITY_POLICY));
     if fresh {

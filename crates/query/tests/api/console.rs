@@ -25,6 +25,16 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// GET `url` with the session cookie `cookie` (`name=value`), as a browser would.
+async fn with_cookie(url: impl reqwest::IntoUrl, cookie: &str) -> reqwest::Response {
+    browser()
+        .get(url)
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Signs in from the console's own origin; the `name=value` of the session cookie.
 async fn sign_in(app: &TestApp, email: &str, password: &str) -> String {
     let response = browser()
@@ -209,12 +219,7 @@ async fn a_console_session_reads_acts_from_its_own_origin_only_and_signs_out() {
 
     // Pages and reads with the cookie.
     for page in PAGES {
-        let response = browser()
-            .get(format!("{}{page}", app.address))
-            .header(COOKIE, &cookie)
-            .send()
-            .await
-            .unwrap();
+        let response = with_cookie(format!("{}{page}", app.address), &cookie).await;
         assert_eq!(response.status(), 200, "{page}");
     }
     // Signed in already, sign-in leads straight on, never off the site.
@@ -222,21 +227,12 @@ async fn a_console_session_reads_acts_from_its_own_origin_only_and_signs_out() {
         ("%2Fservices", "/services"),
         ("%2F%2Fevil.example", "/incidents"),
     ] {
-        let response = browser()
-            .get(format!("{}/sign-in?next={next}", app.address))
-            .header(COOKIE, &cookie)
-            .send()
-            .await
-            .unwrap();
+        let response = with_cookie(format!("{}/sign-in?next={next}", app.address), &cookie).await;
         assert_eq!(response.status(), 303);
         assert_eq!(response.headers()[LOCATION], expected);
     }
-    let me: Value = browser()
-        .get(&session_url)
-        .header(COOKIE, &cookie)
-        .send()
+    let me: Value = with_cookie(&session_url, &cookie)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -313,19 +309,9 @@ async fn a_console_session_reads_acts_from_its_own_origin_only_and_signs_out() {
     assert_eq!(out.status(), 204);
     let cleared = out.headers()[SET_COOKIE].to_str().unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
-    let after = browser()
-        .get(&session_url)
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let after = with_cookie(&session_url, &cookie).await;
     assert_eq!(after.status(), 401);
-    let page = browser()
-        .get(format!("{}/incidents", app.address))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = with_cookie(format!("{}/incidents", app.address), &cookie).await;
     assert_eq!(page.status(), 303);
     assert_eq!(
         page.headers()[LOCATION],
@@ -356,12 +342,7 @@ async fn viewers_cannot_act_expired_sessions_sign_in_again_and_tls_cookies_are_s
         "threesigma_session={}",
         auth::testing::expired_token("viewer@example.com")
     );
-    let page = browser()
-        .get(format!("{}/services", app.address))
-        .header(COOKIE, &expired)
-        .send()
-        .await
-        .unwrap();
+    let page = with_cookie(format!("{}/services", app.address), &expired).await;
     assert_eq!(page.status(), 303);
     assert_eq!(
         page.headers()[LOCATION],
@@ -373,12 +354,7 @@ async fn viewers_cannot_act_expired_sessions_sign_in_again_and_tls_cookies_are_s
             .unwrap()
             .contains("Max-Age=0")
     );
-    let api = browser()
-        .get(format!("{}/api/v1/incidents", app.address))
-        .header(COOKIE, &expired)
-        .send()
-        .await
-        .unwrap();
+    let api = with_cookie(format!("{}/api/v1/incidents", app.address), &expired).await;
     assert_eq!(api.status(), 401);
 
     // Behind a TLS-terminating proxy the cookie is Secure.
