@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::detection::profile::{PROFILE_EVERY_MINUTES, PROFILE_HORIZON_MINUTES};
+use domain::detection::rhythm::RHYTHM_HORIZON_MINUTES;
 use domain::detection::{
     self, Algorithm, Assessment, Baseline, Decision, IncidentSnapshot, MinuteSeries, MinuteStatus,
-    Profile, Refresh, ServiceBook, ServiceInput, Transition,
+    Profile, Quarter, Refresh, Rhythm, ServiceBook, ServiceInput, Transition,
 };
 use domain::{DetectionConfig, EventKind, Level, Minute, Signal};
 use serde::Serialize;
@@ -392,6 +393,26 @@ impl Detector {
         )
         .await?;
         let spans = incidents::firing_spans(conn, &due, horizon.start()).await?;
+        // The daily rhythm: a week of quarter-hours (only where the setting wants one).
+        let week = now.minus(RHYTHM_HORIZON_MINUTES);
+        let mut quarters: HashMap<String, (Minute, BTreeMap<i64, u64>)> = HashMap::new();
+        if self.config.daily_rhythm {
+            for row in store::counts::quarter_counts(
+                conn,
+                week.start(),
+                now.minus(1).start(),
+                &due,
+                Level::Error.as_i16(),
+            )
+            .await?
+            {
+                let (first, errors) = quarters
+                    .entry(row.service)
+                    .or_insert_with(|| (now, BTreeMap::new()));
+                *first = (*first).min(Minute::containing(row.first_minute));
+                errors.insert(row.quarter, u64::try_from(row.errors).unwrap_or(0));
+            }
+        }
         let mut history: HashMap<&str, MinuteSeries> = HashMap::new();
         for row in &rows {
             history
@@ -422,7 +443,15 @@ impl Detector {
                 let series = series.with_history_start(start);
                 Profile::learn(&series, &left_out, horizon, now.minus(1))
             });
-            remembered.config = self.config.with_profile(profile.as_ref());
+            // Minutes before the service's first event of the week are unknown, not quiet.
+            let rhythm = quarters.remove(service).and_then(|(first, errors)| {
+                let quarters = Quarter::between(&errors, first, now.minus(1));
+                Rhythm::learn(&quarters, profile.map_or(1.0, |p| p.dispersion))
+            });
+            remembered.config = self
+                .config
+                .with_profile(profile.as_ref())
+                .with_rhythm(rhythm);
             remembered.profiled_at = Some(now);
             if profile.is_some() {
                 self.metrics.profiles_learned.inc();

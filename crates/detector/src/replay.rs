@@ -15,8 +15,9 @@ use std::io::Read;
 
 use chrono::{DateTime, Utc};
 use domain::detection::profile::{PROFILE_EVERY_MINUTES, PROFILE_HORIZON_MINUTES};
+use domain::detection::rhythm::RHYTHM_HORIZON_MINUTES;
 use domain::detection::{
-    self, IncidentSnapshot, MinuteSeries, Profile, ServiceBook, ServiceInput, Transition,
+    self, IncidentSnapshot, MinuteSeries, Profile, Rhythm, ServiceBook, ServiceInput, Transition,
 };
 use domain::time::parse_timestamp_text;
 use domain::{DetectionConfig, Minute, Severity, Signal, Status};
@@ -192,12 +193,13 @@ pub fn minutes(
     Ok(verdicts)
 }
 
-/// A service's profile as the replay keeps it: relearned every hour from the day before
-/// (as the live detector does), with the minutes judged anomalous over that day left out.
+/// A service's profile and daily rhythm as the replay keeps them: relearned every hour from
+/// the day (the rhythm: the week) before, as the live detector does, with the minutes judged
+/// anomalous left out.
 struct Profiles<'a> {
     base: &'a DetectionConfig,
     config: DetectionConfig,
-    /// Anomalous minutes of the profile's horizon (the book forgets them sooner).
+    /// Anomalous minutes of the rhythm's horizon (the book forgets them sooner).
     anomalous: detection::Anomalies,
 }
 
@@ -210,13 +212,24 @@ impl<'a> Profiles<'a> {
         }
     }
 
-    /// The configuration in force at `now`, relearning the profile on the hour.
+    /// The configuration in force at `now`, relearning the profile and the daily rhythm on
+    /// the hour.
     fn config_at(&mut self, series: &MinuteSeries, first: Minute, now: Minute) -> &DetectionConfig {
         if now.since(first) % PROFILE_EVERY_MINUTES == 0 {
+            self.anomalous = self.anomalous.split_off(&now.minus(RHYTHM_HORIZON_MINUTES));
             let horizon = now.minus(PROFILE_HORIZON_MINUTES);
-            self.anomalous = self.anomalous.split_off(&horizon);
             let profile = Profile::learn(series, &self.anomalous, horizon, now.minus(1));
-            self.config = self.base.with_profile(profile.as_ref());
+            let quarters = Rhythm::quarters_of(
+                series,
+                &self.anomalous,
+                now.minus(RHYTHM_HORIZON_MINUTES),
+                now.minus(1),
+            );
+            let dispersion = profile.map_or(1.0, |profile| profile.dispersion);
+            self.config = self
+                .base
+                .with_profile(profile.as_ref())
+                .with_rhythm(Rhythm::learn(&quarters, dispersion));
         }
         &self.config
     }

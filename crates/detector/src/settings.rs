@@ -89,6 +89,9 @@ pub struct DetectionSettings {
     pub min_dispersion: f64,
     /// Whether the error_rate signal (errors / all events) is evaluated.
     pub error_rate: bool,
+    /// Whether a service's daily rhythm, learned from the same time on previous days once
+    /// it has three days of history, raises its expected errors when the day climbs.
+    pub daily_rhythm: bool,
     /// Error rate: the minute's error ratio must be at least this multiple of the baseline's.
     pub rate_min_factor: f64,
     /// Classic: z above which a minute opens an incident.
@@ -132,6 +135,7 @@ impl Default for DetectionSettings {
             p_critical: config.p_critical,
             min_dispersion: config.min_dispersion,
             error_rate: config.error_rate,
+            daily_rhythm: config.daily_rhythm,
             rate_min_factor: config.rate_min_factor,
             z_threshold: config.z_threshold,
             stay_z: config.stay_z,
@@ -168,6 +172,8 @@ impl DetectionSettings {
             min_dispersion: self.min_dispersion,
             min_rate_dispersion: 1.0,
             profiled: false,
+            daily_rhythm: self.daily_rhythm,
+            rhythm: None,
             error_rate: self.error_rate,
             rate_min_factor: self.rate_min_factor,
             z_threshold: self.z_threshold,

@@ -716,3 +716,58 @@ async fn services_with_hours_of_history_get_a_learned_dispersion() {
     assert_eq!(learned("newcomer").await, (1.0, 1.0));
     assert_eq!(app.detector().metrics().profiles_learned.get(), 2);
 }
+
+async fn rhythm(db: &TestDatabase, service: &str) -> Option<domain::detection::Rhythm> {
+    let config: domain::DetectionConfig =
+        serde_json::from_value(verdict(db, service).await.config.unwrap()).unwrap();
+    config.rhythm
+}
+
+/// Four days of office hours (six errors a minute from 08:00 to 20:00 UTC, one at night)
+/// teach a service its daily rhythm, recorded with the settings it is judged with; a flat
+/// service and one with a single day of history get none.
+#[tokio::test]
+async fn services_with_days_of_history_learn_their_daily_rhythm() {
+    let db = TestDatabase::create().await;
+    let t = Minute::containing(Utc::now()).minus(5);
+    let mut conn = connect(&db).await;
+    let error = domain::Level::Error.as_i16();
+    for (service, days, day_errors, night_errors) in [
+        ("office", 4, 6, 1),
+        ("flat", 4, 3, 3),
+        ("newcomer", 1, 6, 1),
+    ] {
+        diesel::sql_query(
+            "INSERT INTO log_counts (service, minute, level, shard, n) \
+             SELECT $1, m, $2, 0, CASE WHEN extract(hour FROM m AT TIME ZONE 'UTC') BETWEEN 8 AND 19 \
+                                      THEN $3 ELSE $4 END \
+             FROM generate_series($5::timestamptz, $6::timestamptz, interval '1 minute') AS m",
+        )
+        .bind::<diesel::sql_types::Text, _>(service)
+        .bind::<diesel::sql_types::SmallInt, _>(error)
+        .bind::<diesel::sql_types::Integer, _>(day_errors)
+        .bind::<diesel::sql_types::Integer, _>(night_errors)
+        .bind::<diesel::sql_types::Timestamptz, _>(t.minus(days * 1440).start())
+        .bind::<diesel::sql_types::Timestamptz, _>(t.minus(1).start())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let app = detector::Application::build(settings(&db)).await.unwrap();
+    app.detector().tick(at(t, 5)).await.unwrap();
+    let office = rhythm(&db, "office")
+        .await
+        .expect("four days of office hours");
+    // Four days from now back span five calendar days; the partial ones count if 20 hours long.
+    assert!((3..=4).contains(&office.days), "{office:?}");
+    let (noon, midnight) = (Minute(12 * 60), Minute(0));
+    assert!(
+        office.level(noon) > 2.0 * office.level(midnight),
+        "{office:?}"
+    );
+    // 07:50 → 08:40: the baseline of the half hour before 08:10 is the night's.
+    let morning = Minute(8 * 60 + 10);
+    assert!(office.rise(morning, morning, 30) > 1.5);
+    assert_eq!(rhythm(&db, "flat").await, None);
+    assert_eq!(rhythm(&db, "newcomer").await, None);
+}

@@ -34,3 +34,44 @@ pub async fn minute_counts(
         .load(conn)
         .await?)
 }
+
+/// Errors (level >= `error_level`) of one service in one quarter-hour, and the first minute
+/// of it that has any events.
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct QuarterCountRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub service: String,
+    /// Quarter-hours since the epoch.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub quarter: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub errors: i64,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub first_minute: DateTime<Utc>,
+}
+
+/// Errors per service and quarter-hour for minutes in `from..=to`, for `services`: what a
+/// daily rhythm is learned from (a week of them is 672 rows a service, not 10,080).
+pub async fn quarter_counts(
+    conn: &mut AsyncPgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    services: &[String],
+    error_level: i16,
+) -> StoreResult<Vec<QuarterCountRow>> {
+    use diesel::sql_types::{Array, SmallInt, Text, Timestamptz};
+    Ok(diesel::sql_query(
+        "SELECT service, floor(extract(epoch FROM minute) / 900)::bigint AS quarter, \
+                coalesce(sum(n) FILTER (WHERE level >= $4), 0)::bigint AS errors, \
+                min(minute) AS first_minute \
+         FROM log_counts \
+         WHERE minute >= $1 AND minute <= $2 AND service = ANY($3) \
+         GROUP BY 1, 2",
+    )
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .bind::<Array<Text>, _>(services)
+    .bind::<SmallInt, _>(error_level)
+    .load(conn)
+    .await?)
+}

@@ -177,8 +177,8 @@ fn smallest_firing(min_count: u64, fires: impl Fn(u64) -> bool) -> u64 {
     high
 }
 
-/// Judges the error *ratio* of one bucket against the baseline ratio: the errors expected
-/// at the baseline ratio for this bucket's traffic, with a quasi-binomial variance (binomial,
+/// Judges the error *ratio* of one bucket, or of a `window`-minute sum ending at it, against
+/// the baseline ratio: the errors expected at the baseline ratio for this traffic, with a quasi-binomial variance (binomial,
 /// scaled by the baseline's own over-dispersion, widened for the uncertainty of the
 /// baseline ratio), tested with the negative-binomial tail of that mean and variance; plus
 /// the count guard and the effect-size guard (`rate_min_factor`). `dispersion` is the
@@ -186,6 +186,7 @@ fn smallest_firing(min_count: u64, fires: impl Fn(u64) -> bool) -> u64 {
 pub(super) fn assess_rate(
     config: &DetectionConfig,
     minute: Minute,
+    window: u32,
     errors: u64,
     total: u64,
     baseline: &Baseline,
@@ -228,7 +229,7 @@ pub(super) fn assess_rate(
     });
     Assessment {
         minute,
-        first: minute,
+        first: minute.minus(i64::from(window) - 1),
         count: errors,
         total,
         baseline: *baseline,

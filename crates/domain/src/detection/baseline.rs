@@ -77,6 +77,17 @@ impl Baseline {
         }
     }
 
+    /// This baseline with its level raised `rise` times (errors and events alike, so the
+    /// error ratio stays; the variance in proportion, so the dispersion stays).
+    pub fn raised(self, rise: f64) -> Baseline {
+        Baseline {
+            mean: self.mean * rise,
+            stddev: self.stddev * rise.sqrt(),
+            total_mean: self.total_mean * rise,
+            ..self
+        }
+    }
+
     /// The `(errors, total)` of the baseline minutes of `bucket`, and how far it reached:
     /// the known, non-anomalous minutes among the `baseline_minutes` before it; when fewer
     /// than `min_baseline_minutes`, the newest `baseline_minutes` such minutes within

@@ -91,6 +91,13 @@ pub struct DetectionConfig {
     /// profile (recorded with verdicts, so a reader can tell).
     #[serde(default)]
     pub profiled: bool,
+    /// Whether a service's learned daily rhythm raises its expectations (the setting).
+    #[serde(default = "yes")]
+    pub daily_rhythm: bool,
+    /// The service's learned daily rhythm, when `daily_rhythm` and it has one
+    /// ([`DetectionConfig::with_rhythm`]). Not a setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rhythm: Option<super::Rhythm>,
     /// Errors a bucket must exceed to open or keep an incident (the original's guard).
     pub min_count: u64,
     /// Error rate: the bucket's error ratio must be at least this multiple of the baseline
@@ -133,6 +140,8 @@ impl Default for DetectionConfig {
             min_dispersion: 1.0,
             min_rate_dispersion: 1.0,
             profiled: false,
+            daily_rhythm: true,
+            rhythm: None,
             min_count: 5,
             rate_min_factor: 2.0,
             error_rate: true,
@@ -148,6 +157,10 @@ impl Default for DetectionConfig {
 
 fn one() -> f64 {
     1.0
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl DetectionConfig {
@@ -170,6 +183,12 @@ impl DetectionConfig {
             config.profiled = true;
         }
         config
+    }
+
+    /// This configuration for a service with `rhythm` (when `daily_rhythm` is on).
+    pub fn with_rhythm(mut self, rhythm: Option<super::Rhythm>) -> DetectionConfig {
+        self.rhythm = rhythm.filter(|_| self.daily_rhythm);
+        self
     }
 
     /// The signals this configuration evaluates.
@@ -265,6 +284,21 @@ mod tests {
             ..DetectionConfig::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::Probabilities));
+    }
+
+    #[test]
+    fn a_rhythm_is_used_only_when_the_setting_wants_it() {
+        let rhythm = crate::detection::Rhythm {
+            levels: vec![1.0; crate::detection::rhythm::SLOTS],
+            days: 3,
+        };
+        let on = DetectionConfig::default().with_rhythm(Some(rhythm.clone()));
+        assert_eq!(on.rhythm, Some(rhythm.clone()));
+        let off = DetectionConfig {
+            daily_rhythm: false,
+            ..DetectionConfig::default()
+        };
+        assert_eq!(off.with_rhythm(Some(rhythm)).rhythm, None);
     }
 
     #[test]

@@ -66,11 +66,45 @@ pub struct Evaluation<'a> {
     pub anomalies: &'a Anomalies,
 }
 
-/// The baselines a verdict on a bucket needs: the minutes before it, and for the two-minute
-/// window the minutes before that window. Each with the dispersion of its error ratio.
+/// A window longer than a minute and the signals that judge it.
+#[derive(Clone, Copy)]
+struct Window {
+    minutes: u32,
+    counts: bool,
+    ratios: bool,
+}
+
+/// The longer windows: the count test judges the last two minutes together (a rise spread
+/// over a minute boundary, or sustained but moderate, shows there first); the error-ratio
+/// test two, three and five minutes (errors that carry on while traffic falls away are a
+/// few a minute at low rates, too few for any minute alone, but plain over a few minutes).
+const WINDOWS: [Window; 3] = [
+    Window {
+        minutes: 2,
+        counts: true,
+        ratios: true,
+    },
+    Window {
+        minutes: 3,
+        counts: false,
+        ratios: true,
+    },
+    Window {
+        minutes: 5,
+        counts: false,
+        ratios: true,
+    },
+];
+
+/// The baselines a verdict on a bucket needs: the minutes before it, and for each longer
+/// window (see [`WINDOWS`]) the minutes before that window. Each with the dispersion of its
+/// error ratio.
 pub(super) struct Baselines {
     single: (Baseline, f64),
-    pair: Option<Baseline>,
+    /// Each longer window with its baseline and rate dispersion, shortest first.
+    windows: Vec<(Window, Baseline, f64)>,
+    /// An active incident's frozen baseline: error counts judge the minute alone.
+    frozen: bool,
     /// How far the single-minute baseline reached.
     pub(super) reach: Reach,
 }
@@ -83,12 +117,35 @@ impl Baselines {
         bucket: Minute,
         anomalies: &Anomalies,
     ) -> Option<Baselines> {
+        // The day's rhythm, where learned, raises what the minutes before a window lead one
+        // to expect within it.
+        let raised = |baseline: Baseline, first: Minute| match &config.rhythm {
+            Some(rhythm) => baseline.raised(rhythm.rise(first, bucket, config.baseline_minutes)),
+            None => baseline,
+        };
         let (minutes, reach) = Baseline::minutes_before(config, series, bucket, anomalies)?;
-        let single = (Baseline::from_minutes(&minutes), rate_dispersion(&minutes));
-        let pair = Baseline::for_bucket(config, series, bucket.minus(1), anomalies);
+        let single = (
+            raised(Baseline::from_minutes(&minutes), bucket),
+            rate_dispersion(&minutes),
+        );
+        let windows = WINDOWS
+            .iter()
+            .filter(|window| window.counts || config.signals().contains(&Signal::ErrorRate))
+            .filter_map(|&window| {
+                let first = bucket.minus(i64::from(window.minutes) - 1);
+                Baseline::minutes_before(config, series, first, anomalies).map(|(minutes, _)| {
+                    (
+                        window,
+                        raised(Baseline::from_minutes(&minutes), first),
+                        rate_dispersion(&minutes),
+                    )
+                })
+            })
+            .collect();
         Some(Baselines {
             single,
-            pair,
+            windows,
+            frozen: false,
             reach,
         })
     }
@@ -98,23 +155,28 @@ impl Baselines {
         &self.single.0
     }
 
-    /// The frozen baseline of an active incident. Only single minutes keep an incident
-    /// alive: a two-minute window still holding the last firing minute would delay
-    /// resolution by a minute without new evidence.
+    /// The frozen baseline of an active incident. Error counts keep an incident alive only
+    /// by single minutes: a two-minute window still holding the last firing minute would
+    /// delay resolution by a minute without new evidence. Error ratios keep it alive by
+    /// their windows too: an incident opened by five minutes of a few errors each, none
+    /// enough alone, would otherwise resolve while they carry on, and reopen, and resolve.
     fn frozen(baseline: Baseline) -> Baselines {
+        // The dispersion is not kept with the incident; assuming none keeps it open
+        // rather than closing it early.
         Baselines {
-            // The dispersion is not kept with the incident; assuming none keeps it open
-            // rather than closing it early.
             single: (baseline, 1.0),
-            pair: None,
+            windows: WINDOWS
+                .iter()
+                .map(|&window| (window, baseline, 1.0))
+                .collect(),
+            frozen: true,
             reach: Reach::Window,
         }
     }
 }
 
-/// Every verdict on `bucket` for `signal`: the minute alone, and for error counts under the
-/// count test also the two minutes ending at it (a rise spread over a minute boundary, or
-/// sustained but moderate, shows there first).
+/// Every verdict on `bucket` for `signal`, shortest window first: the minute alone, and the
+/// longer windows ending at it that the signal judges (see [`WINDOWS`]).
 pub(super) fn judge(
     config: &DetectionConfig,
     signal: Signal,
@@ -124,32 +186,56 @@ pub(super) fn judge(
 ) -> Vec<Assessment> {
     let (errors, total) = (series.errors(bucket), series.totals(bucket));
     let (baseline, dispersion) = &baselines.single;
+    let sums = |window: u32| {
+        (0..i64::from(window)).map(|back| bucket.minus(back)).fold(
+            (0, 0),
+            |(errors, total), minute| {
+                (
+                    errors + series.errors(minute),
+                    total + series.totals(minute),
+                )
+            },
+        )
+    };
     match (signal, config.algorithm) {
-        (Signal::ErrorRate, _) => vec![assess_rate(
-            config,
-            bucket,
-            errors,
-            total,
-            baseline,
-            dispersion.max(config.min_rate_dispersion),
-        )],
+        (Signal::ErrorRate, _) => std::iter::once((1, baseline, *dispersion))
+            .chain(
+                baselines
+                    .windows
+                    .iter()
+                    .filter(|(window, _, _)| window.ratios)
+                    .map(|(window, baseline, dispersion)| (window.minutes, baseline, *dispersion)),
+            )
+            .map(|(window, baseline, dispersion)| {
+                let (errors, total) = sums(window);
+                assess_rate(
+                    config,
+                    bucket,
+                    window,
+                    errors,
+                    total,
+                    baseline,
+                    dispersion.max(config.min_rate_dispersion),
+                )
+            })
+            .collect(),
         (Signal::ErrorCount, Algorithm::Classic) => {
             vec![assess(config, bucket, errors, total, baseline)]
         }
         (Signal::ErrorCount, Algorithm::NegativeBinomial) => {
             let mut verdicts = vec![assess_window(config, bucket, 1, errors, total, baseline)];
-            if let Some(pair_baseline) = &baselines.pair {
-                let previous = bucket.minus(1);
-                let pair_errors = errors + series.errors(previous);
-                let pair_total = total + series.totals(previous);
-                verdicts.push(assess_window(
-                    config,
-                    bucket,
-                    2,
-                    pair_errors,
-                    pair_total,
-                    pair_baseline,
-                ));
+            if !baselines.frozen {
+                for (window, baseline, _) in baselines.windows.iter().filter(|(w, _, _)| w.counts) {
+                    let (errors, total) = sums(window.minutes);
+                    verdicts.push(assess_window(
+                        config,
+                        bucket,
+                        window.minutes,
+                        errors,
+                        total,
+                        baseline,
+                    ));
+                }
             }
             verdicts
         }
@@ -451,6 +537,43 @@ mod tests {
             panic!("0.5% to 5% must open an error_rate incident");
         };
         assert!((opening.ratio().unwrap() - 0.05).abs() < 1e-9);
+    }
+
+    #[test]
+    fn errors_that_carry_on_while_traffic_falls_away_open_over_a_few_minutes() {
+        let config = DetectionConfig::default();
+        // 5 errors a minute in 100 events, then the other 95 fall to 15: no minute alone
+        // says much (5 errors against ~1 expected, inside the count guard), but the minutes
+        // together do, and only once the drop has lasted.
+        let mut minutes: Vec<(u64, u64)> = (0..45).map(|i| (4 + (i % 3), 100)).collect();
+        for minute in &mut minutes[40..45] {
+            *minute = (5, 20);
+        }
+        let series = series_of(&minutes);
+        assert_eq!(
+            evaluate(&config, rate_input(&series, 40)),
+            Transition::Quiet,
+            "one minute of a drop is not yet evidence"
+        );
+        let opened = (41..45).find_map(|now| match evaluate(&config, rate_input(&series, now)) {
+            Transition::Open(opening) => Some(opening),
+            _ => None,
+        });
+        let opening = opened.expect("five minutes of errors carrying on must open");
+        assert!(opening.first < opening.minute, "{opening:?}");
+        assert!(opening.count > config.min_count);
+        // Traffic and errors falling together (a night-time low) is not an incident.
+        let mut minutes: Vec<(u64, u64)> = (0..45).map(|i| (20 + (i % 5), 400)).collect();
+        for (i, minute) in minutes[40..45].iter_mut().enumerate() {
+            *minute = (4 + i as u64 % 2, 80);
+        }
+        let series = series_of(&minutes);
+        for now in 40..45 {
+            assert_eq!(
+                evaluate(&config, rate_input(&series, now)),
+                Transition::Quiet
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //!   ([`ActiveIncident`], [`Evaluation`], [`Transition`]).
 //! - [`profile`]: [`Profile`], a service's long-run dispersion, the floor of its predictive
 //!   variance.
+//! - [`rhythm`]: [`Rhythm`], a service's daily rhythm, which raises the expectation of a
+//!   recent baseline when the time of day says errors climb.
 //! - [`service`]: [`evaluate_service`], every signal of one service from its
 //!   [`IncidentSnapshot`]s to [`Decision`]s, with the rule that one burst pages once; and
 //!   [`title`].
@@ -31,6 +33,7 @@ pub mod book;
 pub mod config;
 pub mod lifecycle;
 pub mod profile;
+pub mod rhythm;
 pub mod series;
 pub mod service;
 
@@ -40,5 +43,6 @@ pub use book::{MinuteStatus, Refresh, ServiceBook, TracedMinute, TracedVerdict, 
 pub use config::{Algorithm, ConfigError, DetectionConfig};
 pub use lifecycle::{ActiveIncident, Evaluation, Transition, evaluate};
 pub use profile::Profile;
+pub use rhythm::{Quarter, Rhythm};
 pub use series::{Anomalies, MinuteSeries};
 pub use service::{Decision, IncidentSnapshot, ServiceInput, evaluate_service, title};
