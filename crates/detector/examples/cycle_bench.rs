@@ -3,10 +3,12 @@
 //! detector reads only the rollups. Run with `just bench-detector`
 //! (`cargo run --release -p detector --example cycle_bench`).
 //!
-//! Three kinds of cycle: `steady` (ticks within a minute: the detector re-reads only the
+//! Four kinds of cycle: `steady` (ticks within a minute: the detector re-reads only the
 //! lateness window), `new minute` (each tick a minute later: every service's completed
-//! minute is judged and its verdict written to `service_status`), and `cold` (a detector
-//! that has just started: it reads the whole look-back and judges every minute of it).
+//! minute is judged and its verdict written to `service_status`), `cold` (a detector
+//! that has just started: it reads the whole look-back and judges every minute of it), and
+//! `learning` (the cycles after a start, each relearning 8 services' profiles and daily
+//! rhythms from a week of rollups: 40 more services have a week of history).
 //!
 //! Uses the PostgreSQL server of BENCH_ADMIN_URL (default: the local one) and a scratch
 //! database `threesigma_bench_detector`, dropped at the end.
@@ -75,10 +77,32 @@ async fn cold(app: &detector::Application) -> (Duration, Duration) {
     summary(times)
 }
 
-/// Every kind of cycle: steady, new minute, cold.
-async fn measure(app: &detector::Application) -> [(Duration, Duration); 3] {
+/// Cycles after a start, while profiles are learned: the 8 services each relearns first
+/// (by name) have a week of history.
+async fn learning(app: &detector::Application) -> (Duration, Duration) {
+    let mut times = Vec::with_capacity(HISTORY_SERVICES as usize / 8);
+    let detector = app.detector().unshared();
+    detector.tick(Utc::now()).await.unwrap();
+    for _ in 1..HISTORY_SERVICES / 8 {
+        let started = Instant::now();
+        detector.tick(Utc::now()).await.unwrap();
+        times.push(started.elapsed());
+    }
+    summary(times)
+}
+
+/// Services with a week of rollups besides the 1,000 (named to be relearned first).
+const HISTORY_SERVICES: i64 = 40;
+
+/// Every kind of cycle: steady, new minute, cold, learning.
+async fn measure(app: &detector::Application) -> [(Duration, Duration); 4] {
     let (steady, _) = steady(app).await;
-    [steady, new_minutes(app).await, cold(app).await]
+    [
+        steady,
+        new_minutes(app).await,
+        cold(app).await,
+        learning(app).await,
+    ]
 }
 
 #[tokio::main]
@@ -107,6 +131,22 @@ async fn main() {
         ),
     )
     .await;
+    // 40 more services with a week of error rollups, busier by day: what profiles and
+    // daily rhythms are learned from (BENCH_NO_HISTORY=1: without them, as the runs before
+    // the daily rhythm measured).
+    let history = std::env::var_os("BENCH_NO_HISTORY").is_none();
+    if history {
+        sql(
+        &url,
+        &format!(
+            "INSERT INTO log_counts (service, minute, level, shard, n) \
+             SELECT 'aaa-' || s, date_trunc('minute', now()) - make_interval(mins => m), 17, 0, \
+                    CASE WHEN (m / 60) % 24 BETWEEN 8 AND 19 THEN 4 ELSE 1 END + (random() * 3)::int \
+             FROM generate_series(0, {HISTORY_SERVICES} - 1) s, generate_series(0, 7 * 1440 - 1) m"
+            ),
+        )
+        .await;
+    }
     let insert_logs = |rows: i64| {
         format!(
             "INSERT INTO logs (ts, service, level, message, attributes) \
@@ -159,7 +199,7 @@ async fn main() {
 
     println!("| log rows | services evaluated | cycle | median | p90 |");
     println!("|---|---|---|---|---|");
-    let kinds = ["steady", "new minute", "cold start"];
+    let kinds = ["steady", "new minute", "cold start", "learning"];
     for (rows, cycles) in [("100,000", &small), ("10,000,000", &large)] {
         for (kind, (median, p90)) in kinds.iter().zip(cycles.iter()) {
             println!("| {rows} | {services} | {kind} | {median:.1?} | {p90:.1?} |");

@@ -700,6 +700,14 @@ fn new_incident<'a>(
             firing_count: assessment
                 .firing_count
                 .map(|count| i64::try_from(count).unwrap_or(i64::MAX)),
+            dispersion: config.profiled.then_some(config.min_dispersion),
+            rhythm_rise: config
+                .rhythm
+                .as_ref()
+                .map(|rhythm| {
+                    rhythm.rise(assessment.first, assessment.minute, config.baseline_minutes)
+                })
+                .filter(|rise| *rise > 1.0),
             late_by_minutes: (late_by > 0).then_some(late_by),
         }),
     }

@@ -518,6 +518,8 @@ async function incidentPage(id, reasonText = "") {
     ["p", detail.p_value === null ? "–" : detail.p_value.toExponential(2)],
     ["Threshold", detail.thresholds.firing_count === null || detail.thresholds.firing_count === undefined ? "–" : `${detail.thresholds.firing_count} errors`],
     ["Algorithm", detail.thresholds.algorithm.replace("_", " ")],
+    ["Learned dispersion", detail.thresholds.dispersion == null ? "– (Poisson unless the baseline shows more)" : `${fixed(detail.thresholds.dispersion, 2)} × the mean`],
+    ["Daily rhythm", detail.thresholds.rhythm_rise == null ? "–" : `baseline raised ×${fixed(detail.thresholds.rhythm_rise, 2)}`],
     ["Opened", when(detail.opened_at)], ["Reopened", String(detail.reopened_count)],
   ];
   const page = h("div", {},

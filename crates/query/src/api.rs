@@ -32,7 +32,10 @@ pub struct BaselineView {
 /// The rule that opened the incident and its thresholds: for `negative_binomial` the tail
 /// probability `p_open`, for `classic` `z_threshold`; for both the count guard `min_count`
 /// and `firing_count`, the smallest error count that would have fired in the opening window
-/// against this baseline (the threshold in errors).
+/// against this baseline (the threshold in errors); `dispersion`, the service's learned
+/// variance-over-mean the test floored its variance with (absent without a profile), and
+/// `rhythm_rise`, how many times the service's daily rhythm raised the recent baseline for
+/// that window (absent when it did not).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ThresholdsView {
     /// `negative_binomial` or `classic`.
@@ -44,6 +47,8 @@ pub struct ThresholdsView {
     pub z_threshold: Option<f64>,
     pub min_count: i64,
     pub firing_count: Option<i64>,
+    pub dispersion: Option<f64>,
+    pub rhythm_rise: Option<f64>,
 }
 
 /// What the incident opened with, kept while the current and peak figures move. `expected`
@@ -153,6 +158,8 @@ impl From<IncidentRow> for IncidentView {
                     .opening
                     .as_ref()
                     .and_then(|opening| opening.firing_count),
+                dispersion: row.opening.as_ref().and_then(|opening| opening.dispersion),
+                rhythm_rise: row.opening.as_ref().and_then(|opening| opening.rhythm_rise),
             },
             reopened_count: row.reopened_count,
         }

@@ -109,6 +109,14 @@ pub struct OpeningEvidence {
     /// The smallest count that would have fired in that window against that baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firing_count: Option<i64>,
+    /// The service's learned dispersion the test floored its variance with, when it had a
+    /// profile (variance over mean; 1 is Poisson).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispersion: Option<f64>,
+    /// How many times its daily rhythm raised the recent baseline's level for that window,
+    /// when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rhythm_rise: Option<f64>,
     /// Set when it opened from data that arrived late: how many minutes after the last
     /// complete minute its window ended (`first_minute` ... `opened_at` shows the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -257,6 +257,8 @@ pub fn new_incident(
             spread: Some(1.0),
             p_threshold: None,
             firing_count: Some(6),
+            dispersion: None,
+            rhythm_rise: None,
             late_by_minutes: None,
         }),
     }

@@ -88,7 +88,8 @@ pub(super) fn assess_window(
                 )
             }
             Algorithm::NegativeBinomial => {
-                let (mean, variance) = baseline.predictive(window, config.min_dispersion);
+                let (mean, variance) =
+                    baseline.predictive(window, config.min_dispersion, config.profiled);
                 let z = (count as f64 - mean) / variance.sqrt();
                 // Within the count guard nothing can fire: no tail probability is reported.
                 let p = guard(count).then(|| negative_binomial_tail(count, mean, variance));
@@ -134,7 +135,9 @@ pub(super) fn assess_window(
 fn opens(config: &DetectionConfig, window: u32, baseline: &Baseline) -> impl Fn(u64) -> bool {
     let predictive = match config.algorithm {
         Algorithm::Classic => None,
-        Algorithm::NegativeBinomial => Some(baseline.predictive(window, config.min_dispersion)),
+        Algorithm::NegativeBinomial => {
+            Some(baseline.predictive(window, config.min_dispersion, config.profiled))
+        }
     };
     move |count| {
         count > config.min_count
@@ -201,22 +204,22 @@ pub(super) fn assess_rate(
     let variance = (dispersion * t * ratio * (1.0 - ratio) * (1.0 + t / (base_total + 1.0)))
         .max(f64::MIN_POSITIVE);
     let z = (errors as f64 - expected) / variance.sqrt();
+    let guard = |errors: u64| {
+        let observed = if total == 0 { 0.0 } else { errors as f64 / t };
+        errors > config.min_count && observed >= config.rate_min_factor * ratio
+    };
     // A discrete, right-skewed tail with this mean and variance: at small counts a normal
-    // approximation would call ordinary minutes extraordinary.
-    let p = if total == 0 {
-        1.0
-    } else {
+    // approximation would call ordinary minutes extraordinary. Within the guards nothing
+    // can fire or hold: not computed (it is the costly part of a verdict).
+    let p = guard(errors).then(|| {
         negative_binomial_tail(
             errors,
             expected.max(f64::MIN_POSITIVE),
             variance.max(expected * (1.0 + 1e-9)),
         )
-    };
-    let guard = |errors: u64| {
-        let observed = if total == 0 { 0.0 } else { errors as f64 / t };
-        errors > config.min_count && observed >= config.rate_min_factor * ratio
-    };
-    let fires = guard(errors) && p <= config.p_open;
+    });
+    let below = |threshold: f64| p.is_some_and(|p| p <= threshold);
+    let fires = below(config.p_open);
     let firing_count = fires.then(|| {
         smallest_firing(config.min_count, |errors| {
             guard(errors)
@@ -236,10 +239,10 @@ pub(super) fn assess_rate(
         expected,
         spread: variance.sqrt(),
         z,
-        p_value: guard(errors).then_some(p),
+        p_value: p,
         fires,
-        holds: guard(errors) && p <= config.p_stay,
-        severity: if p <= config.p_critical {
+        holds: below(config.p_stay),
+        severity: if below(config.p_critical) {
             Severity::Critical
         } else {
             Severity::Warning

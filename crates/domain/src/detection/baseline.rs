@@ -52,29 +52,11 @@ impl Baseline {
 
     /// The baseline of `(errors, total)` per minute.
     pub fn from_minutes(minutes: &[(u64, u64)]) -> Baseline {
-        let n = minutes.len();
-        if n == 0 {
-            return Baseline {
-                minutes: 0,
-                mean: 0.0,
-                stddev: 0.0,
-                total_mean: 0.0,
-            };
+        let mut sums = Sums::default();
+        for &minute in minutes {
+            sums.add(minute);
         }
-        let n_f = n as f64;
-        let mean = minutes.iter().map(|&(e, _)| e as f64).sum::<f64>() / n_f;
-        let total_mean = minutes.iter().map(|&(_, t)| t as f64).sum::<f64>() / n_f;
-        let variance = minutes
-            .iter()
-            .map(|&(e, _)| (e as f64 - mean).powi(2))
-            .sum::<f64>()
-            / n_f;
-        Baseline {
-            minutes: u32::try_from(n).unwrap_or(u32::MAX),
-            mean,
-            stddev: variance.sqrt(),
-            total_mean,
-        }
+        sums.baseline()
     }
 
     /// This baseline with its level raised `rise` times (errors and events alike, so the
@@ -88,45 +70,54 @@ impl Baseline {
         }
     }
 
-    /// The `(errors, total)` of the baseline minutes of `bucket`, and how far it reached:
-    /// the known, non-anomalous minutes among the `baseline_minutes` before it; when fewer
-    /// than `min_baseline_minutes`, the newest `baseline_minutes` such minutes within
+    /// The baseline minutes of `bucket`, summed, and how far it reached: the known,
+    /// non-anomalous minutes among the `baseline_minutes` before it; when fewer than
+    /// `min_baseline_minutes`, the newest `baseline_minutes` such minutes within
     /// `baseline_lookback_minutes`; when still too few, the known minutes among the
     /// `baseline_minutes` before it, anomalous or not (the anomaly has lasted so long that
-    /// it is the norm). `None` only when too little history is known at all.
-    pub(super) fn minutes_before(
+    /// it is the norm). `None` only when too little history is known at all. (Sums, not
+    /// the minutes: a detector cycle summarises several baselines per service, and
+    /// keeping them was most of its time.)
+    pub(super) fn sums_before(
         config: &DetectionConfig,
         series: &MinuteSeries,
         bucket: Minute,
         anomalies: &Anomalies,
-    ) -> Option<(Vec<(u64, u64)>, Reach)> {
-        let fewest = config.min_baseline_minutes as usize;
-        let back = |minutes: u32| (1..=i64::from(minutes)).map(move |back| bucket.minus(back));
-        let usable = |minute: &Minute| series.is_known(*minute) && !anomalies.contains(minute);
-        let counts = |minute: Minute| (series.errors(minute), series.totals(minute));
-        let clean: Vec<(u64, u64)> = back(config.baseline_minutes)
-            .filter(usable)
-            .map(counts)
-            .collect();
-        if clean.len() >= fewest {
-            return Some((clean, Reach::Window));
+    ) -> Option<(Sums, Reach)> {
+        let fewest = config.min_baseline_minutes;
+        let sum = |minutes: u32, take: u32, usable: &dyn Fn(Minute) -> bool| {
+            let mut sums = Sums::default();
+            for back in 1..=i64::from(minutes) {
+                if sums.minutes >= take {
+                    break;
+                }
+                let minute = bucket.minus(back);
+                if usable(minute) {
+                    sums.add((series.errors(minute), series.totals(minute)));
+                }
+            }
+            sums
+        };
+        let clean = |minute: Minute| series.is_known(minute) && !anomalies.contains(&minute);
+        let window = sum(config.baseline_minutes, u32::MAX, &clean);
+        if window.minutes >= fewest {
+            return Some((window, Reach::Window));
         }
-        let reached: Vec<(u64, u64)> = back(config.baseline_lookback_minutes)
-            .filter(usable)
-            .take(config.baseline_minutes as usize)
-            .map(counts)
-            .collect();
-        if reached.len() >= fewest {
+        let reached = sum(
+            config.baseline_lookback_minutes,
+            config.baseline_minutes,
+            &clean,
+        );
+        if reached.minutes >= fewest {
             return Some((reached, Reach::Lookback));
         }
-        let known: Vec<(u64, u64)> = back(config.baseline_minutes)
-            .filter(|minute| series.is_known(*minute))
-            .map(counts)
-            .collect();
-        (known.len() >= fewest).then_some((known, Reach::Unfiltered))
+        let known = sum(config.baseline_minutes, u32::MAX, &|minute| {
+            series.is_known(minute)
+        });
+        (known.minutes >= fewest).then_some((known, Reach::Unfiltered))
     }
 
-    /// The baseline of `bucket` (see [`Baseline::minutes_before`]), or `None` when too little
+    /// The baseline of `bucket` (see [`Baseline::sums_before`]), or `None` when too little
     /// history precedes it.
     pub fn for_bucket(
         config: &DetectionConfig,
@@ -134,8 +125,7 @@ impl Baseline {
         bucket: Minute,
         anomalies: &Anomalies,
     ) -> Option<Baseline> {
-        Baseline::minutes_before(config, series, bucket, anomalies)
-            .map(|(minutes, _)| Baseline::from_minutes(&minutes))
+        Baseline::sums_before(config, series, bucket, anomalies).map(|(sums, _)| sums.baseline())
     }
 
     /// The predictive distribution of the error count of a `window`-minute sum, as
@@ -149,8 +139,12 @@ impl Baseline {
     /// `min_dispersion` (the setting, or a service's learned profile) floors the variance,
     /// and the 30 minutes' own variance takes over only when significantly above that
     /// floor: a one-sided widening, so a service whose errors just became clumpier is
-    /// covered before its profile learns it.
-    pub fn predictive(&self, window: u32, min_dispersion: f64) -> (f64, f64) {
+    /// covered before its profile learns it. A floor `learned` from a day of the service's
+    /// own minutes is trusted more than 30 minutes: they take over only beyond the 99.9th
+    /// percentile (clumpy counts' sample variance is itself heavy-tailed, and at the 95th
+    /// it overrode a well-learned floor often enough to blunt the test on every fifth
+    /// burst).
+    pub fn predictive(&self, window: u32, min_dispersion: f64, learned: bool) -> (f64, f64) {
         let n = f64::from(self.minutes.max(1));
         let mean = (self.mean * n + 0.5) / n;
         let sample_variance = if self.minutes > 1 {
@@ -161,8 +155,9 @@ impl Baseline {
         // Over-dispersed beyond what is already assumed (`min_dispersion`, or the service's
         // learned profile): only then does the noisy 30-minute variance take over.
         let assumed = mean * min_dispersion.max(1.0);
-        let over_dispersed =
-            self.minutes > 1 && (n - 1.0) * sample_variance / assumed > chi_squared_95(n - 1.0);
+        let percentile = if learned { Z_999 } else { Z_95 };
+        let over_dispersed = self.minutes > 1
+            && (n - 1.0) * sample_variance / assumed > chi_squared_quantile(n - 1.0, percentile);
         let observed = if over_dispersed {
             sample_variance
         } else {
@@ -174,12 +169,18 @@ impl Baseline {
     }
 }
 
-/// The 95th percentile of χ² with `k` degrees of freedom (Wilson–Hilferty; within 1% for
-/// k >= 5, which `min_baseline_minutes` ensures in practice).
-fn chi_squared_95(k: f64) -> f64 {
-    const Z_95: f64 = 1.644_853_626_951_472_2;
+/// The standard normal's 95th percentile.
+const Z_95: f64 = 1.644_853_626_951_472_2;
+
+/// The standard normal's 99.9th percentile.
+const Z_999: f64 = 3.090_232_306_167_813_5;
+
+/// The percentile of χ² with `k` degrees of freedom at the standard normal's `z`
+/// (Wilson–Hilferty; within 1% for k >= 5, which `min_baseline_minutes` ensures in
+/// practice).
+fn chi_squared_quantile(k: f64, z: f64) -> f64 {
     let a = 2.0 / (9.0 * k);
-    k * (1.0 - a + Z_95 * a.sqrt()).powi(3)
+    k * (1.0 - a + z * a.sqrt()).powi(3)
 }
 
 /// The z-score of `count` against `baseline`, with the original's σ = 0 sentinel.
@@ -206,28 +207,72 @@ pub fn negative_binomial_tail(count: u64, mean: f64, variance: f64) -> f64 {
     }
 }
 
-/// The over-dispersion of the baseline's error ratio: the observed variance of errors
-/// around `total × ratio` over the binomial variance (at least 1).
-pub(super) fn rate_dispersion(minutes: &[(u64, u64)]) -> f64 {
-    let errors: f64 = minutes.iter().map(|&(e, _)| e as f64).sum();
-    let totals: f64 = minutes.iter().map(|&(_, t)| t as f64).sum();
-    if totals <= 0.0 {
-        return 1.0;
+/// Running sums over `(errors, total)` minutes: a baseline and the over-dispersion of its
+/// error ratio without keeping the minutes. Squares are taken about the first minute's
+/// errors, so a flat run has exactly no spread.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Sums {
+    pub(super) minutes: u32,
+    shift: f64,
+    errors: f64,
+    shifted: f64,
+    shifted_squares: f64,
+    totals: f64,
+    totals_squared: f64,
+    products: f64,
+    errors_squared: f64,
+}
+
+impl Sums {
+    pub(super) fn add(&mut self, (errors, total): (u64, u64)) {
+        let (e, t) = (errors as f64, total as f64);
+        if self.minutes == 0 {
+            self.shift = e;
+        }
+        self.minutes += 1;
+        self.errors += e;
+        self.shifted += e - self.shift;
+        self.shifted_squares += (e - self.shift).powi(2);
+        self.totals += t;
+        self.totals_squared += t * t;
+        self.products += e * t;
+        self.errors_squared += e * e;
     }
-    let ratio = (errors + 0.5) / (totals + 1.0);
-    let (observed, binomial) = minutes
-        .iter()
-        .fold((0.0, 0.0), |(observed, binomial), &(e, t)| {
-            let t = t as f64;
-            (
-                observed + (e as f64 - t * ratio).powi(2),
-                binomial + t * ratio * (1.0 - ratio),
-            )
-        });
-    if binomial <= 0.0 {
-        1.0
-    } else {
-        (observed / binomial).max(1.0)
+
+    pub(super) fn baseline(&self) -> Baseline {
+        if self.minutes == 0 {
+            return Baseline {
+                minutes: 0,
+                mean: 0.0,
+                stddev: 0.0,
+                total_mean: 0.0,
+            };
+        }
+        let n = f64::from(self.minutes);
+        let variance = ((self.shifted_squares - self.shifted * self.shifted / n) / n).max(0.0);
+        Baseline {
+            minutes: self.minutes,
+            mean: self.errors / n,
+            stddev: variance.sqrt(),
+            total_mean: self.totals / n,
+        }
+    }
+
+    /// The over-dispersion of the error ratio: the observed variance of errors around
+    /// `total × ratio` over the binomial variance (at least 1).
+    pub(super) fn rate_dispersion(&self) -> f64 {
+        if self.totals <= 0.0 {
+            return 1.0;
+        }
+        let ratio = (self.errors + 0.5) / (self.totals + 1.0);
+        let observed = self.errors_squared - 2.0 * ratio * self.products
+            + ratio * ratio * self.totals_squared;
+        let binomial = ratio * (1.0 - ratio) * self.totals;
+        if binomial <= 0.0 {
+            1.0
+        } else {
+            (observed / binomial).max(1.0)
+        }
     }
 }
 
@@ -268,8 +313,8 @@ mod tests {
         bucket: i64,
         anomalies: &Anomalies,
     ) -> Option<(u32, Reach)> {
-        Baseline::minutes_before(config, series, Minute(bucket), anomalies)
-            .map(|(minutes, reach)| (minutes.len() as u32, reach))
+        Baseline::sums_before(config, series, Minute(bucket), anomalies)
+            .map(|(sums, reach)| (sums.minutes, reach))
     }
 
     #[test]

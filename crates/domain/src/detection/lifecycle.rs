@@ -2,8 +2,10 @@
 //! judges the latest buckets (and minutes whose counts arrived late) and decides a
 //! [`Transition`] (quiet, open, reopen, update or resolve).
 
+use std::rc::Rc;
+
 use super::assessment::{Assessment, assess, assess_rate, assess_window};
-use super::baseline::{Baseline, Reach, rate_dispersion};
+use super::baseline::{Baseline, Reach};
 use super::config::{Algorithm, DetectionConfig};
 use super::series::{Anomalies, MinuteSeries};
 use crate::incident::{Severity, Signal, Status};
@@ -123,21 +125,18 @@ impl Baselines {
             Some(rhythm) => baseline.raised(rhythm.rise(first, bucket, config.baseline_minutes)),
             None => baseline,
         };
-        let (minutes, reach) = Baseline::minutes_before(config, series, bucket, anomalies)?;
-        let single = (
-            raised(Baseline::from_minutes(&minutes), bucket),
-            rate_dispersion(&minutes),
-        );
+        let (sums, reach) = Baseline::sums_before(config, series, bucket, anomalies)?;
+        let single = (raised(sums.baseline(), bucket), sums.rate_dispersion());
         let windows = WINDOWS
             .iter()
             .filter(|window| window.counts || config.signals().contains(&Signal::ErrorRate))
             .filter_map(|&window| {
                 let first = bucket.minus(i64::from(window.minutes) - 1);
-                Baseline::minutes_before(config, series, first, anomalies).map(|(minutes, _)| {
+                Baseline::sums_before(config, series, first, anomalies).map(|(sums, _)| {
                     (
                         window,
-                        raised(Baseline::from_minutes(&minutes), first),
-                        rate_dispersion(&minutes),
+                        raised(sums.baseline(), first),
+                        sums.rate_dispersion(),
                     )
                 })
             })
@@ -246,6 +245,18 @@ pub(super) fn judge(
 /// minute, so a burst that straddles a minute boundary or a tick is still seen, and the
 /// minutes whose counts arrived late.
 pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
+    evaluate_with(config, input, &mut |minute| {
+        Baselines::before(config, input.series, minute, input.anomalies).map(Rc::new)
+    })
+}
+
+/// [`evaluate`], with the baselines of a bucket from `baselines` (the service's signals
+/// share them: they are most of a tick's work).
+pub(super) fn evaluate_with(
+    config: &DetectionConfig,
+    input: Evaluation<'_>,
+    baselines: &mut dyn FnMut(Minute) -> Option<Rc<Baselines>>,
+) -> Transition {
     let latest = [input.now.minus(1), input.now];
     match input.active {
         Some(active) => {
@@ -298,9 +309,9 @@ pub fn evaluate(config: &DetectionConfig, input: Evaluation<'_>) -> Transition {
             let fired: Vec<Assessment> = buckets
                 .iter()
                 .filter_map(|&minute| {
-                    Baselines::before(config, input.series, minute, input.anomalies).map(
-                        |baselines| judge(config, input.signal, input.series, minute, &baselines),
-                    )
+                    baselines(minute).map(|baselines| {
+                        judge(config, input.signal, input.series, minute, &baselines)
+                    })
                 })
                 .flatten()
                 .filter(|a| a.fires && fresh(a))

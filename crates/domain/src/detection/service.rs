@@ -6,7 +6,9 @@
 use super::assessment::Assessment;
 use super::baseline::Baseline;
 use super::config::DetectionConfig;
-use super::lifecycle::{ActiveIncident, Evaluation, Transition, evaluate};
+use std::rc::Rc;
+
+use super::lifecycle::{ActiveIncident, Baselines, Evaluation, Transition, evaluate_with};
 use super::series::{Anomalies, MinuteSeries};
 use crate::incident::{Severity, Signal, Status};
 use crate::time::Minute;
@@ -72,6 +74,16 @@ pub fn evaluate_service(config: &DetectionConfig, input: ServiceInput<'_>) -> Ve
         .filter(|incident| !incident.status.is_active())
         .map(|incident| incident.last_fired)
         .max();
+    // Every signal judges the same buckets against the same baselines: summarised once.
+    let mut known: Vec<(Minute, Option<Rc<Baselines>>)> = Vec::new();
+    let mut baselines = |minute: Minute| {
+        if let Some((_, baselines)) = known.iter().find(|(at, _)| *at == minute) {
+            return baselines.clone();
+        }
+        let baselines = Baselines::before(config, series, minute, anomalies).map(Rc::new);
+        known.push((minute, baselines.clone()));
+        baselines
+    };
     let mut count_engaged = false;
     let mut decisions = Vec::with_capacity(config.signals().len());
     for &signal in config.signals() {
@@ -92,7 +104,7 @@ pub fn evaluate_service(config: &DetectionConfig, input: ServiceInput<'_>) -> Ve
             .filter(|incident| !incident.status.is_active())
             .filter_map(|incident| incident.resolved_at.map(|at| (at, incident.id)))
             .max();
-        let mut transition = evaluate(
+        let mut transition = evaluate_with(
             config,
             Evaluation {
                 signal,
@@ -104,6 +116,7 @@ pub fn evaluate_service(config: &DetectionConfig, input: ServiceInput<'_>) -> Ve
                 late,
                 anomalies,
             },
+            &mut baselines,
         );
         match signal {
             Signal::ErrorCount => {

@@ -127,7 +127,8 @@ async fn incident_detail_has_baseline_and_timeline() {
     // The rule that fired, with its own thresholds only (classic: z, not p).
     assert_eq!(
         detail["thresholds"],
-        json!({"algorithm": "classic", "z_threshold": 3.0, "min_count": 5, "firing_count": 6})
+        json!({"algorithm": "classic", "z_threshold": 3.0, "min_count": 5, "firing_count": 6,
+               "dispersion": null, "rhythm_rise": null})
     );
     assert_eq!(
         detail["opening"],
