@@ -265,8 +265,8 @@ impl Sums {
             return 1.0;
         }
         let ratio = (self.errors + 0.5) / (self.totals + 1.0);
-        let observed = self.errors_squared - 2.0 * ratio * self.products
-            + ratio * ratio * self.totals_squared;
+        let observed =
+            self.errors_squared - 2.0 * ratio * self.products + ratio * ratio * self.totals_squared;
         let binomial = ratio * (1.0 - ratio) * self.totals;
         if binomial <= 0.0 {
             1.0
