@@ -255,11 +255,17 @@ def drop_bound(lam):
     return poisson_tail(count, 5 * lam)
 
 
+# A rhythm needs three UTC days with 20 hours of history: the simulated days start at 09:47
+# UTC, so the first whole UTC day is the second and a rhythm exists from the fifth on.
+OFFICE_LEARNING_DAYS = 4
+
+
 def office(rng, lam, kind, days, path, with_bursts):
     """Office hours: errors and traffic at 0.3 of the day's level at night, climbing over
-    the half hour from 08:00 and falling over the half hour from 20:00 (UTC), `days` days.
-    With bursts: from day 4 on, every 2 hours, a 3-minute burst of max(10, 6 sd) on top of
-    the level of the moment. Returns the bursts' (service, start)."""
+    the half hour from 08:00 and falling over the half hour from 20:00 of the simulated day
+    (which starts at START, 09:47 UTC), `days` days. With bursts: from day 5 on, every 2
+    hours, a 3-minute burst of max(10, 6 sd) on top of the level of the moment. Returns the
+    bursts' (service, start)."""
     def level(m):
         of_day = m % 1440
         if of_day < 480 or of_day >= 1230:
@@ -274,7 +280,7 @@ def office(rng, lam, kind, days, path, with_bursts):
         service = f"svc{s_}"
         burst_minutes = set()
         if with_bursts:
-            for start in range(3 * 1440 + 37 + (s_ % 7) * 11, days * 1440 - 10, 120):
+            for start in range(OFFICE_LEARNING_DAYS * 1440 + 37 + (s_ % 7) * 11, days * 1440 - 10, 120):
                 starts.append((service, START + 60 * start))
                 burst_minutes.update(range(start, start + 3))
         for m in range(days * 1440):
@@ -306,9 +312,9 @@ def rhythm(rng, tmp):
     - diurnal: traffic and errors +-80% over the day (SERVICES x DAYS), Poisson and 2x:
       false incidents per service-day after the first day;
     - office hours: a night at 0.3 of the day, a half-hour climb at 08:00 and fall at 20:00
-      (SERVICES x DAYS), Poisson and 2x: false incidents per service-day after day 3 (a
-      rhythm needs three days), with and without the learned rhythm; and bursts from day 4
-      on, caught within 2 minutes;
+      (SERVICES x (DAYS + 1)), Poisson and 2x: false incidents per service-day after day 4
+      (a rhythm needs three whole UTC days), with and without the learned rhythm; and
+      bursts after day 4, caught within 2 minutes;
     - traffic drop: every 2 hours the non-error traffic falls to a sixth for 5 minutes while
       errors carry on (BURST_SERVICES x 1 day): caught when an incident opens within 5
       minutes of the drop; beside it the share any test could catch (`drop_bound`);
@@ -319,7 +325,7 @@ def rhythm(rng, tmp):
     print()
     print("Rhythm and traffic changes (threesigma / classic; office hours: threesigma / without the rhythm / classic): "
           "diurnal false incidents per service-day after day 1, office hours false incidents per service-day after "
-          "day 3 and bursts caught within 2 minutes, traffic drops caught within 5 minutes (and what any test could), "
+          "day 4 and bursts caught within 2 minutes, traffic drops caught within 5 minutes (and what any test could), "
           "error_rate incidents per service-day on traffic doubling.")
     print()
     print("| errors/min (λ) | diurnal Poisson | diurnal 2x | office Poisson: false | office Poisson: bursts caught "
@@ -350,13 +356,15 @@ def rhythm(rng, tmp):
         for kind in (None, KINDS[1]):
             name = kind[0] if kind else "poisson"
             quiet = os.path.join(tmp, f"office-{lam}-{name}.csv")
-            office(rng, lam, kind, DAYS, quiet, False)
+            days = DAYS + 1
+            office(rng, lam, kind, days, quiet, False)
             noisy = os.path.join(tmp, f"office-bursts-{lam}-{name}.csv")
-            starts = office(rng, lam, kind, DAYS, noisy, True)
+            starts = office(rng, lam, kind, days, noisy, True)
             false, caught = [], []
             for algorithm, settings in (("negative_binomial", ""), ("negative_binomial", off), ("classic", "")):
-                after = [i for i in replay_with(quiet, algorithm, settings) if epoch(i["opened_at"]) >= START + 3 * 86400]
-                false.append(len(after) / (SERVICES * (DAYS - 3)))
+                learned = START + OFFICE_LEARNING_DAYS * 86400
+                after = [i for i in replay_with(quiet, algorithm, settings) if epoch(i["opened_at"]) >= learned]
+                false.append(len(after) / (SERVICES * (days - OFFICE_LEARNING_DAYS)))
                 caught.append(caught_within(replay_with(noisy, algorithm, settings), starts, 120)[0])
             cells.append(f"{false[0]:.3f} / {false[1]:.3f} / {false[2]:.2f}")
             cells.append(f"{caught[0]:.1%} / {caught[1]:.1%} / {caught[2]:.1%}")
