@@ -498,6 +498,29 @@ mod tests {
         assert_eq!(reopened[0].resolved_at, Some(minute(107)));
     }
 
+    /// Errors and traffic step up fourfold and stay there: one incident, which resolves
+    /// once the new level is the norm (its minutes' own baselines take it as such after
+    /// the look-back), so a burst on top of the new level an hour later is seen.
+    #[test]
+    fn a_lasting_step_resolves_once_it_is_the_norm_and_later_bursts_are_seen() {
+        let base = 1_795_600_000 / 60 * 60;
+        let mut text = String::from("minute,service,errors,total\n");
+        for i in 0..400i64 {
+            let level = if i < 60 { 5 } else { 20 };
+            let errors = level + (i as u64 % 3) + if i == 330 { 150 } else { 0 };
+            text.push_str(&format!("{},step,{errors},{}\n", base + i * 60, level * 20));
+        }
+        let counts = Counts::read(text.as_bytes()).unwrap();
+        let incidents = replay(&DetectionConfig::default(), &counts).unwrap();
+        let minute = |i: i64| DateTime::from_timestamp(base + i * 60, 0).unwrap();
+        assert_eq!(incidents.len(), 2, "{incidents:?}");
+        let step = &incidents[0];
+        assert!(step.opened_at <= minute(62), "{step:?}");
+        let resolved = step.resolved_at.expect("the new level became the norm");
+        assert!(resolved <= minute(60 + 120 + 30), "{step:?}");
+        assert_eq!(incidents[1].opened_at, minute(331), "{incidents:?}");
+    }
+
     #[test]
     fn steady_counts_open_nothing() {
         let counts = Counts::read(csv_with_burst(-1, 0).as_bytes()).unwrap();

@@ -100,7 +100,8 @@ pub struct DetectionSettings {
     pub stay_z: f64,
     /// Classic: z above which an incident is critical.
     pub critical_z: f64,
-    /// Errors a minute must exceed to open or keep an incident.
+    /// Errors a minute (or the minutes a window judges together: two for error counts, two,
+    /// three or five for the error ratio) must exceed to open or keep an incident.
     pub min_count: u64,
     /// Minutes before a bucket that form its baseline.
     #[serde(with = "duration")]
@@ -171,6 +172,7 @@ impl DetectionSettings {
             p_critical: self.p_critical,
             min_dispersion: self.min_dispersion,
             min_rate_dispersion: 1.0,
+            window_dispersions: Vec::new(),
             profiled: false,
             daily_rhythm: self.daily_rhythm,
             rhythm: None,

@@ -89,7 +89,7 @@ pub(super) fn assess_window(
             }
             Algorithm::NegativeBinomial => {
                 let (mean, variance) =
-                    baseline.predictive(window, config.min_dispersion, config.profiled);
+                    baseline.predictive(window, config.count_dispersion(window), config.profiled);
                 let z = (count as f64 - mean) / variance.sqrt();
                 // Within the count guard nothing can fire: no tail probability is reported.
                 let p = guard(count).then(|| negative_binomial_tail(count, mean, variance));
@@ -136,7 +136,7 @@ fn opens(config: &DetectionConfig, window: u32, baseline: &Baseline) -> impl Fn(
     let predictive = match config.algorithm {
         Algorithm::Classic => None,
         Algorithm::NegativeBinomial => {
-            Some(baseline.predictive(window, config.min_dispersion, config.profiled))
+            Some(baseline.predictive(window, config.count_dispersion(window), config.profiled))
         }
     };
     move |count| {

@@ -87,6 +87,12 @@ pub struct DetectionConfig {
     /// [`Profile`]: super::Profile
     #[serde(default = "one")]
     pub min_rate_dispersion: f64,
+    /// The learned dispersions of sums over the windows the tests judge (from the
+    /// service's [`Profile`]; empty without one). Not a setting.
+    ///
+    /// [`Profile`]: super::Profile
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub window_dispersions: Vec<super::profile::WindowDispersion>,
     /// Whether `min_dispersion` and `min_rate_dispersion` include the service's learned
     /// profile (recorded with verdicts, so a reader can tell).
     #[serde(default)]
@@ -139,6 +145,7 @@ impl Default for DetectionConfig {
             p_critical: 1e-12,
             min_dispersion: 1.0,
             min_rate_dispersion: 1.0,
+            window_dispersions: Vec::new(),
             profiled: false,
             daily_rhythm: true,
             rhythm: None,
@@ -180,9 +187,30 @@ impl DetectionConfig {
         if let Some(profile) = profile {
             config.min_dispersion = config.min_dispersion.max(profile.dispersion);
             config.min_rate_dispersion = config.min_rate_dispersion.max(profile.rate_dispersion);
+            config.window_dispersions = profile.windows.to_vec();
             config.profiled = true;
         }
         config
+    }
+
+    /// The floor of the count test's variance over a `window`-minute sum: `min_dispersion`,
+    /// or the learned dispersion of such sums when larger.
+    pub fn count_dispersion(&self, window: u32) -> f64 {
+        self.window_dispersions
+            .iter()
+            .filter(|learned| learned.minutes == window)
+            .map(|learned| learned.dispersion)
+            .fold(self.min_dispersion, f64::max)
+    }
+
+    /// The same for the error ratio: `min_rate_dispersion`, or the learned dispersion of
+    /// the ratio over such sums when larger.
+    pub fn ratio_dispersion(&self, window: u32) -> f64 {
+        self.window_dispersions
+            .iter()
+            .filter(|learned| learned.minutes == window)
+            .map(|learned| learned.rate_dispersion)
+            .fold(self.min_rate_dispersion, f64::max)
     }
 
     /// This configuration for a service with `rhythm` (when `daily_rhythm` is on).

@@ -214,7 +214,7 @@ pub(super) fn judge(
                     errors,
                     total,
                     baseline,
-                    dispersion.max(config.min_rate_dispersion),
+                    dispersion.max(config.ratio_dispersion(window)),
                 )
             })
             .collect(),
@@ -270,11 +270,30 @@ pub(super) fn evaluate_with(
                 .filter(|minute| *minute > active.last_fired)
                 .chain(latest)
                 .collect();
-            // Judged against the baseline frozen when it opened.
+            // Judged against the baseline frozen when it opened, so an incident never
+            // becomes its own baseline, and against the minute's own baseline too, which
+            // leaves out every minute judged anomalous: only evidence that stands out
+            // against both holds. Minutes of a lasting change of level that were never
+            // anomalous themselves (a modest step, a morning ramp without a rhythm), or all
+            // of them once the change has outlasted the look-back (`Reach::Unfiltered`: the
+            // anomaly is the norm), become ordinary in the minute's own baseline; against
+            // the frozen one alone they would hold the incident open until the level fell
+            // again, and every burst on top of it would go unseen.
             let frozen = Baselines::frozen(active.baseline);
             let assessments: Vec<Assessment> = buckets
                 .iter()
-                .flat_map(|&minute| judge(config, input.signal, input.series, minute, &frozen))
+                .flat_map(|&minute| {
+                    let mut verdicts = judge(config, input.signal, input.series, minute, &frozen);
+                    if let Some(live) = baselines(minute) {
+                        let against = judge(config, input.signal, input.series, minute, &live);
+                        for verdict in &mut verdicts {
+                            verdict.holds &= against
+                                .iter()
+                                .any(|other| other.first == verdict.first && other.holds);
+                        }
+                    }
+                    verdicts
+                })
                 .collect();
             let current = strongest(&assessments);
             let held = assessments

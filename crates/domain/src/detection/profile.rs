@@ -3,6 +3,8 @@
 //! while its level moves, so it is learned over hours and used as the floor of the
 //! predictive variance.
 
+use serde::{Deserialize, Serialize};
+
 use super::baseline::negative_binomial_tail;
 use super::series::{Anomalies, MinuteSeries};
 use crate::time::Minute;
@@ -36,9 +38,25 @@ pub struct Profile {
     /// The same for the error ratio: the variance of errors around each minute's events
     /// times the hour's ratio, over the binomial variance (at least 1).
     pub rate_dispersion: f64,
+    /// The same for sums of a few consecutive minutes, as the windows judge them: above the
+    /// single minute's when clumps last longer than a minute (minutes that are each
+    /// ordinary can still be ordinary together).
+    pub windows: [WindowDispersion; 3],
     /// Blocks (hours) it was learned from.
     pub blocks: u32,
 }
+
+/// The dispersion of errors (and of the error ratio) summed over `minutes` consecutive
+/// minutes: the variance of the sums around the local level over their mean.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowDispersion {
+    pub minutes: u32,
+    pub dispersion: f64,
+    pub rate_dispersion: f64,
+}
+
+/// The windows a profile measures (the lengths the tests judge).
+pub const WINDOW_MINUTES: [u32; 3] = [2, 3, 5];
 
 impl Profile {
     /// Learns the profile from the known minutes `from..=to` of `series`, anomalous ones
@@ -94,6 +112,11 @@ impl Profile {
         Some(Profile {
             dispersion: floor(profile.dispersion),
             rate_dispersion: floor(profile.rate_dispersion),
+            windows: profile.windows.map(|window| WindowDispersion {
+                dispersion: floor(window.dispersion),
+                rate_dispersion: floor(window.rate_dispersion),
+                ..window
+            }),
             blocks: u32::try_from(blocks).unwrap_or(u32::MAX),
         })
     }
@@ -112,6 +135,9 @@ const TRIM_TAIL: f64 = 1e-3;
 fn pooled(hours: &[Vec<(f64, u64, u64)>], trim_at: Option<f64>) -> Option<Profile> {
     let (mut squares, mut freedom, mut errors, mut minutes) = (0.0, 0.0, 0.0, 0.0);
     let (mut rate_observed, mut rate_binomial) = (0.0, 0.0);
+    // Per window length: squared residual sums, groups, and the ratio's observed and
+    // binomial squares.
+    let mut windows = [(0.0, 0.0, 0.0, 0.0); WINDOW_MINUTES.len()];
     for hour in hours {
         let mean = hour.iter().map(|&(_, e, _)| e as f64).sum::<f64>() / hour.len() as f64;
         let kept: Vec<&(f64, u64, u64)> = match trim_at {
@@ -130,21 +156,74 @@ fn pooled(hours: &[Vec<(f64, u64, u64)>], trim_at: Option<f64>) -> Option<Profil
         let (observed, binomial) = ratio_squares(&pairs);
         rate_observed += observed;
         rate_binomial += binomial;
-        squares += residual_squares(&points);
+        let line = fit_line(&points);
+        squares += points
+            .iter()
+            .map(|&(x, count)| (count - line(x)).powi(2))
+            .sum::<f64>();
         freedom += points.len() as f64 - 2.0;
+        // Consecutive whole windows (offset / w), every minute of them kept.
+        let ratio = pairs.iter().map(|&(e, _)| e as f64).sum::<f64>()
+            / pairs.iter().map(|&(_, t)| t as f64).sum::<f64>().max(1.0);
+        let correction = points.len() as f64 / (points.len() as f64 - 2.0);
+        for (slot, &length) in windows.iter_mut().zip(WINDOW_MINUTES.iter()) {
+            let mut groups: std::collections::BTreeMap<i64, (u32, f64, f64, f64)> =
+                Default::default();
+            for &&(x, e, t) in &kept {
+                let group = groups.entry(x as i64 / i64::from(length)).or_default();
+                let t = t as f64;
+                group.0 += 1;
+                group.1 += e as f64 - line(x);
+                group.2 += e as f64 - t * ratio;
+                group.3 += t * ratio * (1.0 - ratio);
+            }
+            for &(count, residual, rate_residual, binomial) in groups.values() {
+                if count == length {
+                    slot.0 += residual * residual * correction;
+                    slot.1 += 1.0;
+                    slot.2 += rate_residual * rate_residual;
+                    slot.3 += binomial;
+                }
+            }
+        }
         errors += points.iter().map(|(_, count)| count).sum::<f64>();
         minutes += points.len() as f64;
     }
     if errors <= 0.0 || freedom <= 0.0 {
         return None;
     }
-    Some(Profile {
-        dispersion: squares / freedom / (errors / minutes),
-        rate_dispersion: if rate_binomial > 0.0 {
-            rate_observed / rate_binomial
+    let per_minute = errors / minutes;
+    let ratio_of = |observed: f64, binomial: f64| {
+        if binomial > 0.0 {
+            observed / binomial
         } else {
             1.0
-        },
+        }
+    };
+    let dispersion = squares / freedom / per_minute;
+    let rate_dispersion = ratio_of(rate_observed, rate_binomial);
+    let mut sums = [WindowDispersion {
+        minutes: 1,
+        dispersion,
+        rate_dispersion,
+    }; WINDOW_MINUTES.len()];
+    for ((window, &length), &(squares, groups, observed, binomial)) in sums
+        .iter_mut()
+        .zip(WINDOW_MINUTES.iter())
+        .zip(windows.iter())
+    {
+        window.minutes = length;
+        if groups > 0.0 {
+            // Never below the single minute's: fewer, noisier terms say less about it.
+            window.dispersion =
+                (squares / groups / (per_minute * f64::from(length))).max(dispersion);
+            window.rate_dispersion = ratio_of(observed, binomial).max(rate_dispersion);
+        }
+    }
+    Some(Profile {
+        dispersion,
+        rate_dispersion,
+        windows: sums,
         blocks: 0,
     })
 }
@@ -189,9 +268,8 @@ fn ratio_squares(minutes: &[(u64, u64)]) -> (f64, f64) {
         })
 }
 
-/// The sum of squared residuals of the `(offset, count)` points around their least-squares
-/// line.
-fn residual_squares(points: &[(f64, f64)]) -> f64 {
+/// The least-squares line through the `(offset, count)` points, as a function of the offset.
+fn fit_line(points: &[(f64, f64)]) -> impl Fn(f64) -> f64 + use<> {
     let n = points.len() as f64;
     let mean = points.iter().map(|(_, count)| count).sum::<f64>() / n;
     let centre = points.iter().map(|(x, _)| x).sum::<f64>() / n;
@@ -201,10 +279,7 @@ fn residual_squares(points: &[(f64, f64)]) -> f64 {
         sxx += (x - centre) * (x - centre);
     }
     let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    points
-        .iter()
-        .map(|(x, count)| (count - mean - slope * (x - centre)).powi(2))
-        .sum()
+    move |x| mean + slope * (x - centre)
 }
 
 #[cfg(test)]
@@ -274,6 +349,53 @@ mod tests {
         )
         .unwrap();
         assert!((1.6..2.5).contains(&profile.dispersion), "{profile:?}");
+    }
+
+    #[test]
+    fn clumps_longer_than_a_minute_are_learned_for_the_windows() {
+        let mut draws = Draws(0x2545_f491_4f6c_dd1d);
+        let learn = |counts: &[u64]| {
+            Profile::learn(
+                &series_with(counts),
+                &Anomalies::new(),
+                Minute(0),
+                Minute(1439),
+            )
+            .unwrap()
+        };
+        // Independent minutes, gamma-Poisson with variance twice the mean: sums of a few
+        // minutes are as dispersed as one.
+        let independent: Vec<u64> = (0..1440)
+            .map(|_| {
+                let rate = draws.gamma(5);
+                draws.poisson(rate)
+            })
+            .collect();
+        let profile = learn(&independent);
+        for window in profile.windows {
+            assert!(
+                window.dispersion < 1.3 * profile.dispersion,
+                "{window:?} of {profile:?}"
+            );
+        }
+        // The same level shared by five minutes at a time: each minute looks twice the
+        // mean, five together (variance 25 + 5 × 5 over a mean of 25) six times.
+        let mut clumped = Vec::with_capacity(1440);
+        while clumped.len() < 1440 {
+            let rate = draws.gamma(5);
+            clumped.extend((0..5).map(|_| draws.poisson(rate)));
+        }
+        let profile = learn(&clumped);
+        let five = profile.windows[2];
+        assert_eq!(five.minutes, 5);
+        assert!(
+            five.dispersion > 2.0 * profile.dispersion && five.dispersion > 3.5,
+            "{profile:?}"
+        );
+        assert!(
+            profile.windows[0].dispersion > profile.dispersion,
+            "{profile:?}"
+        );
     }
 
     #[test]
