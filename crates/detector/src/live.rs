@@ -393,7 +393,7 @@ impl Detector {
         )
         .await?;
         let spans = incidents::firing_spans(conn, &due, horizon.start()).await?;
-        // The daily rhythm: a week of quarter-hours (only where the setting wants one).
+        // The daily rhythm: two weeks of quarter-hours (only where the setting wants one).
         let week = now.minus(RHYTHM_HORIZON_MINUTES);
         let mut quarters: HashMap<String, (Minute, BTreeMap<i64, u64>)> = HashMap::new();
         if self.config.daily_rhythm {
@@ -443,7 +443,7 @@ impl Detector {
                 let series = series.with_history_start(start);
                 Profile::learn(&series, &left_out, horizon, now.minus(1))
             });
-            // Minutes before the service's first event of the week are unknown, not quiet.
+            // Minutes before the service's first event of the horizon are unknown, not quiet.
             let rhythm = quarters.remove(service).and_then(|(first, errors)| {
                 let quarters = Quarter::between(&errors, first, now.minus(1));
                 Rhythm::learn(&quarters, profile.map_or(1.0, |p| p.dispersion))

@@ -194,7 +194,7 @@ pub fn minutes(
 }
 
 /// A service's profile and daily rhythm as the replay keeps them: relearned every hour from
-/// the day (the rhythm: the week) before, as the live detector does, with the minutes judged
+/// the day (the rhythm: two weeks) before, as the live detector does, with the minutes judged
 /// anomalous left out.
 struct Profiles<'a> {
     base: &'a DetectionConfig,

@@ -51,7 +51,7 @@ pub struct QuarterCountRow {
 }
 
 /// Errors per service and quarter-hour for minutes in `from..=to`, for `services`: what a
-/// daily rhythm is learned from (a week of them is 672 rows a service, not 10,080).
+/// daily rhythm is learned from (two weeks of them are 1,344 rows a service, not 20,160).
 pub async fn quarter_counts(
     conn: &mut AsyncPgConnection,
     from: DateTime<Utc>,

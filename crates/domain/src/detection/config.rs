@@ -213,9 +213,11 @@ impl DetectionConfig {
             .fold(self.min_rate_dispersion, f64::max)
     }
 
-    /// This configuration for a service with `rhythm` (when `daily_rhythm` is on).
+    /// This configuration for a service with `rhythm` (when `daily_rhythm` is on; never for
+    /// the classic rule, which reproduces the original).
     pub fn with_rhythm(mut self, rhythm: Option<super::Rhythm>) -> DetectionConfig {
-        self.rhythm = rhythm.filter(|_| self.daily_rhythm);
+        self.rhythm =
+            rhythm.filter(|_| self.daily_rhythm && self.algorithm == Algorithm::NegativeBinomial);
         self
     }
 
@@ -318,6 +320,7 @@ mod tests {
     fn a_rhythm_is_used_only_when_the_setting_wants_it() {
         let rhythm = crate::detection::Rhythm {
             levels: vec![1.0; crate::detection::rhythm::SLOTS],
+            weekend: None,
             days: 3,
         };
         let on = DetectionConfig::default().with_rhythm(Some(rhythm.clone()));
@@ -326,7 +329,11 @@ mod tests {
             daily_rhythm: false,
             ..DetectionConfig::default()
         };
-        assert_eq!(off.with_rhythm(Some(rhythm)).rhythm, None);
+        assert_eq!(off.with_rhythm(Some(rhythm.clone())).rhythm, None);
+        assert_eq!(
+            DetectionConfig::classic().with_rhythm(Some(rhythm)).rhythm,
+            None
+        );
     }
 
     #[test]

@@ -13,11 +13,15 @@ pub const SLOT_MINUTES: i64 = 15;
 /// Slots in a day.
 pub const SLOTS: usize = (24 * 60 / SLOT_MINUTES) as usize;
 
-/// How far back a rhythm is learned: a week.
-pub const RHYTHM_HORIZON_MINUTES: i64 = 7 * 24 * 60;
+/// How far back a rhythm is learned: two weeks (so the last two weekends are whole days
+/// on every day of the week).
+pub const RHYTHM_HORIZON_MINUTES: i64 = 14 * 24 * 60;
 
 /// Fewest days with enough history for a rhythm.
 pub const MIN_DAYS: usize = 3;
+
+/// Fewest weekend days with enough history for weekends to get their own shape.
+pub const MIN_WEEKEND_DAYS: usize = 2;
 
 /// A day counts when this many of its slots are known (about 20 hours).
 const MIN_DAY_SLOTS: usize = 80;
@@ -45,6 +49,9 @@ pub struct Rhythm {
     /// [`SLOTS`] levels with mean 1, shrunk towards 1 by how much of their variation is
     /// noise.
     pub levels: Vec<f64>,
+    /// Saturdays' and Sundays' own levels (UTC), when they differ from the other days'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekend: Option<Vec<f64>>,
     /// Days it was learned from.
     pub days: u32,
 }
@@ -112,96 +119,70 @@ impl Rhythm {
     /// Each usable day's slots are taken relative to that day's mean (so a service that
     /// grew over the week still has one shape); a slot's level is the median over days (an
     /// incident on one day does not become a habit); then the levels are shrunk towards 1
-    /// by the share of their variation that counting noise alone would give. `None` with
-    /// fewer than [`MIN_DAYS`] usable days (a day with at least [`MIN_DAY_SLOTS`] slots of
-    /// at least [`MIN_SLOT_MINUTES`] known minutes, and errors), or when the shape is all
-    /// noise.
+    /// by the share of their variation that counting noise alone would give. With at least
+    /// [`MIN_WEEKEND_DAYS`] weekend days (Saturday and Sunday, UTC) and [`MIN_DAYS`] others,
+    /// weekends get their own shape when the two differ by more than that noise would.
+    /// `None` with fewer than [`MIN_DAYS`] usable days (a day with at least
+    /// [`MIN_DAY_SLOTS`] slots of at least [`MIN_SLOT_MINUTES`] known minutes, and errors),
+    /// or when every shape is all noise.
     pub fn learn(quarters: &[Quarter], dispersion: f64) -> Option<Rhythm> {
-        let mut days: std::collections::BTreeMap<i64, Vec<&Quarter>> = Default::default();
-        for quarter in quarters.iter().filter(|q| q.minutes >= MIN_SLOT_MINUTES) {
-            days.entry(quarter.index.div_euclid(SLOTS as i64))
-                .or_default()
-                .push(quarter);
-        }
-        // Per slot: (relative level, its noise variance) on each usable day.
-        let mut relative: Vec<Vec<(f64, f64)>> = vec![Vec::new(); SLOTS];
-        let mut usable = 0;
-        for slots in days.values().filter(|slots| slots.len() >= MIN_DAY_SLOTS) {
-            let errors: u64 = slots.iter().map(|q| q.errors).sum();
-            let minutes: u32 = slots.iter().map(|q| q.minutes).sum();
-            if errors == 0 {
-                continue;
-            }
-            usable += 1;
-            let mean = errors as f64 / f64::from(minutes);
-            for quarter in slots {
-                let slot = quarter.index.rem_euclid(SLOTS as i64) as usize;
-                let expected = mean * f64::from(quarter.minutes);
-                relative[slot].push((
-                    quarter.errors as f64 / expected,
-                    dispersion.max(1.0) / expected,
-                ));
-            }
-        }
-        if usable < MIN_DAYS {
+        let days = relative_days(quarters, dispersion);
+        if days.len() < MIN_DAYS {
             return None;
         }
-        let mut levels = Vec::with_capacity(SLOTS);
-        let mut noise = 0.0;
-        for slot in &mut relative {
-            if slot.is_empty() {
-                levels.push(1.0);
-                continue;
-            }
-            slot.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let k = slot.len();
-            let median = if k % 2 == 1 {
-                slot[k / 2].0
-            } else {
-                (slot[k / 2 - 1].0 + slot[k / 2].0) / 2.0
-            };
-            levels.push(median);
-            // A median of k noisy values varies about π/2 times as much as their mean.
-            let mean_noise = slot.iter().map(|(_, v)| v).sum::<f64>() / (k * k) as f64;
-            noise += std::f64::consts::FRAC_PI_2 * mean_noise;
-        }
-        let average = levels.iter().sum::<f64>() / SLOTS as f64;
-        if average <= 0.0 {
-            return None;
-        }
-        for level in &mut levels {
-            *level /= average;
-        }
-        let noise = noise / SLOTS as f64 / (average * average);
-        let spread = levels.iter().map(|l| (l - 1.0).powi(2)).sum::<f64>() / SLOTS as f64;
-        // The share of the spread that is signal (James–Stein): none, no rhythm.
-        let keep = if spread > 0.0 {
-            (1.0 - noise / spread).max(0.0)
-        } else {
-            0.0
+        let of = |weekend: Option<bool>| -> Vec<&[(usize, f64, f64)]> {
+            days.iter()
+                .filter(|(on_weekend, _)| weekend.is_none_or(|w| w == *on_weekend))
+                .map(|(_, slots)| slots.as_slice())
+                .collect()
         };
-        if keep <= 0.0 {
-            return None;
+        let (weekdays, weekends) = (of(Some(false)), of(Some(true)));
+        let usable = u32::try_from(days.len()).unwrap_or(u32::MAX);
+        if weekends.len() >= MIN_WEEKEND_DAYS && weekdays.len() >= MIN_DAYS {
+            let (weekday, weekday_noise) = median_shape(&weekdays)?;
+            let (weekend, weekend_noise) = median_shape(&weekends)?;
+            let difference = weekday
+                .iter()
+                .zip(&weekend)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+                / SLOTS as f64;
+            if difference > weekday_noise + weekend_noise {
+                let flat = || vec![1.0; SLOTS];
+                let levels = shrunk(weekday, weekday_noise);
+                let weekend = shrunk(weekend, weekend_noise);
+                if levels.is_none() && weekend.is_none() {
+                    return None;
+                }
+                return Some(Rhythm {
+                    levels: levels.unwrap_or_else(flat),
+                    weekend: Some(weekend.unwrap_or_else(flat)),
+                    days: usable,
+                });
+            }
         }
-        for level in &mut levels {
-            *level = 1.0 + keep * (*level - 1.0);
-        }
+        let (levels, noise) = median_shape(&of(None))?;
         Some(Rhythm {
-            levels,
-            days: u32::try_from(usable).unwrap_or(u32::MAX),
+            levels: shrunk(levels, noise)?,
+            weekend: None,
+            days: usable,
         })
     }
 
     /// The level at `minute`, interpolated between the middles of its slots.
     pub fn level(&self, minute: Minute) -> f64 {
-        if self.levels.len() != SLOTS {
+        let levels = match &self.weekend {
+            Some(weekend) if is_weekend_day(minute.0.div_euclid(24 * 60)) => weekend,
+            _ => &self.levels,
+        };
+        if levels.len() != SLOTS {
             return 1.0;
         }
         let of_day = minute.0.rem_euclid(24 * 60) as f64 + 0.5;
         let position = of_day / SLOT_MINUTES as f64 - 0.5;
         let below = position.floor();
         let fraction = position - below;
-        let slot = |i: f64| self.levels[(i as i64).rem_euclid(SLOTS as i64) as usize];
+        let slot = |i: f64| levels[(i as i64).rem_euclid(SLOTS as i64) as usize];
         slot(below) * (1.0 - fraction) + slot(below + 1.0) * fraction
     }
 
@@ -223,6 +204,101 @@ impl Rhythm {
         }
         (self.mean_level(first, last) / before).clamp(1.0, MAX_RISE)
     }
+}
+
+/// Each usable day (see [`Rhythm::learn`]): whether it is a weekend day, and its slots as
+/// (slot, level relative to the day's mean, the noise variance of that level).
+fn relative_days(quarters: &[Quarter], dispersion: f64) -> Vec<(bool, Vec<(usize, f64, f64)>)> {
+    let mut days: std::collections::BTreeMap<i64, Vec<&Quarter>> = Default::default();
+    for quarter in quarters.iter().filter(|q| q.minutes >= MIN_SLOT_MINUTES) {
+        days.entry(quarter.index.div_euclid(SLOTS as i64))
+            .or_default()
+            .push(quarter);
+    }
+    days.iter()
+        .filter(|(_, slots)| slots.len() >= MIN_DAY_SLOTS)
+        .filter_map(|(&day, slots)| {
+            let errors: u64 = slots.iter().map(|q| q.errors).sum();
+            let minutes: u32 = slots.iter().map(|q| q.minutes).sum();
+            if errors == 0 {
+                return None;
+            }
+            let mean = errors as f64 / f64::from(minutes);
+            let levels = slots
+                .iter()
+                .map(|quarter| {
+                    let expected = mean * f64::from(quarter.minutes);
+                    (
+                        quarter.index.rem_euclid(SLOTS as i64) as usize,
+                        quarter.errors as f64 / expected,
+                        dispersion.max(1.0) / expected,
+                    )
+                })
+                .collect();
+            Some((is_weekend_day(day), levels))
+        })
+        .collect()
+}
+
+/// Whether day `day` since the epoch is a Saturday or a Sunday (1970-01-01 was a Thursday).
+fn is_weekend_day(day: i64) -> bool {
+    matches!((day + 4).rem_euclid(7), 0 | 6)
+}
+
+/// The median over `days` of each slot's relative level, normalised to mean 1, and the
+/// mean noise variance of a level. `None` when it has no errors at all.
+fn median_shape(days: &[&[(usize, f64, f64)]]) -> Option<(Vec<f64>, f64)> {
+    let mut slots: Vec<Vec<(f64, f64)>> = vec![Vec::new(); SLOTS];
+    for day in days {
+        for &(slot, level, noise) in day.iter() {
+            slots[slot].push((level, noise));
+        }
+    }
+    let mut levels = Vec::with_capacity(SLOTS);
+    let mut noise = 0.0;
+    for slot in &mut slots {
+        if slot.is_empty() {
+            levels.push(1.0);
+            continue;
+        }
+        slot.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let k = slot.len();
+        let median = if k % 2 == 1 {
+            slot[k / 2].0
+        } else {
+            (slot[k / 2 - 1].0 + slot[k / 2].0) / 2.0
+        };
+        levels.push(median);
+        // A median of k noisy values varies about π/2 times as much as their mean.
+        let mean_noise = slot.iter().map(|(_, v)| v).sum::<f64>() / (k * k) as f64;
+        noise += std::f64::consts::FRAC_PI_2 * mean_noise;
+    }
+    let average = levels.iter().sum::<f64>() / SLOTS as f64;
+    if average <= 0.0 {
+        return None;
+    }
+    for level in &mut levels {
+        *level /= average;
+    }
+    Some((levels, noise / SLOTS as f64 / (average * average)))
+}
+
+/// `levels` shrunk towards 1 by the share of their spread that is signal (James–Stein);
+/// `None` when none is.
+fn shrunk(mut levels: Vec<f64>, noise: f64) -> Option<Vec<f64>> {
+    let spread = levels.iter().map(|l| (l - 1.0).powi(2)).sum::<f64>() / SLOTS as f64;
+    let keep = if spread > 0.0 {
+        (1.0 - noise / spread).max(0.0)
+    } else {
+        0.0
+    };
+    if keep <= 0.0 {
+        return None;
+    }
+    for level in &mut levels {
+        *level = 1.0 + keep * (*level - 1.0);
+    }
+    Some(levels)
 }
 
 #[cfg(test)]
@@ -281,6 +357,41 @@ mod tests {
         // 30 errors a quarter: relative noise about 18%; the uniform ±25% above is within it.
         assert_eq!(Rhythm::learn(&flat, 1.0), None);
         assert_eq!(Rhythm::learn(&days_of(2, 300.0, office_hours), 1.0), None);
+    }
+
+    #[test]
+    fn weekends_get_their_own_shape_when_they_differ() {
+        // Two weeks from a Monday (day 4 since the epoch): office hours on weekdays,
+        // flat weekends.
+        let monday = 4 * SLOTS as i64;
+        let week = |weekend: fn(usize) -> f64| -> Vec<Quarter> {
+            (0..14 * SLOTS as i64)
+                .map(|offset| {
+                    let index = monday + offset;
+                    let slot = index.rem_euclid(SLOTS as i64) as usize;
+                    let shape = if is_weekend_day(index.div_euclid(SLOTS as i64)) {
+                        weekend(slot)
+                    } else {
+                        office_hours(slot)
+                    };
+                    Quarter {
+                        index,
+                        errors: (300.0 * shape).round() as u64,
+                        minutes: 15,
+                    }
+                })
+                .collect()
+        };
+        let rhythm = Rhythm::learn(&week(|_| 0.25), 1.0).expect("a rhythm");
+        assert!(rhythm.weekend.is_some(), "{rhythm:?}");
+        let at = |day: i64, minutes: i64| Minute((4 + day) * 24 * 60 + minutes);
+        // Monday 08:30 climbs; Saturday 08:30 does not.
+        assert!(rhythm.rise(at(7, 510), at(7, 510), 30) > 1.3);
+        assert!((rhythm.rise(at(5, 510), at(5, 510), 30) - 1.0).abs() < 0.05);
+        // Weekends like weekdays: one shape.
+        let same = Rhythm::learn(&week(office_hours), 1.0).expect("a rhythm");
+        assert_eq!(same.weekend, None);
+        assert!(same.rise(at(5, 510), at(5, 510), 30) > 1.3);
     }
 
     #[test]
