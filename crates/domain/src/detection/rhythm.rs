@@ -130,7 +130,7 @@ impl Rhythm {
         if days.len() < MIN_DAYS {
             return None;
         }
-        let of = |weekend: Option<bool>| -> Vec<&[(usize, f64, f64)]> {
+        let of = |weekend: Option<bool>| -> Vec<&[RelativeSlot]> {
             days.iter()
                 .filter(|(on_weekend, _)| weekend.is_none_or(|w| w == *on_weekend))
                 .map(|(_, slots)| slots.as_slice())
@@ -206,9 +206,12 @@ impl Rhythm {
     }
 }
 
-/// Each usable day (see [`Rhythm::learn`]): whether it is a weekend day, and its slots as
-/// (slot, level relative to the day's mean, the noise variance of that level).
-fn relative_days(quarters: &[Quarter], dispersion: f64) -> Vec<(bool, Vec<(usize, f64, f64)>)> {
+/// One slot of one day: (slot, level relative to the day's mean, the noise variance of that
+/// level).
+type RelativeSlot = (usize, f64, f64);
+
+/// Each usable day (see [`Rhythm::learn`]): whether it is a weekend day, and its slots.
+fn relative_days(quarters: &[Quarter], dispersion: f64) -> Vec<(bool, Vec<RelativeSlot>)> {
     let mut days: std::collections::BTreeMap<i64, Vec<&Quarter>> = Default::default();
     for quarter in quarters.iter().filter(|q| q.minutes >= MIN_SLOT_MINUTES) {
         days.entry(quarter.index.div_euclid(SLOTS as i64))
@@ -247,7 +250,7 @@ fn is_weekend_day(day: i64) -> bool {
 
 /// The median over `days` of each slot's relative level, normalised to mean 1, and the
 /// mean noise variance of a level. `None` when it has no errors at all.
-fn median_shape(days: &[&[(usize, f64, f64)]]) -> Option<(Vec<f64>, f64)> {
+fn median_shape(days: &[&[RelativeSlot]]) -> Option<(Vec<f64>, f64)> {
     let mut slots: Vec<Vec<(f64, f64)>> = vec![Vec::new(); SLOTS];
     for day in days {
         for &(slot, level, noise) in day.iter() {
