@@ -394,12 +394,12 @@ impl Detector {
         .await?;
         let spans = incidents::firing_spans(conn, &due, horizon.start()).await?;
         // The daily rhythm: two weeks of quarter-hours (only where the setting wants one).
-        let week = now.minus(RHYTHM_HORIZON_MINUTES);
+        let rhythm_from = now.minus(RHYTHM_HORIZON_MINUTES);
         let mut quarters: HashMap<String, (Minute, BTreeMap<i64, u64>)> = HashMap::new();
         if self.config.daily_rhythm {
             for row in store::counts::quarter_counts(
                 conn,
-                week.start(),
+                rhythm_from.start(),
                 now.minus(1).start(),
                 &due,
                 Level::Error.as_i16(),

@@ -3,11 +3,11 @@
 //! detector feeds it rows from PostgreSQL, replay its in-memory book; neither decides
 //! anything itself.
 
+use std::rc::Rc;
+
 use super::assessment::Assessment;
 use super::baseline::Baseline;
 use super::config::DetectionConfig;
-use std::rc::Rc;
-
 use super::lifecycle::{ActiveIncident, Baselines, Evaluation, Transition, evaluate_with};
 use super::series::{Anomalies, MinuteSeries};
 use crate::incident::{Severity, Signal, Status};
