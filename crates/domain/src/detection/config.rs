@@ -196,21 +196,29 @@ impl DetectionConfig {
     /// The floor of the count test's variance over a `window`-minute sum: `min_dispersion`,
     /// or the learned dispersion of such sums when larger.
     pub fn count_dispersion(&self, window: u32) -> f64 {
-        self.window_dispersions
-            .iter()
-            .filter(|learned| learned.minutes == window)
-            .map(|learned| learned.dispersion)
-            .fold(self.min_dispersion, f64::max)
+        self.learned_for(window, self.min_dispersion, |learned| learned.dispersion)
     }
 
     /// The same for the error ratio: `min_rate_dispersion`, or the learned dispersion of
     /// the ratio over such sums when larger.
     pub fn ratio_dispersion(&self, window: u32) -> f64 {
+        self.learned_for(window, self.min_rate_dispersion, |learned| {
+            learned.rate_dispersion
+        })
+    }
+
+    /// `floor`, or what `field` says was learned for `window`-minute sums when larger.
+    fn learned_for(
+        &self,
+        window: u32,
+        floor: f64,
+        field: impl Fn(&super::profile::WindowDispersion) -> f64,
+    ) -> f64 {
         self.window_dispersions
             .iter()
             .filter(|learned| learned.minutes == window)
-            .map(|learned| learned.rate_dispersion)
-            .fold(self.min_rate_dispersion, f64::max)
+            .map(field)
+            .fold(floor, f64::max)
     }
 
     /// This configuration for a service with `rhythm` (when `daily_rhythm` is on; never for
