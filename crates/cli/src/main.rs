@@ -32,6 +32,13 @@ enum Command {
     Up(UpArgs),
     /// `up` plus simulated traffic: a 30-minute baseline, then a burst that opens an incident.
     Demo(UpArgs),
+    /// Read messages from standard input, one per line, and print each one's template
+    /// (variable parts as `<*>`), in the same order.
+    Patterns {
+        /// Print each template once with its count instead, most frequent first.
+        #[arg(long)]
+        summary: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +128,10 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     runtime::telemetry::init();
     match Cli::parse().command {
+        Command::Patterns { summary } => {
+            cli::patterns::run(std::io::stdin().lock(), std::io::stdout().lock(), summary)?;
+            Ok(())
+        }
         Command::Migrate { database_url } => {
             let applied = store::migrate::run_pending(&database_url).await?;
             if applied.is_empty() {
