@@ -35,24 +35,75 @@ const UNITS: [&str; 27] = [
 ];
 
 const DATE_WORDS: [&str; 27] = [
-    "mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday", "wednesday",
-    "thursday", "friday", "saturday", "sunday", "jan", "feb", "mar", "apr", "may", "jun", "jul",
-    "aug", "sep", "sept", "oct", "nov", "dec",
+    "mon",
+    "tue",
+    "wed",
+    "thu",
+    "fri",
+    "sat",
+    "sun",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "may",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
 ];
 
 /// Punctuation around a word that does not change which word it is.
 fn is_wrapping(c: char) -> bool {
     matches!(
         c,
-        '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>' | '"' | '\'' | ',' | ';' | ':' | '.' | '!' | '?'
+        '(' | ')'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '<'
+            | '>'
+            | '"'
+            | '\''
+            | ','
+            | ';'
+            | ':'
+            | '.'
+            | '!'
+            | '?'
     )
 }
 
 fn is_delimiter(b: u8) -> bool {
     matches!(
         b,
-        b',' | b';' | b'=' | b'|' | b'(' | b')' | b'{' | b'}' | b'[' | b']' | b'"' | b'\'' | b'<'
-            | b'>' | b'@' | b':'
+        b',' | b';'
+            | b'='
+            | b'|'
+            | b'('
+            | b')'
+            | b'{'
+            | b'}'
+            | b'['
+            | b']'
+            | b'"'
+            | b'\''
+            | b'<'
+            | b'>'
+            | b'@'
+            | b':'
     )
 }
 
@@ -170,7 +221,9 @@ pub fn tokens(message: &str) -> Vec<Cow<'_, str>> {
         let dates: Vec<bool> = tokens.iter().map(|t| is_date_word(t)).collect();
         let dated = |j: usize| dates[j] || tokens[j].contains(WILDCARD);
         let masked: Vec<usize> = (0..tokens.len())
-            .filter(|&i| dates[i] && ((i + 1 < tokens.len() && dated(i + 1)) || (i > 0 && dated(i - 1))))
+            .filter(|&i| {
+                dates[i] && ((i + 1 < tokens.len() && dated(i + 1)) || (i > 0 && dated(i - 1)))
+            })
             .collect();
         for i in masked {
             tokens[i] = Cow::Borrowed(WILDCARD);
@@ -230,7 +283,10 @@ mod tests {
         );
         assert_eq!(masked("deadbeef12 ok at /var/log/syslog"), "<*> ok at <*>");
         // Short-numbered identifiers stay words; the miner decides by their variety.
-        assert_eq!(masked("interface wl0 uses ext3 over SOCKS5"), "interface wl0 uses ext3 over SOCKS5");
+        assert_eq!(
+            masked("interface wl0 uses ext3 over SOCKS5"),
+            "interface wl0 uses ext3 over SOCKS5"
+        );
         assert_eq!(
             masked("connection at Fri Jun 24 18:55:11 2005 from node-129"),
             "connection at <*> <*> <*> <*>:<*>:<*> <*> from <*>"
@@ -245,7 +301,10 @@ mod tests {
         let tokens = tokens(&long);
         assert_eq!(tokens.len(), MAX_TOKENS);
         assert_eq!(tokens[MAX_TOKENS - 1], WILDCARD);
-        assert_eq!(tokens.len(), super::tokens(&vec!["w"; MAX_TOKENS].join(" ")).len());
+        assert_eq!(
+            tokens.len(),
+            super::tokens(&vec!["w"; MAX_TOKENS].join(" ")).len()
+        );
     }
 
     #[test]

@@ -191,13 +191,18 @@ impl Miner {
         let mut node = self.roots.entry(tokens.len()).or_default();
         for token in tokens.iter().take(settings.prefix_tokens) {
             let mut key = tree_key(token);
-            if !node.children.contains_key(key) && node.children.len() >= settings.max_children
-            {
+            if !node.children.contains_key(key) && node.children.len() >= settings.max_children {
                 key = WILDCARD;
             }
             node = node.children.entry(key.into()).or_default();
         }
-        match best(&self.templates, &node.templates, &tokens, &wild, settings.similarity) {
+        match best(
+            &self.templates,
+            &node.templates,
+            &tokens,
+            &wild,
+            settings.similarity,
+        ) {
             Some(id) => {
                 for ((slot, token), &token_wild) in
                     self.templates[id].slots.iter_mut().zip(&tokens).zip(&wild)
@@ -221,10 +226,13 @@ impl Miner {
         match self.find(&tokens) {
             Some(id) => {
                 let slots = &self.templates[id].slots;
-                let texts = slots.iter().zip(&tokens).map(|(slot, token)| match slot.words {
-                    Words::Few(_) => token.as_ref(),
-                    Words::One | Words::Variable => &*slot.text,
-                });
+                let texts = slots
+                    .iter()
+                    .zip(&tokens)
+                    .map(|(slot, token)| match slot.words {
+                        Words::Few(_) => token.as_ref(),
+                        Words::One | Words::Variable => &*slot.text,
+                    });
                 join(texts)
             }
             None => join(tokens.iter().map(AsRef::as_ref)),
@@ -331,7 +339,11 @@ mod tests {
             .collect();
         let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
         let many = templates(&refs);
-        assert!(many.iter().all(|t| t == "session opened for user <*> by (uid=<*>)"), "{many:?}");
+        assert!(
+            many.iter()
+                .all(|t| t == "session opened for user <*> by (uid=<*>)"),
+            "{many:?}"
+        );
     }
 
     #[test]
@@ -357,7 +369,14 @@ mod tests {
             ..MinerSettings::default()
         });
         let messages: Vec<String> = (0..100)
-            .map(|i| format!("{} {} {}", "w".repeat(i + 1), "x".repeat(i + 2), "y".repeat(i + 3)))
+            .map(|i| {
+                format!(
+                    "{} {} {}",
+                    "w".repeat(i + 1),
+                    "x".repeat(i + 2),
+                    "y".repeat(i + 3)
+                )
+            })
             .collect();
         for m in &messages {
             miner.add(m);

@@ -7,9 +7,16 @@
 //! # Layout
 //! - [`mask`]: tokens, and the number-shaped parts that become `<*>`.
 //! - [`miner`]: [`Miner`], the template tree.
+//! - [`explain`]: [`explain()`], the templates and attribute values over-represented in an
+//!   incident's window against its baseline; [`pattern_counts`], a sample's templates.
 
+pub mod explain;
 pub mod mask;
 pub mod miner;
 
+pub use explain::{
+    AttributeChange, Explanation, Line, PatternChange, PatternCount, SideSize, explain,
+    pattern_counts,
+};
 pub use mask::WILDCARD;
 pub use miner::{Miner, MinerSettings};
