@@ -22,6 +22,7 @@ use store::scope::Scope;
 use store::{DbPool, StoreResult};
 use tokio::sync::Mutex;
 
+use crate::explain::{self, ExplainSettings};
 use crate::metrics::DetectorMetrics;
 use crate::notify::Notifier;
 
@@ -113,6 +114,8 @@ pub struct Detector {
     share: Share,
     metrics: DetectorMetrics,
     notifier: Option<Notifier>,
+    /// How incidents get their explanations (after the tick's transitions commit).
+    explain: ExplainSettings,
     memory: Arc<Mutex<Memory>>,
 }
 
@@ -130,8 +133,15 @@ impl Detector {
             share,
             metrics,
             notifier,
+            explain: ExplainSettings::default(),
             memory: Arc::default(),
         }
+    }
+
+    /// The same detector with these explanation settings.
+    pub fn with_explanations(mut self, settings: ExplainSettings) -> Detector {
+        self.explain = settings;
+        self
     }
 
     /// The same detector evaluating every service, ignoring the replicas' buckets (safe:
@@ -318,6 +328,7 @@ impl Detector {
         self.learn_profiles(&mut conn, &mut memory.services, now_minute)
             .await?;
         let mut verdicts = Vec::new();
+        let mut notifications = Vec::new();
         for (service, remembered) in &mut memory.services {
             let from = if newcomers.contains(service) {
                 horizon
@@ -344,13 +355,92 @@ impl Detector {
                 now: now_minute,
             };
             for decision in detection::evaluate_service(&remembered.config, input) {
-                self.apply(&mut conn, service, known, decision, now, &mut report)
-                    .await?;
+                self.apply(
+                    &mut conn,
+                    service,
+                    known,
+                    decision,
+                    now,
+                    &mut report,
+                    &mut notifications,
+                )
+                .await?;
             }
         }
         store::status::record(&mut conn, &verdicts).await?;
-        memory.last = Some((scope, now_minute));
+        memory.last = Some((scope.clone(), now_minute));
+        // Committed: now explain what opened or escalated, then notify with the explanation.
+        self.explain_pending(&mut conn, &scope, now).await;
+        self.notify(&mut conn, notifications).await?;
         Ok(report)
+    }
+
+    /// Explains the active incidents of `scope` whose stage has no explanation yet, at most
+    /// `explain.per_tick`, newest first. Failures are logged and counted; the stage stays
+    /// unexplained and the next tick tries again.
+    async fn explain_pending(
+        &self,
+        conn: &mut store::PooledConnection,
+        scope: &Scope,
+        now: DateTime<Utc>,
+    ) {
+        if !self.explain.enabled {
+            return;
+        }
+        let limit = i64::from(self.explain.per_tick);
+        let pending = match store::explanations::pending(conn, scope, limit).await {
+            Ok(pending) => pending,
+            Err(error) => {
+                self.metrics.explanations_failed.inc();
+                tracing::warn!(%error, "Could not list incidents to explain.");
+                return;
+            }
+        };
+        for incident in pending {
+            let started = std::time::Instant::now();
+            let stored = match explain::explain_incident(conn, &incident, &self.explain, now).await
+            {
+                Ok(new) => store::explanations::insert(conn, &new).await,
+                Err(error) => Err(error),
+            };
+            match stored {
+                Ok(_) => {
+                    self.metrics.explanations.inc();
+                    self.metrics
+                        .explain_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                Err(error) => {
+                    self.metrics.explanations_failed.inc();
+                    tracing::warn!(%error, incident = incident.id, "Could not explain the incident; will retry.");
+                }
+            }
+        }
+    }
+
+    /// Queues the tick's notifications, each with its incident's newest explanation.
+    async fn notify(
+        &self,
+        conn: &mut store::PooledConnection,
+        notifications: Vec<(EventKind, i64)>,
+    ) -> StoreResult<()> {
+        let Some(notifier) = &self.notifier else {
+            return Ok(());
+        };
+        for (event, id) in notifications {
+            let Some(row) = incidents::find(conn, id).await? else {
+                continue;
+            };
+            let explanation = match store::explanations::latest(conn, id).await {
+                Ok(found) => found.and_then(|row| row.explanation().ok()),
+                Err(error) => {
+                    tracing::warn!(%error, incident = id, "Could not read the explanation; notifying without it.");
+                    None
+                }
+            };
+            notifier.notify(event, row, explanation.map(Into::into));
+        }
+        Ok(())
     }
 
     /// Learns again the profiles that are due: never learned, or learned more than
@@ -481,6 +571,7 @@ impl Detector {
         decision: Decision,
         now: DateTime<Utc>,
         report: &mut TickReport,
+        notifications: &mut Vec<(EventKind, i64)>,
     ) -> StoreResult<()> {
         let Decision {
             signal,
@@ -617,11 +708,7 @@ impl Detector {
             baseline_mean: assessment.baseline.mean,
             baseline_stddev: assessment.baseline.stddev,
         });
-        if let (Some(notifier), Some((event, id))) = (&self.notifier, notify)
-            && let Some(row) = incidents::find(conn, id).await?
-        {
-            notifier.notify(event, row);
-        }
+        notifications.extend(notify);
         Ok(())
     }
 }

@@ -43,6 +43,11 @@ pub struct DetectorMetrics {
     pub webhook_failed: Counter,
     pub webhook_retries: Counter,
     pub webhook_dropped: Counter,
+    /// Incident explanations stored (or found stored by another replica), those that
+    /// failed (retried on the next tick), and how long each took.
+    pub explanations: Counter,
+    pub explanations_failed: Counter,
+    pub explain_seconds: Histogram,
 }
 
 impl DetectorMetrics {
@@ -66,6 +71,9 @@ impl DetectorMetrics {
             webhook_failed: Counter::default(),
             webhook_retries: Counter::default(),
             webhook_dropped: Counter::default(),
+            explanations: Counter::default(),
+            explanations_failed: Counter::default(),
+            explain_seconds: runtime::metrics::latency_histogram(),
         };
         let detector = registry.sub_registry_with_prefix("detector");
         detector.register(
@@ -99,6 +107,11 @@ impl DetectorMetrics {
             metrics.last_success.clone(),
         );
         detector.register(
+            "explain_duration_seconds",
+            "Duration of one incident explanation (two samples and their comparison)",
+            metrics.explain_seconds.clone(),
+        );
+        detector.register(
             "buckets_held",
             "Service buckets this replica evaluates",
             metrics.buckets_held.clone(),
@@ -128,6 +141,16 @@ impl DetectorMetrics {
                 "baseline_unfiltered",
                 "Baselines that took anomalous minutes: too few others within detection.baseline_lookback",
                 &metrics.baseline_unfiltered,
+            ),
+            (
+                "explanations",
+                "Incident explanations computed (one per incident stage: opened, escalated, reopened)",
+                &metrics.explanations,
+            ),
+            (
+                "explanations_failed",
+                "Incident explanations that failed (retried on the next cycle)",
+                &metrics.explanations_failed,
             ),
             (
                 "profiles_learned",

@@ -17,6 +17,7 @@ use store::models::IncidentRow;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::explain::ExplanationDigest;
 use crate::metrics::DetectorMetrics;
 
 /// Where and how to deliver notifications. Disabled while `url` is empty.
@@ -127,6 +128,10 @@ pub struct Notification {
     pub incident: WebhookIncident,
     /// Where to read the incident in the query API, when `link_base` is set.
     pub link: Option<String>,
+    /// What the incident is made of: its top three message templates and attribute values
+    /// (absent until the incident has an explanation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<ExplanationDigest>,
     pub sent_at: DateTime<Utc>,
 }
 
@@ -166,13 +171,19 @@ impl Notifier {
     }
 
     /// Queues a notification of `event` for `incident`; drops it if the queue is full.
-    pub fn notify(&self, event: domain::EventKind, incident: IncidentRow) {
+    pub fn notify(
+        &self,
+        event: domain::EventKind,
+        incident: IncidentRow,
+        explanation: Option<ExplanationDigest>,
+    ) {
         let link = (!self.link_base.is_empty())
             .then(|| format!("{}/api/v1/incidents/{}", self.link_base, incident.id));
         let notification = Notification {
             event,
             incident: incident.into(),
             link,
+            explanation,
             sent_at: Utc::now(),
         };
         if self.sender.try_send(notification).is_err() {

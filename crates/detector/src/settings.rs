@@ -17,6 +17,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub detector: LoopSettings,
     pub detection: DetectionSettings,
+    /// Explanations of incidents.
+    pub explain: crate::explain::ExplainSettings,
     pub webhook: crate::notify::WebhookSettings,
 }
 
@@ -35,6 +37,7 @@ impl Default for Settings {
             database: DatabaseSettings::with_pool_size(2),
             detector: LoopSettings::default(),
             detection: DetectionSettings::default(),
+            explain: crate::explain::ExplainSettings::default(),
             webhook: crate::notify::WebhookSettings::default(),
         }
     }
@@ -213,6 +216,18 @@ impl Settings {
         }
         require_nonzero("webhook.max_attempts", self.webhook.max_attempts)?;
         require_nonzero("webhook.timeout", self.webhook.timeout)?;
+        if !(1..=100_000).contains(&self.explain.sample_lines) {
+            return Err(SettingsError::invalid(
+                "explain.sample_lines",
+                "must be between 1 and 100000",
+            ));
+        }
+        if whole_minutes("explain.max_window", self.explain.max_window)? == 0 {
+            return Err(SettingsError::invalid("explain.max_window", "must be at least 1m"));
+        }
+        if whole_minutes("explain.baseline", self.explain.baseline)? == 0 {
+            return Err(SettingsError::invalid("explain.baseline", "must be at least 1m"));
+        }
         for service in &self.detector.services {
             domain::ServiceName::parse(service)
                 .map_err(|error| SettingsError::invalid("detector.services", error.to_string()))?;

@@ -78,7 +78,8 @@ impl Application {
             Some((notifier, task)) => (Some(notifier), Some(task)),
             None => (None, None),
         };
-        let detector = Detector::new(pool.clone(), config, share, metrics, notifier);
+        let detector = Detector::new(pool.clone(), config, share, metrics, notifier)
+            .with_explanations(settings.explain.clone());
         let last_success = Arc::new(AtomicI64::new(0));
         let http = HttpService::builder(
             &settings.server,

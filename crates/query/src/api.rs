@@ -198,6 +198,122 @@ pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: IncidentView,
     pub timeline: Vec<TimelineEntry>,
+    /// What the incident is made of; `null` until the detector has explained it (seconds
+    /// after it opens), and for incidents opened before explanations existed.
+    pub explanation: Option<ExplanationView>,
+}
+
+/// One side of an explanation: its time range and ERROR+ lines (estimated from the
+/// rollups when more than were sampled).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExplanationSideView {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// ERROR+ lines in the range.
+    pub lines: u64,
+    /// Lines sampled from them (at most `explain.sample_lines`, spread over the minutes).
+    pub sampled: u64,
+}
+
+/// A message template's change between baseline and incident window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatternChangeView {
+    /// The template; variable parts (numbers, ids, addresses, paths…) are `<*>`.
+    pub template: String,
+    /// Lines with this template in the window and in the baseline (estimates when the side
+    /// was sampled).
+    pub window_count: u64,
+    pub baseline_count: u64,
+    /// Share of the window over share of the baseline (an unseen template counts half a
+    /// line); `null` when the baseline had no errors.
+    pub lift: Option<f64>,
+    /// Absent from the baseline's sample.
+    pub new: bool,
+    /// Its share rose beyond chance (two-proportion z ≥ 3).
+    pub over_represented: bool,
+    /// A window line with this template (`GET /api/v1/logs` finds it).
+    pub example_log_id: i64,
+}
+
+/// An attribute value over-represented in the window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttributeChangeView {
+    /// Attribute key (`outer.inner` for one level of nesting).
+    pub key: String,
+    pub value: String,
+    pub window_count: u64,
+    pub baseline_count: u64,
+    pub lift: Option<f64>,
+    pub new: bool,
+}
+
+/// The message templates and attribute values that changed: the window is the incident's
+/// minutes (at most the last `explain.max_window`), the baseline the `explain.baseline`
+/// before its first minute, both ERROR+ lines. Templates over-represented in the window
+/// come first (by lines in excess of the baseline's mix), then the rest by window lines;
+/// attribute values are listed only when over-represented. At most ten of each.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExplanationView {
+    /// The stage it explains: the severity (`warning` or `critical`) and reopen count it
+    /// was computed at.
+    #[schema(value_type = String)]
+    pub severity: Severity,
+    pub reopened: i32,
+    pub computed_at: DateTime<Utc>,
+    pub window: ExplanationSideView,
+    pub baseline: ExplanationSideView,
+    pub patterns: Vec<PatternChangeView>,
+    pub attributes: Vec<AttributeChangeView>,
+}
+
+impl ExplanationView {
+    /// The view of a stored explanation; `None` when its body does not read (written by a
+    /// newer version).
+    pub fn of(row: &store::explanations::ExplanationRow) -> Option<ExplanationView> {
+        let body = row.explanation().ok()?;
+        Some(ExplanationView {
+            severity: row.severity,
+            reopened: row.reopened,
+            computed_at: row.computed_at,
+            window: ExplanationSideView {
+                from: row.window_from,
+                until: row.window_until,
+                lines: body.window.lines,
+                sampled: body.window.sampled,
+            },
+            baseline: ExplanationSideView {
+                from: row.baseline_from,
+                until: row.baseline_until,
+                lines: body.baseline.lines,
+                sampled: body.baseline.sampled,
+            },
+            patterns: body
+                .patterns
+                .into_iter()
+                .map(|p| PatternChangeView {
+                    template: p.template,
+                    window_count: p.window_count,
+                    baseline_count: p.baseline_count,
+                    lift: p.lift,
+                    new: p.new,
+                    over_represented: p.over_represented,
+                    example_log_id: p.example_log_id,
+                })
+                .collect(),
+            attributes: body
+                .attributes
+                .into_iter()
+                .map(|a| AttributeChangeView {
+                    key: a.key,
+                    value: a.value,
+                    window_count: a.window_count,
+                    baseline_count: a.baseline_count,
+                    lift: a.lift,
+                    new: a.new,
+                })
+                .collect(),
+        })
+    }
 }
 
 /// A stored log event.

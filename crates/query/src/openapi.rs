@@ -31,6 +31,7 @@ use crate::routes::{incidents, login, logs, services, session};
         logs::list,
         services::list,
         services::series,
+        services::patterns,
     ),
     modifiers(&BearerAuth, &CommonResponses),
     tags(

@@ -104,6 +104,10 @@ impl Application {
                             .service(
                                 resource("/services/{name}/series")
                                     .route(get().to(services::series)),
+                            )
+                            .service(
+                                resource("/services/{name}/patterns")
+                                    .route(get().to(services::patterns)),
                             ),
                     );
             })?;

@@ -14,6 +14,8 @@
 //! - [`counts`]: per-minute rollup reads for the detector.
 //! - [`incidents`]: incident lifecycle statements and incident pages.
 //! - [`logs`]: log pages.
+//! - [`explanations`]: incident explanations, and bounded weighted samples of a service's
+//!   lines.
 //! - [`status`]: the detector's verdict on each service's last minute, and the services
 //!   overview.
 //! - [`users`]: users (credentials stay inside) and revoked tokens.
@@ -26,6 +28,7 @@ pub mod cluster;
 pub mod counts;
 pub mod enums;
 pub mod error;
+pub mod explanations;
 pub mod incidents;
 pub mod leases;
 pub mod logs;

@@ -113,12 +113,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    incident_explanations (incident_id, severity, reopened) {
+        incident_id -> Int8,
+        severity -> Text,
+        reopened -> Int4,
+        computed_at -> Timestamptz,
+        window_from -> Timestamptz,
+        window_until -> Timestamptz,
+        baseline_from -> Timestamptz,
+        baseline_until -> Timestamptz,
+        body -> Jsonb,
+    }
+}
+
 diesel::joinable!(incident_events -> incidents (incident_id));
+diesel::joinable!(incident_explanations -> incidents (incident_id));
 diesel::allow_tables_to_appear_in_same_query!(
     logs,
     log_counts,
     incidents,
     incident_events,
+    incident_explanations,
     users,
     revoked_tokens,
     service_status

@@ -12,7 +12,7 @@ use web::ApiError;
 use web::error::{ErrorBody, NoParams};
 
 use super::{QueryState, into_page, parse_cursor, parse_name, parse_time};
-use crate::api::{IncidentDetail, IncidentView, LogView, Page};
+use crate::api::{ExplanationView, IncidentDetail, IncidentView, LogView, Page};
 use crate::cursor::CursorKind;
 
 /// Filters and paging of `GET /api/v1/incidents`. A parameter not listed here is a 400
@@ -97,13 +97,16 @@ async fn detail_of(
 ) -> Result<IncidentDetail, ApiError> {
     let incident = find(conn, id).await?;
     let timeline = store::incidents::timeline(conn, id).await?;
+    let explanation = store::explanations::latest(conn, id).await?;
     Ok(IncidentDetail {
         incident: incident.into(),
         timeline: timeline.into_iter().map(Into::into).collect(),
+        explanation: explanation.as_ref().and_then(ExplanationView::of),
     })
 }
 
-/// One incident with its baseline, thresholds and timeline.
+/// One incident with its baseline, thresholds, timeline and explanation (the message
+/// templates and attribute values that changed).
 #[utoipa::path(
     get,
     path = "/api/v1/incidents/{id}",

@@ -376,3 +376,130 @@ pub async fn series(
         minutes,
     }))
 }
+
+/// The longest span `GET /api/v1/services/{name}/patterns` answers: a day.
+pub const MAX_PATTERN_MINUTES: i64 = 24 * 60;
+
+/// Lines `GET /api/v1/services/{name}/patterns` samples at most.
+pub const PATTERN_SAMPLE_LINES: i64 = 5_000;
+
+/// Templates `GET /api/v1/services/{name}/patterns` lists at most.
+pub const PATTERN_LIMIT: usize = 50;
+
+/// The span and level of `GET /api/v1/services/{name}/patterns`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PatternParams {
+    /// Start (the minute containing it); default an hour before `until`.
+    #[param(schema_with = super::time_schema)]
+    pub since: Option<String>,
+    /// End (exclusive, rounded up to a minute; default now).
+    #[param(schema_with = super::time_schema)]
+    pub until: Option<String>,
+    /// Lowest level to include (default: every level; `error` means error and fatal).
+    #[param(schema_with = super::level_schema)]
+    pub level: Option<String>,
+}
+
+/// One template of a service's lines.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatternCountView {
+    /// The template; variable parts (numbers, ids, addresses, paths…) are `<*>`.
+    pub template: String,
+    /// Lines with this template in the span (estimated from the sample and the per-minute
+    /// counts when more lines were there than sampled).
+    pub count: u64,
+    /// Sampled lines with this template.
+    pub sampled: u64,
+    /// One line with this template.
+    pub example_log_id: i64,
+}
+
+/// The templates of a service's lines in a span.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatternsView {
+    pub service: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Lines in the span at the level asked (from the per-minute counts), and how many were
+    /// sampled.
+    pub lines: u64,
+    pub sampled: u64,
+    /// Most lines first, at most 50.
+    pub patterns: Vec<PatternCountView>,
+}
+
+/// The message templates of a service's lines in a span, with their counts: for looking
+/// around. Bounded: at most a day, whole minutes; at most 5,000 lines are read, spread
+/// evenly over the minutes (the newest of each), and counts are scaled up by each minute's
+/// count; the 50 commonest templates are listed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{name}/patterns",
+    tag = "services",
+    params(("name" = String, Path, description = "Service name"), PatternParams),
+    responses(
+        (status = 200, description = "The service's templates", body = PatternsView),
+        (status = 400, description = "Bad parameter, or a span longer than a day", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn patterns(
+    _caller: ReadAccess,
+    state: Data<QueryState>,
+    name: Path<String>,
+    params: Query<PatternParams>,
+) -> Result<Json<PatternsView>, ApiError> {
+    let service = domain::strip_nul(name.into_inner());
+    let min_level = super::parse_name::<Level>("level", params.level.as_deref())?
+        .map_or(Level::Trace.as_i16(), Level::as_i16);
+    let until = super::parse_time("until", params.until.as_deref())?.unwrap_or_else(Utc::now);
+    let since = super::parse_time("since", params.since.as_deref())?
+        .unwrap_or(until - chrono::Duration::minutes(HOUR));
+    if since >= until {
+        return Err(ApiError::BadRequest(
+            "since must be before until".to_owned(),
+        ));
+    }
+    let first = Minute::containing(since);
+    // `until` is exclusive: the span ends with the minute holding its last instant.
+    let end = Minute::containing(until - chrono::Duration::nanoseconds(1)).plus(1);
+    let minutes = end.since(first);
+    if minutes > MAX_PATTERN_MINUTES {
+        return Err(ApiError::BadRequest(format!(
+            "the span is {minutes} minutes; at most {MAX_PATTERN_MINUTES} (a day) per request"
+        )));
+    }
+    let mut conn = state.read_connection().await?;
+    let sample = store::explanations::sample(
+        &mut conn,
+        &service,
+        first.start(),
+        end.start(),
+        min_level,
+        PATTERN_SAMPLE_LINES,
+    )
+    .await?;
+    let lines = sample.lines();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // non-negative sums
+    let total = lines.iter().map(|l| l.weight).sum::<f64>().round() as u64;
+    let patterns = domain::patterns::pattern_counts(&lines, PATTERN_LIMIT)
+        .into_iter()
+        .map(|p| PatternCountView {
+            template: p.template,
+            count: p.count,
+            sampled: p.sampled,
+            example_log_id: p.example_log_id,
+        })
+        .collect();
+    Ok(Json(PatternsView {
+        service,
+        since: first.start(),
+        until: end.start(),
+        lines: total,
+        sampled: lines.len() as u64,
+        patterns,
+    }))
+}

@@ -1,0 +1,224 @@
+//! Incident explanations, and the bounded samples of a service's lines they (and the
+//! patterns endpoint) are computed from.
+//!
+//! A sample never scans: it is one index range read per minute of the range, each limited
+//! to its share of the lines (`LATERAL … ORDER BY ts DESC LIMIT n`), so its cost follows the
+//! sample's size, not the table's or the minute's. ERROR+ samples use the partial index
+//! `logs_errors_service_ts`; the level bound is written into the statement so the planner
+//! can prove the index applies. Each line is weighted by its minute's real count (from the
+//! rollups) over the lines sampled from that minute.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::{exists, not, sum};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Jsonb, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use domain::patterns::{Explanation, Line};
+use domain::{Severity, Status};
+
+use crate::enums::Stored;
+use crate::error::StoreResult;
+use crate::models::IncidentRow;
+use crate::schema::{incident_explanations, incidents, log_counts};
+use crate::scope::{Scope, scoped};
+
+/// One sampled line.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SampledLine {
+    #[diesel(sql_type = Timestamptz)]
+    pub minute: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub message: String,
+    #[diesel(sql_type = Jsonb)]
+    pub attributes: serde_json::Value,
+}
+
+/// A weighted sample of one service's lines in a time range.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// The lines with their weights: how many lines of their minute each stands for.
+    pub lines: Vec<(SampledLine, f64)>,
+}
+
+impl Sample {
+    /// The domain's view of the lines.
+    pub fn lines(&self) -> Vec<Line<'_>> {
+        self.lines
+            .iter()
+            .map(|(line, weight)| Line {
+                id: line.id,
+                message: &line.message,
+                attributes: &line.attributes,
+                weight: *weight,
+            })
+            .collect()
+    }
+}
+
+/// Up to about `max_lines` of `service`'s lines at or above `min_level` with `from <= ts <
+/// until` (both on minute boundaries), spread evenly over the minutes: the newest of each
+/// minute, weighted by the minute's count in the rollups.
+pub async fn sample(
+    conn: &mut AsyncPgConnection,
+    service: &str,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    min_level: i16,
+    max_lines: i64,
+) -> StoreResult<Sample> {
+    let minutes = (until - from).num_minutes();
+    if minutes <= 0 || max_lines <= 0 {
+        return Ok(Sample::default());
+    }
+    let per_minute = (max_lines + minutes - 1) / minutes;
+    // The level is a constant of the statement (an i16, not user text) so that the planner
+    // matches the partial index's predicate; a parameter would hide it.
+    let statement = format!(
+        "SELECT m.minute, l.id, l.message, l.attributes \
+         FROM generate_series($2::timestamptz, $3::timestamptz - interval '1 minute', \
+                              interval '1 minute') AS m(minute) \
+         CROSS JOIN LATERAL ( \
+             SELECT id, message, attributes FROM logs \
+             WHERE service = $1 AND level >= {min_level} \
+               AND ts >= m.minute AND ts < m.minute + interval '1 minute' \
+             ORDER BY ts DESC LIMIT $4) AS l"
+    );
+    let lines: Vec<SampledLine> = diesel::sql_query(statement)
+        .bind::<Text, _>(service)
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(until)
+        .bind::<BigInt, _>(per_minute)
+        .load(conn)
+        .await?;
+    let totals: Vec<(DateTime<Utc>, Option<i64>)> = log_counts::table
+        .filter(log_counts::service.eq(service))
+        .filter(log_counts::minute.ge(from))
+        .filter(log_counts::minute.lt(until))
+        .filter(log_counts::level.ge(min_level))
+        .group_by(log_counts::minute)
+        .select((log_counts::minute, sum(log_counts::n)))
+        .load(conn)
+        .await?;
+    let totals: HashMap<DateTime<Utc>, i64> = totals
+        .into_iter()
+        .map(|(minute, n)| (minute, n.unwrap_or(0)))
+        .collect();
+    let mut sampled: HashMap<DateTime<Utc>, i64> = HashMap::new();
+    for line in &lines {
+        *sampled.entry(line.minute).or_default() += 1;
+    }
+    #[allow(clippy::cast_precision_loss)] // counts per minute are far below 2^52
+    let weight = |minute: &DateTime<Utc>| {
+        let taken = sampled.get(minute).copied().unwrap_or(1).max(1);
+        let total = totals.get(minute).copied().unwrap_or(0).max(taken);
+        total as f64 / taken as f64
+    };
+    let lines = lines
+        .into_iter()
+        .map(|line| {
+            let w = weight(&line.minute);
+            (line, w)
+        })
+        .collect();
+    Ok(Sample { lines })
+}
+
+/// Active incidents of `scope` without an explanation for their current stage (severity
+/// and reopen count), newest first.
+pub async fn pending(
+    conn: &mut AsyncPgConnection,
+    scope: &Scope,
+    limit: i64,
+) -> StoreResult<Vec<IncidentRow>> {
+    let explained = incident_explanations::table
+        .filter(incident_explanations::incident_id.eq(incidents::id))
+        .filter(incident_explanations::severity.eq(incidents::severity))
+        .filter(incident_explanations::reopened.eq(incidents::reopened_count));
+    let query = incidents::table
+        .filter(incidents::status.ne(Stored(Status::Resolved)))
+        .filter(not(exists(explained)))
+        .order((incidents::opened_at.desc(), incidents::id.desc()))
+        .limit(limit)
+        .select(IncidentRow::as_select())
+        .into_boxed();
+    Ok(scoped!(query, scope, incidents::service).load(conn).await?)
+}
+
+/// An explanation to store.
+#[derive(Debug, Clone)]
+pub struct NewExplanation {
+    pub incident_id: i64,
+    pub severity: Severity,
+    pub reopened: i32,
+    pub computed_at: DateTime<Utc>,
+    pub window_from: DateTime<Utc>,
+    pub window_until: DateTime<Utc>,
+    pub baseline_from: DateTime<Utc>,
+    pub baseline_until: DateTime<Utc>,
+    pub body: Explanation,
+}
+
+/// Stores an explanation unless its incident's stage has one already (another replica
+/// computed it first). Returns whether this call stored it.
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewExplanation) -> StoreResult<bool> {
+    let body = serde_json::to_value(&new.body)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let inserted = diesel::insert_into(incident_explanations::table)
+        .values((
+            incident_explanations::incident_id.eq(new.incident_id),
+            incident_explanations::severity.eq(Stored(new.severity)),
+            incident_explanations::reopened.eq(new.reopened),
+            incident_explanations::computed_at.eq(new.computed_at),
+            incident_explanations::window_from.eq(new.window_from),
+            incident_explanations::window_until.eq(new.window_until),
+            incident_explanations::baseline_from.eq(new.baseline_from),
+            incident_explanations::baseline_until.eq(new.baseline_until),
+            incident_explanations::body.eq(body),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// A stored explanation.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = incident_explanations, check_for_backend(diesel::pg::Pg))]
+pub struct ExplanationRow {
+    pub incident_id: i64,
+    #[diesel(deserialize_as = Stored<Severity>)]
+    pub severity: Severity,
+    pub reopened: i32,
+    pub computed_at: DateTime<Utc>,
+    pub window_from: DateTime<Utc>,
+    pub window_until: DateTime<Utc>,
+    pub baseline_from: DateTime<Utc>,
+    pub baseline_until: DateTime<Utc>,
+    pub body: serde_json::Value,
+}
+
+impl ExplanationRow {
+    /// The stored templates and attribute values.
+    pub fn explanation(&self) -> StoreResult<Explanation> {
+        serde_json::from_value(self.body.clone())
+            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)).into())
+    }
+}
+
+/// The newest explanation of an incident.
+pub async fn latest(
+    conn: &mut AsyncPgConnection,
+    incident_id: i64,
+) -> StoreResult<Option<ExplanationRow>> {
+    Ok(incident_explanations::table
+        .filter(incident_explanations::incident_id.eq(incident_id))
+        .order(incident_explanations::computed_at.desc())
+        .select(ExplanationRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}

@@ -1,0 +1,2 @@
+DROP INDEX logs_errors_service_ts;
+DROP TABLE incident_explanations;
