@@ -54,7 +54,11 @@ impl Default for ExplainSettings {
 }
 
 fn whole_minutes(value: Duration) -> TimeDelta {
-    TimeDelta::minutes(i64::try_from(value.as_secs() / 60).unwrap_or(i64::MAX / 120).max(1))
+    TimeDelta::minutes(
+        i64::try_from(value.as_secs() / 60)
+            .unwrap_or(i64::MAX / 120)
+            .max(1),
+    )
 }
 
 /// Computes the explanation of `incident`'s current stage.

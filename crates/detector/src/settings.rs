@@ -223,10 +223,16 @@ impl Settings {
             ));
         }
         if whole_minutes("explain.max_window", self.explain.max_window)? == 0 {
-            return Err(SettingsError::invalid("explain.max_window", "must be at least 1m"));
+            return Err(SettingsError::invalid(
+                "explain.max_window",
+                "must be at least 1m",
+            ));
         }
         if whole_minutes("explain.baseline", self.explain.baseline)? == 0 {
-            return Err(SettingsError::invalid("explain.baseline", "must be at least 1m"));
+            return Err(SettingsError::invalid(
+                "explain.baseline",
+                "must be at least 1m",
+            ));
         }
         for service in &self.detector.services {
             domain::ServiceName::parse(service)
