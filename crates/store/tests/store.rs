@@ -441,3 +441,224 @@ async fn revocations_outlive_their_tokens_by_the_leeway() {
         .unwrap();
     assert_eq!(rows, 2);
 }
+
+#[tokio::test]
+async fn samples_are_bounded_per_minute_weighted_and_read_through_the_error_index() {
+    let db = TestDatabase::create().await;
+    let minute = Minute::containing(Utc::now()).minus(10);
+    let mut events = Vec::new();
+    // Minute 0: 300 errors and 1,000 infos; minute 1: 4 errors; minute 2: nothing.
+    for i in 0..300 {
+        events.push(event(
+            "svc",
+            "error",
+            minute.start() + Duration::milliseconds(150 * i),
+            "e",
+        ));
+    }
+    for i in 0..1_000 {
+        events.push(event(
+            "svc",
+            "info",
+            minute.start() + Duration::milliseconds(50 * i),
+            "i",
+        ));
+    }
+    for i in 0..4 {
+        events.push(event(
+            "svc",
+            "fatal",
+            minute.plus(1).start() + Duration::seconds(i),
+            "f",
+        ));
+    }
+    events.push(event("other", "error", minute.start(), "not svc"));
+    raw(&db)
+        .await
+        .write_batch(
+            &events.iter().collect::<Vec<_>>(),
+            0,
+            store::bulk::BulkMethod::Copy,
+        )
+        .await
+        .unwrap();
+    let mut conn = connect(&db).await;
+    let error = domain::Level::Error.as_i16();
+    // 90 lines over three minutes: at most 30 a minute.
+    let sample = store::explanations::sample(
+        &mut conn,
+        "svc",
+        minute.start(),
+        minute.plus(3).start(),
+        error,
+        90,
+    )
+    .await
+    .unwrap();
+    let first: Vec<f64> = sample
+        .lines
+        .iter()
+        .filter(|(l, _)| l.minute == minute.start())
+        .map(|(_, w)| *w)
+        .collect();
+    let second: Vec<f64> = sample
+        .lines
+        .iter()
+        .filter(|(l, _)| l.minute == minute.plus(1).start())
+        .map(|(_, w)| *w)
+        .collect();
+    assert_eq!(first.len(), 30);
+    assert!(first.iter().all(|w| (w - 10.0).abs() < 1e-9), "{first:?}");
+    assert_eq!(second, vec![1.0; 4]);
+    assert_eq!(sample.lines.len(), 34);
+    assert!(
+        sample
+            .lines
+            .iter()
+            .all(|(l, _)| l.message != "i" && l.message != "not svc")
+    );
+    let estimated: f64 = sample.lines.iter().map(|(_, w)| w).sum();
+    assert!((estimated - 304.0).abs() < 1e-9);
+
+    // Every level (the patterns endpoint's default) reads the infos too.
+    let all = store::explanations::sample(
+        &mut conn,
+        "svc",
+        minute.start(),
+        minute.plus(1).start(),
+        domain::Level::Trace.as_i16(),
+        50,
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.lines.len(), 50);
+    assert!(all.lines.iter().all(|(_, w)| (w - 26.0).abs() < 1e-9));
+
+    // The ERROR+ read can use the partial index (its predicate is provable from the
+    // statement); with sequential scans off, the planner shows it does.
+    diesel::sql_query("SET enable_seqscan = off")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // EXPLAIN's column is named "QUERY PLAN"; a function gives it a name diesel can read.
+    diesel::sql_query(
+        "CREATE FUNCTION threesigma_test_plan(statement text) RETURNS SETOF text \
+         LANGUAGE plpgsql AS $f$ DECLARE line text; BEGIN \
+         FOR line IN EXECUTE 'EXPLAIN ' || statement LOOP RETURN NEXT line; END LOOP; END $f$",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let forced: Vec<String> = diesel::sql_query(format!(
+        "SELECT * FROM threesigma_test_plan($$SELECT id FROM logs WHERE service = 'svc' AND level >= {error} \
+         AND ts >= now() - interval '1 hour' AND ts < now() ORDER BY ts DESC LIMIT 30$$) AS plan"
+    ))
+    .load::<PlanLine>(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|l| l.plan)
+    .collect();
+    // Partitions carry their own copies of the partitioned index, under their own names.
+    let partial: Vec<String> = diesel::sql_query(
+        "SELECT c.relname AS plan FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = 'logs_errors_service_ts'::regclass",
+    )
+    .load::<PlanLine>(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|l| l.plan)
+    .collect();
+    assert!(
+        forced
+            .iter()
+            .any(|l| partial.iter().any(|name| l.contains(&format!(" {name} ")))),
+        "{forced:#?} uses none of {partial:?}"
+    );
+}
+
+#[derive(diesel::QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    plan: String,
+}
+
+#[tokio::test]
+async fn explanations_are_stored_once_per_stage_and_listed_while_missing() {
+    let db = TestDatabase::create().await;
+    let mut conn = connect(&db).await;
+    let now = Utc::now();
+    let id = incidents::open(&mut conn, &new_incident("svc", now), detector())
+        .await
+        .unwrap()
+        .unwrap();
+    let all = store::scope::Scope::All;
+    let pending = store::explanations::pending(&mut conn, &all, 10)
+        .await
+        .unwrap();
+    assert_eq!(pending.iter().map(|i| i.id).collect::<Vec<_>>(), vec![id]);
+    let body = domain::patterns::Explanation::default();
+    let new = store::explanations::NewExplanation {
+        incident_id: id,
+        severity: pending[0].severity,
+        reopened: pending[0].reopened_count,
+        computed_at: now,
+        window_from: now - Duration::minutes(2),
+        window_until: now,
+        baseline_from: now - Duration::minutes(62),
+        baseline_until: now - Duration::minutes(2),
+        body,
+    };
+    assert!(store::explanations::insert(&mut conn, &new).await.unwrap());
+    assert!(!store::explanations::insert(&mut conn, &new).await.unwrap());
+    assert!(
+        store::explanations::pending(&mut conn, &all, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let latest = store::explanations::latest(&mut conn, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        latest.explanation().unwrap(),
+        domain::patterns::Explanation::default()
+    );
+    // Another service's scope does not list it; a new stage lists it again.
+    diesel::update(store::schema::incidents::table.find(id))
+        .set(store::schema::incidents::severity.eq("critical"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let other = store::scope::Scope::Services(vec!["other".to_owned()]);
+    assert!(
+        store::explanations::pending(&mut conn, &other, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store::explanations::pending(&mut conn, &all, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The table refuses more than ten templates.
+    let mut big = new.clone();
+    big.severity = Severity::Critical;
+    big.body.patterns = (0..11)
+        .map(|i| domain::patterns::PatternChange {
+            template: format!("t{i}"),
+            window_count: 1,
+            baseline_count: 0,
+            lift: None,
+            new: true,
+            over_represented: false,
+            example_log_id: i,
+        })
+        .collect();
+    assert!(store::explanations::insert(&mut conn, &big).await.is_err());
+}
