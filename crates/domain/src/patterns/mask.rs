@@ -11,9 +11,9 @@
 //!
 //! Identifiers with a short number (`ext3`, `wl0`, `SOCKS5`, `x86_64`) are left as words: the
 //! miner decides from how many values a slot takes whether they vary (see
-//! [`super::Miner`]). Two rules look at neighbours: a unit after a number is part of the
-//! number (`5.4 KB` → `<*> <*>`), and weekday and month names next to a number or another
-//! date word are part of a date (`Fri Jun 24 18:55:11 2005` → five wildcards).
+//! [`super::Miner`]), which also lets a slot that holds two units (`KB`, `B`) vary. Weekday
+//! and month names next to a number or another date word are part of a date
+//! (`Fri Jun 24 18:55:11 2005` → five wildcards).
 //!
 //! Masking keeps each token's skeleton (`(uid=0)` → `(uid=<*>)`, `rhost=1.2.3.4` →
 //! `rhost=<*>`), so templates read like the messages they stand for.
@@ -176,24 +176,23 @@ fn word_of(token: &str) -> &str {
 }
 
 fn is_date_word(token: &str) -> bool {
+    // Most tokens are ruled out by length or first letter before any comparison.
+    if !(3..=11).contains(&token.len()) {
+        return false;
+    }
     let word = word_of(token);
-    word.len() <= 9 && DATE_WORDS.iter().any(|d| d.eq_ignore_ascii_case(word))
+    (3..=9).contains(&word.len())
+        && matches!(
+            word.as_bytes()[0].to_ascii_lowercase(),
+            b'm' | b't' | b'w' | b'f' | b's' | b'j' | b'a' | b'o' | b'n' | b'd'
+        )
+        && DATE_WORDS.iter().any(|d| d.eq_ignore_ascii_case(word))
 }
 
-fn is_unit(token: &str) -> bool {
+/// Whether `token` is a unit (`ms`, `KB`, `%`…), punctuation around it aside.
+pub(super) fn is_unit(token: &str) -> bool {
     let word = word_of(token);
     word.len() <= 7 && UNITS.iter().any(|u| u.eq_ignore_ascii_case(word))
-}
-
-/// The word of `token` replaced by a wildcard, its wrapping punctuation kept.
-fn wildcard_word(token: &str) -> Cow<'static, str> {
-    let word = word_of(token);
-    let start = word.as_ptr() as usize - token.as_ptr() as usize;
-    Cow::Owned(format!(
-        "{}{WILDCARD}{}",
-        &token[..start],
-        &token[start + word.len()..]
-    ))
 }
 
 /// The masked tokens of `message`, in order.
@@ -208,14 +207,6 @@ pub fn tokens(message: &str) -> Vec<Cow<'_, str>> {
     }
     if words.next().is_some() {
         tokens.push(Cow::Borrowed(WILDCARD));
-    }
-    for i in 1..tokens.len() {
-        let after_number = tokens[i - 1]
-            .trim_end_matches([')', ']', '}', ',', ';', '.', ':'])
-            .ends_with(WILDCARD);
-        if after_number && !tokens[i].contains(WILDCARD) && is_unit(&tokens[i]) {
-            tokens[i] = wildcard_word(&tokens[i]);
-        }
     }
     if tokens.iter().any(|t| is_date_word(t)) {
         let dates: Vec<bool> = tokens.iter().map(|t| is_date_word(t)).collect();
@@ -279,7 +270,7 @@ mod tests {
         );
         assert_eq!(
             masked("request 550e8400-e29b-41d4-a716-446655440000 from 10.0.0.1:5070 took 5.4 ms"),
-            "request <*> from <*>:<*> took <*> <*>"
+            "request <*> from <*>:<*> took <*> ms"
         );
         assert_eq!(masked("deadbeef12 ok at /var/log/syslog"), "<*> ok at <*>");
         // Short-numbered identifiers stay words; the miner decides by their variety.

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::mask::{WILDCARD, matches, tokens};
+use super::mask::{WILDCARD, is_unit, matches, tokens};
 
 /// The miner's configuration: one set of values for every system.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,37 +81,33 @@ impl Slot {
             || (token_wild && matches(token, &self.text))
     }
 
-    /// Widens the text to cover `token` too.
-    fn generalize(&mut self, token: &str) {
-        let text = generalized(&self.text, token);
-        if text != *self.text {
-            self.wild = text.contains(WILDCARD);
-            self.text = text.into();
-        }
-    }
-
     fn learn(&mut self, token: &str, token_wild: bool, distinct_words: usize) {
-        match &mut self.words {
-            Words::Variable => self.generalize(token),
-            Words::One if *self.text == *token => {}
-            _ if self.wild || token_wild => {
-                self.words = Words::Variable;
-                self.generalize(token);
+        // Two units in one slot (`KB`, `B`) are one quantity's, not two statements.
+        let units = |words: &[Box<str>]| is_unit(token) && words.iter().any(|w| is_unit(w));
+        let covered = *self.text == *token || (self.wild && matches(&self.text, token));
+        let variable = match &mut self.words {
+            Words::Variable => !covered,
+            Words::One if *self.text == *token => false,
+            _ if self.wild || token_wild => true,
+            Words::One if units(std::slice::from_ref(&self.text)) => true,
+            Words::One => {
+                self.words = Words::Few(vec![self.text.clone(), token.into()]);
+                false
             }
-            Words::One => self.words = Words::Few(vec![self.text.clone(), token.into()]),
+            Words::Few(words) if words.iter().any(|w| **w == *token) => false,
+            Words::Few(words) if units(words) => true,
             Words::Few(words) => {
-                if !words.iter().any(|w| **w == *token) {
-                    words.push(token.into());
-                }
+                words.push(token.into());
+                words.len() > distinct_words
             }
-        }
-        if let Words::Few(words) = &self.words
-            && words.len() > distinct_words
-        {
-            let text = words
-                .iter()
-                .skip(1)
-                .fold(words[0].to_string(), |text, word| generalized(&text, word));
+        };
+        if variable {
+            let text = match &self.words {
+                Words::Few(words) => words
+                    .iter()
+                    .fold(token.to_owned(), |text, word| generalized(&text, word)),
+                Words::One | Words::Variable => generalized(&self.text, token),
+            };
             self.wild = text.contains(WILDCARD);
             self.text = text.into();
             self.words = Words::Variable;
@@ -357,6 +353,19 @@ mod tests {
     }
 
     #[test]
+    fn sizes_in_different_units_share_a_template() {
+        let t = templates(&[
+            "stored block (estimated size 5.4 KB, free 317.1 MB)",
+            "stored block (estimated size 93.0 B, free 317.0 MB)",
+            "took 12 ms",
+            "took 30 ms",
+        ]);
+        assert_eq!(t[0], t[1]);
+        assert_eq!(t[0], "stored block (estimated size <*> <*> free <*> MB)");
+        assert_eq!(t[2], "took <*> ms");
+    }
+
+    #[test]
     fn dissimilar_messages_of_one_length_stay_apart() {
         let t = templates(&["disk full on sda", "user logged out now"]);
         assert_ne!(t[0], t[1]);
@@ -389,7 +398,7 @@ mod tests {
     #[test]
     fn unseen_messages_get_a_template_too() {
         let miner = Miner::default();
-        assert_eq!(miner.template("took 5 ms"), "took <*> <*>");
+        assert_eq!(miner.template("took 5 ms"), "took <*> ms");
         assert_eq!(miner.template(""), "");
     }
 }

@@ -136,6 +136,8 @@ async fn incident_detail_has_baseline_and_timeline() {
     );
     assert_eq!(detail["timeline"][0]["kind"], "opened");
     assert_eq!(detail["timeline"][0]["actor"], "detector");
+    // Not explained yet.
+    assert_eq!(detail["explanation"], Value::Null);
     let (status, body) = app.get("/api/v1/incidents/999999").await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "not_found");
@@ -244,4 +246,72 @@ async fn operators_acknowledge_and_resolve_and_the_timeline_says_who() {
         .post(&operator, "/api/v1/incidents/424242/resolve", json!({}))
         .await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn incident_detail_carries_the_newest_explanation() {
+    use domain::patterns::{AttributeChange, Explanation, PatternChange, SideSize};
+
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let id = app.incident("a", now, Severity::Warning).await;
+    let mut conn = app.connection().await;
+    let body = |template: &str| Explanation {
+        window: SideSize {
+            lines: 900,
+            sampled: 300,
+        },
+        baseline: SideSize {
+            lines: 60,
+            sampled: 60,
+        },
+        patterns: vec![PatternChange {
+            template: template.to_owned(),
+            window_count: 870,
+            baseline_count: 0,
+            lift: Some(58.0),
+            new: true,
+            over_represented: true,
+            example_log_id: 42,
+        }],
+        attributes: vec![AttributeChange {
+            key: "host".to_owned(),
+            value: "web-9".to_owned(),
+            window_count: 870,
+            baseline_count: 0,
+            lift: Some(58.0),
+            new: true,
+        }],
+    };
+    for (severity, minutes, template) in [
+        (Severity::Warning, 0, "older <*>"),
+        (Severity::Critical, 1, "PaymentGateway declined order <*>"),
+    ] {
+        let at = now + Duration::minutes(minutes);
+        let new = store::explanations::NewExplanation {
+            incident_id: id,
+            severity,
+            reopened: 0,
+            computed_at: at,
+            window_from: at - Duration::minutes(2),
+            window_until: at,
+            baseline_from: at - Duration::minutes(62),
+            baseline_until: at - Duration::minutes(2),
+            body: body(template),
+        };
+        assert!(store::explanations::insert(&mut conn, &new).await.unwrap());
+    }
+    let (status, detail) = app.get(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(status, 200, "{detail}");
+    let explanation = &detail["explanation"];
+    assert_eq!(explanation["severity"], "critical");
+    assert_eq!(explanation["window"]["lines"], 900);
+    assert_eq!(explanation["window"]["sampled"], 300);
+    assert_eq!(
+        explanation["patterns"][0],
+        json!({"template": "PaymentGateway declined order <*>", "window_count": 870,
+               "baseline_count": 0, "lift": 58.0, "new": true, "over_represented": true,
+               "example_log_id": 42})
+    );
+    assert_eq!(explanation["attributes"][0]["value"], "web-9");
 }

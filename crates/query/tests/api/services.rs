@@ -236,3 +236,107 @@ async fn services_are_keyset_paged_by_name() {
     let (status, body) = app.get("/api/v1/services?limt=2").await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test]
+async fn patterns_group_a_services_lines_in_a_span() {
+    let app = spawn_app().await;
+    let minute = Minute::containing(Utc::now()).minus(3);
+    let mut lines = Vec::new();
+    let messages: Vec<String> = (0..40)
+        .map(|i| match i % 4 {
+            0 | 1 => format!(
+                "Timeout after {} ms calling db for user {}",
+                100 + i,
+                7000 + i
+            ),
+            2 => format!("GET /api/items/{i} 200 in {i} ms"),
+            _ => "cache warmed".to_owned(),
+        })
+        .collect();
+    for (i, message) in messages.iter().enumerate() {
+        let level = if i % 4 < 2 { "error" } else { "info" };
+        let at = minute.start() + Duration::seconds(i as i64);
+        lines.push(("checkout", level, message.as_str(), at));
+    }
+    lines.push(("other", "error", "not checkout 1", minute.start()));
+    app.logs(&lines).await;
+    let since = minute.start().to_rfc3339();
+    let until = minute.plus(1).start().to_rfc3339();
+    let path = |extra: &str| {
+        format!(
+            "/api/v1/services/checkout/patterns?since={}&until={}{extra}",
+            urlencode(&since),
+            urlencode(&until)
+        )
+    };
+    let (status, body) = app.get(&path("")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["lines"], 40);
+    assert_eq!(body["sampled"], 40);
+    let patterns = body["patterns"].as_array().unwrap();
+    let templates: Vec<(&str, i64)> = patterns
+        .iter()
+        .map(|p| {
+            (
+                p["template"].as_str().unwrap(),
+                p["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        templates,
+        [
+            ("Timeout after <*> ms calling db for user <*>", 20),
+            ("GET <*> <*> in <*> ms", 10),
+            ("cache warmed", 10),
+        ]
+    );
+    // Errors only.
+    let (status, body) = app.get(&path("&level=error")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["patterns"].as_array().unwrap().len(), 1);
+    // An example id is a real line of the pattern.
+    let example = body["patterns"][0]["example_log_id"].as_i64().unwrap();
+    let (_, page) = app
+        .get("/api/v1/logs?service=checkout&level=error&limit=500")
+        .await;
+    assert!(
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["id"] == example)
+    );
+
+    for (query, why) in [
+        (
+            "since=2026-01-01T00:00:00Z&until=2026-01-03T00:00:00Z",
+            "more than a day",
+        ),
+        (
+            "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+            "backwards",
+        ),
+        ("level=loud", "not a level"),
+        ("limit=5", "unknown parameter"),
+    ] {
+        let (status, body) = app
+            .get(&format!("/api/v1/services/checkout/patterns?{query}"))
+            .await;
+        assert_eq!(status, 400, "{why}: {body}");
+    }
+    let (status, body) = app.get("/api/v1/services/nobody/patterns").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["patterns"].as_array().unwrap().len(), 0);
+    let (status, _) = app
+        .get_with(
+            &reqwest::Client::new(),
+            "/api/v1/services/checkout/patterns",
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+fn urlencode(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
