@@ -38,7 +38,7 @@ bench-ingest:
     bash bench/ingest.sh
 
 # Every benchmark.
-bench: bench-ingest bench-detection bench-detector bench-query
+bench: bench-ingest bench-detection bench-detector bench-query bench-patterns bench-explain
 
 # This checkout's ingest against an earlier commit's, alternating runs (docs/BENCHMARKS.md).
 bench-ingest-before-after REV="HEAD~1":
@@ -61,6 +61,14 @@ replay-plot:
 # Detector cycle time over 1,000 services, with 100k and 10M log rows (docs/BENCHMARKS.md).
 bench-detector:
     cargo run --release -p detector --example cycle_bench
+
+# Template miner speed against exact-string grouping, one core (docs/PATTERNS.md).
+bench-patterns:
+    cargo run --release -p domain --example pattern_bench
+
+# One incident explanation with 256k and 10M log rows (docs/PATTERNS.md).
+bench-explain:
+    cargo run --release -p detector --example explain_bench
 
 # Keyset pages with 1M incidents and 10M logs, against OFFSET (docs/BENCHMARKS.md).
 bench-query:

@@ -274,6 +274,13 @@ def main():
                   f"the chart draws the baseline-to-threshold band ({band.count()} polygon)", problems)
             check(bars.count() >= 20, f"the chart draws per-minute error bars ({bars.count()})", problems)
             check(page.locator("svg line.marker.opened").count() == 1, "the chart marks the opening", problems)
+            # What changed: the burst's message, new, and its attribute value.
+            explanation = page.locator(".explanation")
+            explanation.wait_for()
+            text = explanation.inner_text()
+            check("payment gateway refused: card processor unreachable" in text and "new" in text,
+                  "the incident names the burst's new message template", problems)
+            check("gateway=acme-pay" in text, "the incident names the burst's attribute value", problems)
             operator.accessible("incident")
             operator.shot("incident", full_page=False)
 

@@ -530,7 +530,9 @@ async function incidentPage(id, reasonText = "") {
       : chart(series, markers, `Errors per minute of ${detail.service} around incident ${detail.id}`),
     cut ? h("p", { class: "status-line" }, "The chart shows the last 24 hours; the incident opened before them.") : null,
     h("h2", {}, "Evidence"),
-    h("dl", { class: "evidence" }, evidence.map(([term, value]) => h("div", {}, h("dt", {}, term), h("dd", {}, value)))));
+    h("dl", { class: "evidence" }, evidence.map(([term, value]) => h("div", {}, h("dt", {}, term), h("dd", {}, value)))),
+    h("h2", {}, "What changed"),
+    explanationView(detail));
 
   if (session?.can_operate && detail.status !== "resolved") {
     const result = h("div", { role: "status" });
@@ -576,6 +578,45 @@ async function incidentPage(id, reasonText = "") {
   page.insertBefore(done, page.children[3]);
   main.replaceChildren(page);
   await logs.load();
+}
+
+/** The templates and attribute values over-represented in the incident's window. */
+function explanationView(detail) {
+  const explanation = detail.explanation;
+  if (!explanation) {
+    return h("p", { class: "status-line" }, detail.status === "resolved"
+      ? "No explanation was recorded for this incident."
+      : "Not explained yet: the detector explains an incident within a cycle of opening it.");
+  }
+  const lift = (value) => value === null ? "–" : `×${fixed(value, value < 10 ? 1 : 0)}`;
+  const flags = (item) => [item.new ? badge("new") : null, item.over_represented ? badge("rising") : null];
+  const side = (s) => `${s.lines} line${s.lines === 1 ? "" : "s"}${s.sampled < s.lines ? ` (${s.sampled} sampled)` : ""}`;
+  const note = h("p", { class: "status-line" },
+    `ERROR+ lines from ${new Date(explanation.window.from).toLocaleTimeString()} to ${new Date(explanation.window.until).toLocaleTimeString()}: ${side(explanation.window)}; `,
+    `baseline, the ${Math.round((new Date(explanation.baseline.until) - new Date(explanation.baseline.from)) / 60_000)} minutes before: ${side(explanation.baseline)}. `,
+    `Counts are estimates when lines were sampled.`);
+  const patterns = explanation.patterns.length === 0 ? h("p", { class: "status-line" }, "No error lines in the window.")
+    : table("Message templates of the incident window against the baseline",
+      [["Template"], ["Window", "num"], ["Baseline", "num"], ["Lift", "num"], ["Flags"], ["Example", "wide"]],
+      h("tbody", {}, explanation.patterns.map((p) => h("tr", {},
+        h("td", {}, h("code", {}, p.template)),
+        h("td", { class: "num" }, String(p.window_count)),
+        h("td", { class: "num" }, String(p.baseline_count)),
+        h("td", { class: "num" }, lift(p.lift)),
+        h("td", {}, flags(p)),
+        h("td", { class: "wide" }, `#${p.example_log_id}`)))));
+  const attributes = explanation.attributes.length === 0
+    ? h("p", { class: "status-line" }, "No attribute value stands out.")
+    : table("Attribute values over-represented in the incident window",
+      [["Attribute"], ["Window", "num"], ["Baseline", "num"], ["Lift", "num"], ["Flags"]],
+      h("tbody", {}, explanation.attributes.map((a) => h("tr", {},
+        h("td", {}, h("code", {}, `${a.key}=${a.value}`)),
+        h("td", { class: "num" }, String(a.window_count)),
+        h("td", { class: "num" }, String(a.baseline_count)),
+        h("td", { class: "num" }, lift(a.lift)),
+        h("td", {}, a.new ? badge("new") : null)))));
+  return h("div", { class: "explanation" }, note, h("h3", {}, "Message templates"), patterns,
+    h("h3", {}, "Attribute values"), attributes);
 }
 
 // ---------------------------------------------------------------------------- services

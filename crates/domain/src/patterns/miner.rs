@@ -29,6 +29,11 @@ pub struct MinerSettings {
     /// Templates kept at most; a message that fits none once they are all taken gets its
     /// masked tokens for template.
     pub max_templates: usize,
+    /// Templates one tree leaf keeps at most (what a message is compared with): messages of
+    /// one length and first tokens that fit none of them get their masked tokens, so a
+    /// hostile stream of dissimilar lines cannot make each message cost thousands of
+    /// comparisons.
+    pub max_leaf_templates: usize,
     /// Distinct words a slot may hold as constants; one more makes it a variable.
     pub distinct_words: usize,
 }
@@ -40,6 +45,7 @@ impl Default for MinerSettings {
             prefix_tokens: 2,
             max_children: 100,
             max_templates: 10_000,
+            max_leaf_templates: 256,
             distinct_words: 3,
         }
     }
@@ -206,7 +212,9 @@ impl Miner {
                     slot.learn(token, token_wild, settings.distinct_words);
                 }
             }
-            None if self.templates.len() < settings.max_templates => {
+            None if self.templates.len() < settings.max_templates
+                && node.templates.len() < settings.max_leaf_templates =>
+            {
                 node.templates.push(self.templates.len());
                 self.templates.push(Template {
                     slots: tokens.iter().map(|t| Slot::new(t)).collect(),
@@ -393,6 +401,30 @@ mod tests {
         assert_eq!(miner.len(), 10);
         // A message that fits none is its own masked tokens.
         assert_eq!(miner.template(&messages[99]), messages[99]);
+    }
+
+    #[test]
+    fn a_leaf_keeps_a_bounded_number_of_templates() {
+        let mut miner = Miner::default();
+        // One length, one first two tokens, nothing else in common.
+        let messages: Vec<String> = (0..1_000)
+            .map(|i| {
+                format!(
+                    "same start {} {} {}",
+                    "a".repeat(i % 50 + 1),
+                    "b".repeat(i / 50 + 1),
+                    "c".repeat(i % 7 + 1)
+                )
+            })
+            .collect();
+        for m in &messages {
+            miner.add(m);
+        }
+        assert!(
+            miner.len() <= MinerSettings::default().max_leaf_templates,
+            "{}",
+            miner.len()
+        );
     }
 
     #[test]
