@@ -264,8 +264,64 @@ async fn watch_for_incident(
                 incident["id"]
             );
             println!("  in the console: {query}/incidents/{}", incident["id"]);
+            print_explanation(client, query, token, &incident["id"]).await;
             println!("It resolves itself after 5 quiet minutes. Press Ctrl-C to stop.");
             return;
         }
+    }
+}
+
+/// Prints what changed in the incident once the detector has explained it (within a few
+/// seconds of opening; gives up quietly after ten).
+async fn print_explanation(
+    client: &reqwest::Client,
+    query: &str,
+    token: &str,
+    id: &serde_json::Value,
+) {
+    let url = format!("{query}/api/v1/incidents/{id}");
+    for _ in 0..20 {
+        let detail = match client.get(&url).bearer_auth(token).send().await {
+            Ok(response) => response
+                .json::<serde_json::Value>()
+                .await
+                .unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        let explanation = &detail["explanation"];
+        if explanation.is_object() {
+            println!("  what changed:");
+            let empty = Vec::new();
+            let patterns = explanation["patterns"].as_array().unwrap_or(&empty);
+            for pattern in patterns.iter().take(3) {
+                println!(
+                    "    {:>5} (before: {:>3}){} {}",
+                    pattern["window_count"],
+                    pattern["baseline_count"],
+                    if pattern["new"] == true {
+                        " new"
+                    } else {
+                        "    "
+                    },
+                    pattern["template"].as_str().unwrap_or("")
+                );
+            }
+            for value in explanation["attributes"]
+                .as_array()
+                .unwrap_or(&empty)
+                .iter()
+                .take(3)
+            {
+                println!(
+                    "    {:>5} (before: {:>3})     {}={}",
+                    value["window_count"],
+                    value["baseline_count"],
+                    value["key"].as_str().unwrap_or(""),
+                    value["value"].as_str().unwrap_or("")
+                );
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -47,6 +47,12 @@ fn event(service: &str, level: &str, message: String, at: DateTime<Utc>) -> serd
     json!({"service": service, "level": level, "message": message, "timestamp": at.to_rfc3339()})
 }
 
+/// The same event from `host`.
+fn from_host(mut event: serde_json::Value, host: &str) -> serde_json::Value {
+    event["attributes"] = json!({"host": host});
+    event
+}
+
 /// The events of `profile` in `minute` (spread over the minute), as NDJSON lines.
 pub fn minute_events(profile: &Profile, minute: Minute) -> Vec<serde_json::Value> {
     let errors = errors_in(profile, minute);
@@ -57,12 +63,13 @@ pub fn minute_events(profile: &Profile, minute: Minute) -> Vec<serde_json::Value
                 Duration::milliseconds(i64::try_from(i * 60_000 / total.max(1)).unwrap_or(0));
             let at = minute.start() + offset;
             if i < errors {
-                event(
+                let error = event(
                     profile.service,
                     "error",
                     format!("request {i} failed: upstream timeout"),
                     at,
-                )
+                );
+                from_host(error, if i % 2 == 0 { "web-1" } else { "web-2" })
             } else {
                 event(profile.service, "info", format!("request {i} served"), at)
             }
@@ -129,17 +136,22 @@ pub async fn backfill(
     Ok(())
 }
 
-/// Sends `count` errors for `service`, stamped now.
+/// Sends `count` errors for `service`, stamped now: a message its baseline never had, each
+/// with its own order number, all from one host.
 pub async fn burst(shipper: &Shipper, service: &str, count: u64) -> anyhow::Result<()> {
     let now = Utc::now();
     let events: Vec<_> = (0..count)
         .map(|i| {
-            event(
+            let error = event(
                 service,
                 "error",
-                format!("payment provider refused request {i}"),
+                format!(
+                    "payment provider refused order {} (card declined)",
+                    41_000 + i
+                ),
                 now,
-            )
+            );
+            from_host(error, "web-3")
         })
         .collect();
     shipper.send(&events).await

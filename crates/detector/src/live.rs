@@ -46,6 +46,9 @@ pub struct TickReport {
     pub resolved: usize,
     /// Every decision other than "quiet".
     pub decisions: Vec<DecisionRecord>,
+    /// Webhook notifications to send once the tick's explanations are done.
+    #[serde(skip)]
+    notifications: Vec<(EventKind, i64)>,
 }
 
 /// What a non-quiet decision did to an incident.
@@ -328,7 +331,6 @@ impl Detector {
         self.learn_profiles(&mut conn, &mut memory.services, now_minute)
             .await?;
         let mut verdicts = Vec::new();
-        let mut notifications = Vec::new();
         for (service, remembered) in &mut memory.services {
             let from = if newcomers.contains(service) {
                 horizon
@@ -355,22 +357,15 @@ impl Detector {
                 now: now_minute,
             };
             for decision in detection::evaluate_service(&remembered.config, input) {
-                self.apply(
-                    &mut conn,
-                    service,
-                    known,
-                    decision,
-                    now,
-                    &mut report,
-                    &mut notifications,
-                )
-                .await?;
+                self.apply(&mut conn, service, known, decision, now, &mut report)
+                    .await?;
             }
         }
         store::status::record(&mut conn, &verdicts).await?;
         memory.last = Some((scope.clone(), now_minute));
         // Committed: now explain what opened or escalated, then notify with the explanation.
         self.explain_pending(&mut conn, &scope, now).await;
+        let notifications = std::mem::take(&mut report.notifications);
         self.notify(&mut conn, notifications).await?;
         Ok(report)
     }
@@ -571,7 +566,6 @@ impl Detector {
         decision: Decision,
         now: DateTime<Utc>,
         report: &mut TickReport,
-        notifications: &mut Vec<(EventKind, i64)>,
     ) -> StoreResult<()> {
         let Decision {
             signal,
@@ -708,7 +702,7 @@ impl Detector {
             baseline_mean: assessment.baseline.mean,
             baseline_stddev: assessment.baseline.stddev,
         });
-        notifications.extend(notify);
+        report.notifications.extend(notify);
         Ok(())
     }
 }

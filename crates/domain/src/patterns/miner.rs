@@ -159,7 +159,7 @@ pub struct Miner {
     templates: Vec<Template>,
 }
 
-fn tree_key<'t>(token: &'t str) -> &'t str {
+fn tree_key(token: &str) -> &str {
     if token.bytes().any(|b| b.is_ascii_digit()) || token.contains(WILDCARD) {
         WILDCARD
     } else {
