@@ -70,10 +70,10 @@ async fn parts(pool: &store::DbPool, id: i64) {
         let window = store::explanations::sample(
             &mut conn,
             "checkout",
-            incident.first_minute,
-            until,
+            (incident.first_minute, until),
             17,
             2000,
+            true,
         )
         .await
         .unwrap();
@@ -82,15 +82,15 @@ async fn parts(pool: &store::DbPool, id: i64) {
         let baseline = store::explanations::sample(
             &mut conn,
             "checkout",
-            from,
-            incident.first_minute,
+            (from, incident.first_minute),
             17,
             2000,
+            true,
         )
         .await
         .unwrap();
         let read = started.elapsed();
-        let explanation = domain::patterns::explain(&window.lines(), &baseline.lines(), 10);
+        let explanation = domain::patterns::explain(&window.lines(), &baseline.lines(), &[], 10);
         println!(
             "10M rows: window read {read_window:.1?}, both reads {read:.1?}, comparison {:.1?} ({} templates)",
             started.elapsed() - read,

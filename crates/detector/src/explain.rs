@@ -11,12 +11,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::Level;
 use domain::patterns::Explanation;
+use domain::patterns::explain::MIN_BASELINE_ERRORS;
+use domain::{EventKind, Level, Minute};
 use runtime::settings::duration;
 use serde::{Deserialize, Serialize};
 use store::StoreResult;
-use store::explanations::NewExplanation;
+use store::explanations::{NewExplanation, sample};
 use store::models::IncidentRow;
 
 /// Templates and attribute values kept per explanation (the table's bound).
@@ -68,40 +69,76 @@ pub async fn explain_incident(
     settings: &ExplainSettings,
     now: DateTime<Utc>,
 ) -> StoreResult<NewExplanation> {
+    // A reopened incident is explained from its reopening: the burst that resolved is the
+    // past, part of the baseline now.
+    let mut start = incident.first_minute;
+    if incident.reopened_count > 0
+        && let Some(reopened) = store::incidents::timeline(conn, incident.id)
+            .await?
+            .iter()
+            .rev()
+            .find(|event| event.kind == EventKind::Reopened)
+    {
+        // The window that fired began at most two minutes before the minute it was seen.
+        start = start.max(Minute::containing(reopened.at).minus(2).start());
+    }
     let window_until = incident.last_fired_minute + TimeDelta::minutes(1);
-    let window_from = incident
-        .first_minute
+    let window_from = start
+        .min(incident.last_fired_minute)
         .max(window_until - whole_minutes(settings.max_window));
-    let baseline_until = incident.first_minute;
+    let baseline_until = window_from;
     let baseline_from = baseline_until - whole_minutes(settings.baseline);
     let max_lines = i64::from(settings.sample_lines);
     let error = Level::Error.as_i16();
-    let window = store::explanations::sample(
+    let service = &incident.service;
+    let window = sample(
         conn,
-        &incident.service,
-        window_from,
-        window_until,
+        service,
+        (window_from, window_until),
         error,
         max_lines,
+        true,
     )
     .await?;
-    let baseline = store::explanations::sample(
+    let baseline = sample(
         conn,
-        &incident.service,
-        baseline_from,
-        baseline_until,
+        service,
+        (baseline_from, baseline_until),
         error,
         max_lines,
+        true,
     )
     .await?;
-    let body = domain::patterns::explain(&window.lines(), &baseline.lines(), EXPLANATION_ITEMS);
+    // Too few errors before: the values are compared with the service's traffic.
+    let traffic = if baseline.lines.len() < MIN_BASELINE_ERRORS {
+        let every = Level::Trace.as_i16();
+        sample(
+            conn,
+            service,
+            (baseline_from, baseline_until),
+            every,
+            max_lines,
+            true,
+        )
+        .await?
+    } else {
+        store::explanations::Sample::default()
+    };
+    let body = domain::patterns::explain(
+        &window.lines(),
+        &baseline.lines(),
+        &traffic.lines(),
+        EXPLANATION_ITEMS,
+    );
     Ok(NewExplanation {
         incident_id: incident.id,
         severity: incident.severity,
         reopened: incident.reopened_count,
         computed_at: now,
         window_from,
-        window_until,
+        // What it covers: the window's lines written by now (a burst's last minute may
+        // still be arriving when the incident opens).
+        window_until: window_until.min(now),
         baseline_from,
         baseline_until,
         body,

@@ -4,7 +4,7 @@
 //! `cargo run --release -p domain --example pattern_bench`
 //!
 //! Messages: the Loghub-2k samples when `LOGHUB_2K` (or the folder beside the clone) has
-//! them, else 20,000 generated from 40 templates. Each pass builds a new miner, teaches it
+//! them, else 20,000 generated ones of four shapes. Each pass builds a new miner, teaches it
 //! every message and asks each message's template (what `threesigma patterns` does); the
 //! baseline counts each message in a hash map and looks it up again. Passes alternate,
 //! five of each; the medians are reported.
@@ -34,7 +34,7 @@ fn loghub() -> Option<Vec<String>> {
     (!messages.is_empty()).then_some(messages)
 }
 
-/// 20,000 messages from 40 templates with numbers, ids, addresses, paths and a few words.
+/// 20,000 messages of four shapes with numbers, ids, addresses, paths and a few words.
 fn generated() -> Vec<String> {
     let verbs = ["open", "close", "read", "write", "sync"];
     let users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"];

@@ -594,17 +594,20 @@ function explanationView(detail) {
   const note = h("p", { class: "status-line" },
     `ERROR+ lines from ${new Date(explanation.window.from).toLocaleTimeString()} to ${new Date(explanation.window.until).toLocaleTimeString()}: ${side(explanation.window)}; `,
     `baseline, the ${Math.round((new Date(explanation.baseline.until) - new Date(explanation.baseline.from)) / 60_000)} minutes before: ${side(explanation.baseline)}. `,
-    `Counts are estimates when lines were sampled.`);
+    `Counts are estimates when lines were sampled.`,
+    explanation.attribute_baseline === "all_levels" ? " Attribute values are compared with all of the baseline's lines (it had few errors)." : "",
+    explanation.attribute_baseline === "none" ? " The baseline had no lines: attribute values are those not every line has." : "");
   const patterns = explanation.patterns.length === 0 ? h("p", { class: "status-line" }, "No error lines in the window.")
     : table("Message templates of the incident window against the baseline",
       [["Template"], ["Window", "num"], ["Baseline", "num"], ["Lift", "num"], ["Flags"], ["Example", "wide"]],
       h("tbody", {}, explanation.patterns.map((p) => h("tr", {},
-        h("td", {}, h("code", {}, p.template)),
+        h("td", {}, h("code", {}, p.template),
+          h("div", { class: "example" }, "e.g. ", h("samp", {}, p.example_message))),
         h("td", { class: "num" }, String(p.window_count)),
         h("td", { class: "num" }, String(p.baseline_count)),
         h("td", { class: "num" }, lift(p.lift)),
         h("td", {}, flags(p)),
-        h("td", { class: "wide" }, `#${p.example_log_id}`)))));
+        h("td", { class: "wide" }, when(p.example_ts))))));
   const attributes = explanation.attributes.length === 0
     ? h("p", { class: "status-line" }, "No attribute value stands out.")
     : table("Attribute values over-represented in the incident window",

@@ -229,10 +229,13 @@ pub struct PatternChangeView {
     pub lift: Option<f64>,
     /// Absent from the baseline's sample.
     pub new: bool,
-    /// Its share rose beyond chance (two-proportion z ≥ 3).
+    /// Its share rose beyond chance (two-proportion z ≥ 3), or the baseline had no errors.
     pub over_represented: bool,
-    /// A window line with this template (`GET /api/v1/logs` finds it).
+    /// A window line with this template: its id, time (`GET /api/v1/logs?service=…&since=…`
+    /// lists it) and first 500 characters.
     pub example_log_id: i64,
+    pub example_ts: DateTime<Utc>,
+    pub example_message: String,
 }
 
 /// An attribute value over-represented in the window.
@@ -262,6 +265,10 @@ pub struct ExplanationView {
     pub computed_at: DateTime<Utc>,
     pub window: ExplanationSideView,
     pub baseline: ExplanationSideView,
+    /// What the attribute values were compared with: `errors` (the baseline's ERROR+
+    /// lines), `all_levels` (every line of the baseline: it had fewer than 30 errors
+    /// sampled) or `none` (the baseline was empty: values not every window line has).
+    pub attribute_baseline: String,
     pub patterns: Vec<PatternChangeView>,
     pub attributes: Vec<AttributeChangeView>,
 }
@@ -287,6 +294,10 @@ impl ExplanationView {
                 lines: body.baseline.lines,
                 sampled: body.baseline.sampled,
             },
+            attribute_baseline: serde_json::to_value(body.attribute_baseline)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             patterns: body
                 .patterns
                 .into_iter()
@@ -298,6 +309,8 @@ impl ExplanationView {
                     new: p.new,
                     over_represented: p.over_represented,
                     example_log_id: p.example_log_id,
+                    example_ts: p.example_ts,
+                    example_message: p.example_message,
                 })
                 .collect(),
             attributes: body

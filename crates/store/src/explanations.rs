@@ -2,8 +2,9 @@
 //! patterns endpoint) are computed from.
 //!
 //! A sample never scans: it is one index range read per minute of the range, each stopped
-//! at its share of the lines (`LATERAL … LIMIT n`), so its cost follows the sample's size,
-//! not the table's or the minute's. ERROR+ samples use the partial index
+//! at its share of the lines (`LATERAL … LIMIT n`, shares from the minutes' counts in the
+//! rollups), so its cost follows the sample's size, not the table's or the minute's, and
+//! what it reads is bounded in bytes too (messages cut, attribute values picked in SQL). ERROR+ samples use the partial index
 //! `logs_errors_service_ts`; the level bound is written into the statement so the planner
 //! can prove the index applies. Each line is weighted by its minute's real count (from the
 //! rollups) over the lines sampled from that minute.
@@ -24,6 +25,12 @@ use crate::models::IncidentRow;
 use crate::schema::{incident_explanations, incidents, log_counts};
 use crate::scope::{Scope, scoped};
 
+/// Characters of a sampled message read (a template needs its first 128 words).
+pub const SAMPLE_MESSAGE_CHARS: i32 = 2_048;
+
+/// Attributes objects larger than this (stored size) contribute no values to a sample.
+pub const SAMPLE_ATTRIBUTES_BYTES: i32 = 16_384;
+
 /// One sampled line.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct SampledLine {
@@ -31,8 +38,14 @@ pub struct SampledLine {
     pub minute: DateTime<Utc>,
     #[diesel(sql_type = BigInt)]
     pub id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    pub ts: DateTime<Utc>,
+    /// Its first [`SAMPLE_MESSAGE_CHARS`] characters.
     #[diesel(sql_type = Text)]
     pub message: String,
+    /// Its scalar attributes, nested objects flattened one level (`outer.inner`): at most 64,
+    /// keys of 100 characters, values of 200; empty when not asked for or when the object is
+    /// larger than [`SAMPLE_ATTRIBUTES_BYTES`].
     #[diesel(sql_type = Jsonb)]
     pub attributes: serde_json::Value,
 }
@@ -51,6 +64,7 @@ impl Sample {
             .iter()
             .map(|(line, weight)| Line {
                 id: line.id,
+                ts: line.ts,
                 message: &line.message,
                 attributes: &line.attributes,
                 weight: *weight,
@@ -59,46 +73,39 @@ impl Sample {
     }
 }
 
+/// How many lines to read from each minute: all of a minute's lines while they fit in its
+/// share of `budget`, and the shares quiet minutes leave go to the busy ones (so a sample
+/// is exact whenever the range has at most `budget` lines).
+pub fn allocate(counts: &[i64], budget: i64) -> Vec<i64> {
+    let mut order: Vec<usize> = (0..counts.len()).collect();
+    order.sort_by_key(|&i| counts[i]);
+    let mut takes = vec![0; counts.len()];
+    let mut left = budget.max(0);
+    for (done, &i) in order.iter().enumerate() {
+        let remaining = i64::try_from(counts.len() - done).unwrap_or(i64::MAX);
+        let share = left / remaining;
+        takes[i] = counts[i].max(0).min(share.max(1).min(left));
+        left -= takes[i];
+    }
+    takes
+}
+
 /// Up to about `max_lines` of `service`'s lines at or above `min_level` with `from <= ts <
-/// until` (both on minute boundaries), spread evenly over the minutes (the first of each
-/// minute in index order), weighted by the minute's count in the rollups.
+/// until` (both on minute boundaries), spread over the minutes by [`allocate`] from their
+/// counts in the rollups (the first lines of each minute in index order), each weighted by
+/// its minute's count over the lines read from it. `with_attributes`: read the lines'
+/// attribute values too (bounded, see [`SampledLine::attributes`]).
 pub async fn sample(
     conn: &mut AsyncPgConnection,
     service: &str,
-    from: DateTime<Utc>,
-    until: DateTime<Utc>,
+    (from, until): (DateTime<Utc>, DateTime<Utc>),
     min_level: i16,
     max_lines: i64,
+    with_attributes: bool,
 ) -> StoreResult<Sample> {
-    let minutes = (until - from).num_minutes();
-    if minutes <= 0 || max_lines <= 0 {
+    if until <= from || max_lines <= 0 {
         return Ok(Sample::default());
     }
-    let per_minute = (max_lines + minutes - 1) / minutes;
-    let starts: Vec<DateTime<Utc>> = (0..minutes)
-        .map(|m| from + chrono::TimeDelta::minutes(m))
-        .collect();
-    // The minutes come as an array: the planner then expects a handful of them, not the
-    // thousand it assumes of generate_series, and stays clear of JIT compilation (tens of
-    // milliseconds). No ORDER BY: each minute's index range is read only up to its limit
-    // (an order would sort the whole minute, across partitions). The level is a constant
-    // of the statement (an i16, not user text) so that the planner matches the partial
-    // index's predicate; a parameter would hide it.
-    let statement = format!(
-        "SELECT m.minute, l.id, l.message, l.attributes \
-         FROM unnest($2::timestamptz[]) AS m(minute) \
-         CROSS JOIN LATERAL ( \
-             SELECT id, message, attributes FROM logs \
-             WHERE service = $1 AND level >= {min_level} \
-               AND ts >= m.minute AND ts < m.minute + interval '1 minute' \
-             LIMIT $3) AS l"
-    );
-    let lines: Vec<SampledLine> = diesel::sql_query(statement)
-        .bind::<Text, _>(service)
-        .bind::<Array<Timestamptz>, _>(starts)
-        .bind::<BigInt, _>(per_minute)
-        .load(conn)
-        .await?;
     let totals: Vec<(DateTime<Utc>, Option<i64>)> = log_counts::table
         .filter(log_counts::service.eq(service))
         .filter(log_counts::minute.ge(from))
@@ -111,7 +118,54 @@ pub async fn sample(
     let totals: HashMap<DateTime<Utc>, i64> = totals
         .into_iter()
         .map(|(minute, n)| (minute, n.unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
         .collect();
+    if totals.is_empty() {
+        return Ok(Sample::default());
+    }
+    let minutes: Vec<DateTime<Utc>> = totals.keys().copied().collect();
+    let counts: Vec<i64> = minutes.iter().map(|m| totals[m]).collect();
+    let takes = allocate(&counts, max_lines);
+    let attributes = if with_attributes {
+        format!(
+            "CASE WHEN pg_column_size(attributes) > {SAMPLE_ATTRIBUTES_BYTES} THEN '{{}}'::jsonb ELSE ( \
+                 SELECT COALESCE(jsonb_object_agg(k, v), '{{}}'::jsonb) FROM ( \
+                     SELECT k, v FROM ( \
+                         SELECT e.key AS k, e.value AS v FROM jsonb_each(attributes) e \
+                         UNION ALL \
+                         SELECT e.key || '.' || n.key, n.value FROM jsonb_each(attributes) e \
+                         CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(e.value) = 'object' \
+                                                       THEN e.value ELSE '{{}}'::jsonb END) n \
+                     ) p \
+                     WHERE jsonb_typeof(v) IN ('string', 'number', 'boolean') \
+                       AND length(k) <= 100 AND length(v::text) <= 202 \
+                     LIMIT 64) q) END"
+        )
+    } else {
+        "'{}'::jsonb".to_owned()
+    };
+    // The minutes and their shares come as arrays: the planner then expects a handful of
+    // them, not the thousand it assumes of generate_series, and stays clear of JIT
+    // compilation (tens of milliseconds). No ORDER BY: each minute's index range is read
+    // only up to its share (an order would sort the whole minute, across partitions). The
+    // level is a constant of the statement (an i16, not user text) so that the planner
+    // matches the partial index's predicate; a parameter would hide it.
+    let statement = format!(
+        "SELECT m.minute, l.id, l.ts, l.message, l.attributes \
+         FROM unnest($2::timestamptz[], $3::bigint[]) AS m(minute, take) \
+         CROSS JOIN LATERAL ( \
+             SELECT id, ts, left(message, {SAMPLE_MESSAGE_CHARS}) AS message, {attributes} AS attributes \
+             FROM logs \
+             WHERE service = $1 AND level >= {min_level} \
+               AND ts >= m.minute AND ts < m.minute + interval '1 minute' \
+             LIMIT m.take) AS l"
+    );
+    let lines: Vec<SampledLine> = diesel::sql_query(statement)
+        .bind::<Text, _>(service)
+        .bind::<Array<Timestamptz>, _>(minutes)
+        .bind::<Array<BigInt>, _>(takes)
+        .load(conn)
+        .await?;
     let mut sampled: HashMap<DateTime<Utc>, i64> = HashMap::new();
     for line in &lines {
         *sampled.entry(line.minute).or_default() += 1;
@@ -226,4 +280,20 @@ pub async fn latest(
         .first(conn)
         .await
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allocate;
+
+    #[test]
+    fn quiet_minutes_give_their_share_to_busy_ones() {
+        assert_eq!(allocate(&[5, 1_000, 10], 100), vec![5, 85, 10]);
+        // Everything fits: everything is read.
+        assert_eq!(allocate(&[5, 80, 10], 100), vec![5, 80, 10]);
+        // More minutes than lines to read: one each while the budget lasts.
+        assert_eq!(allocate(&[9, 9, 9], 2).iter().sum::<i64>(), 2);
+        assert_eq!(allocate(&[], 10), Vec::<i64>::new());
+        assert_eq!(allocate(&[3], 0), vec![0]);
+    }
 }

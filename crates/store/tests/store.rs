@@ -488,10 +488,10 @@ async fn samples_are_bounded_per_minute_weighted_and_read_through_the_error_inde
     let sample = store::explanations::sample(
         &mut conn,
         "svc",
-        minute.start(),
-        minute.plus(3).start(),
+        (minute.start(), minute.plus(3).start()),
         error,
         90,
+        true,
     )
     .await
     .unwrap();
@@ -507,10 +507,20 @@ async fn samples_are_bounded_per_minute_weighted_and_read_through_the_error_inde
         .filter(|(l, _)| l.minute == minute.plus(1).start())
         .map(|(_, w)| *w)
         .collect();
-    assert_eq!(first.len(), 30);
-    assert!(first.iter().all(|w| (w - 10.0).abs() < 1e-9), "{first:?}");
+    // The quiet minute is read whole; the busy one gets the rest of the 90.
     assert_eq!(second, vec![1.0; 4]);
-    assert_eq!(sample.lines.len(), 34);
+    assert_eq!(first.len(), 86);
+    assert!(
+        first.iter().all(|w| (w - 300.0 / 86.0).abs() < 1e-9),
+        "{first:?}"
+    );
+    assert_eq!(sample.lines.len(), 90);
+    assert!(
+        sample
+            .lines
+            .iter()
+            .all(|(l, _)| l.attributes == json!({"k": 1}))
+    );
     assert!(
         sample
             .lines
@@ -524,15 +534,17 @@ async fn samples_are_bounded_per_minute_weighted_and_read_through_the_error_inde
     let all = store::explanations::sample(
         &mut conn,
         "svc",
-        minute.start(),
-        minute.plus(1).start(),
+        (minute.start(), minute.plus(1).start()),
         domain::Level::Trace.as_i16(),
         50,
+        false,
     )
     .await
     .unwrap();
     assert_eq!(all.lines.len(), 50);
     assert!(all.lines.iter().all(|(_, w)| (w - 26.0).abs() < 1e-9));
+    // Not asked for: no attributes read.
+    assert!(all.lines.iter().all(|(l, _)| l.attributes == json!({})));
 
     // The ERROR+ read can use the partial index (its predicate is provable from the
     // statement); with sequential scans off, the planner shows it does.
@@ -658,7 +670,89 @@ async fn explanations_are_stored_once_per_stage_and_listed_while_missing() {
             new: true,
             over_represented: false,
             example_log_id: i,
+            example_ts: now,
+            example_message: String::new(),
         })
         .collect();
     assert!(store::explanations::insert(&mut conn, &big).await.is_err());
+}
+
+#[tokio::test]
+async fn samples_read_bounded_attributes_and_messages() {
+    let db = TestDatabase::create().await;
+    let at = Minute::containing(Utc::now()).minus(5).start();
+    let huge: serde_json::Map<String, serde_json::Value> = (0..1_200)
+        .map(|i| {
+            (
+                format!("key{i}"),
+                json!(format!("value number {i} of a large object")),
+            )
+        })
+        .collect();
+    let mut nested = serde_json::Map::new();
+    for i in 0..100 {
+        nested.insert(format!("k{i:03}"), json!(i));
+    }
+    let events: Vec<LogEvent> = [
+        json!({"host": "web-1", "ok": true, "n": 3, "k8s": {"pod": "p-1", "deep": {"x": 1}},
+               "list": [1, 2], "body": "x".repeat(500)}),
+        serde_json::Value::Object(huge),
+        serde_json::Value::Object(nested),
+    ]
+    .into_iter()
+    .map(|attributes| {
+        LogEvent::from_json(
+            json!({"service": "svc", "level": "error", "message": "m ".repeat(3_000),
+                   "ts": at.to_rfc3339(), "attributes": attributes}),
+            Utc::now(),
+            &EventLimits::default(),
+        )
+        .unwrap()
+    })
+    .collect();
+    raw(&db)
+        .await
+        .write_batch(
+            &events.iter().collect::<Vec<_>>(),
+            0,
+            store::bulk::BulkMethod::Copy,
+        )
+        .await
+        .unwrap();
+    let mut conn = connect(&db).await;
+    let sample = store::explanations::sample(
+        &mut conn,
+        "svc",
+        (at, at + Duration::minutes(1)),
+        domain::Level::Error.as_i16(),
+        10,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(sample.lines.len(), 3);
+    let attributes: Vec<serde_json::Value> = sample
+        .lines
+        .iter()
+        .map(|(l, _)| l.attributes.clone())
+        .collect();
+    // Scalars and one level of nesting, long values and lists left out, at most 64 a line
+    // (a large object, past 16 KB stored, gives none).
+    assert!(attributes.contains(&json!({"host": "web-1", "ok": true, "n": 3, "k8s.pod": "p-1"})));
+    assert!(
+        attributes
+            .iter()
+            .all(|a| a.as_object().unwrap().len() <= 64)
+    );
+    assert!(
+        attributes
+            .iter()
+            .any(|a| a.as_object().unwrap().len() == 64)
+    );
+    assert!(
+        sample
+            .lines
+            .iter()
+            .all(|(l, _)| l.message.chars().count() == 2_048)
+    );
 }

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -28,10 +29,18 @@ pub const MAX_ATTRIBUTES_PER_LINE: usize = 64;
 /// Attribute values longer than this are not compared (bodies, stack traces).
 pub const MAX_ATTRIBUTE_VALUE_CHARS: usize = 200;
 
+/// Characters of a template's example line kept.
+pub const EXAMPLE_CHARS: usize = 500;
+
+/// Sampled baseline errors below which attribute values are compared with the baseline's
+/// lines of every level instead (the service's traffic: which hosts and versions it had).
+pub const MIN_BASELINE_ERRORS: usize = 30;
+
 /// One sampled log line.
 #[derive(Debug, Clone, Copy)]
 pub struct Line<'a> {
     pub id: i64,
+    pub ts: DateTime<Utc>,
     pub message: &'a str,
     pub attributes: &'a Value,
     /// Lines of its minute that this one stands for (1 when nothing was left out).
@@ -59,10 +68,14 @@ pub struct PatternChange {
     pub lift: Option<f64>,
     /// Not seen in the baseline's sample.
     pub new: bool,
-    /// Its share rose beyond chance (z ≥ 3 on the sampled lines).
+    /// Its share rose beyond chance (z ≥ 3 on the sampled lines), or the baseline had no
+    /// errors at all.
     pub over_represented: bool,
-    /// One window line with this template.
+    /// One window line with this template: its id, time and message (its first
+    /// [`EXAMPLE_CHARS`] characters).
     pub example_log_id: i64,
+    pub example_ts: DateTime<Utc>,
+    pub example_message: String,
 }
 
 /// One attribute value's change.
@@ -76,15 +89,31 @@ pub struct AttributeChange {
     pub new: bool,
 }
 
+/// What the window's attribute values were compared with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeBaseline {
+    /// The baseline's ERROR+ lines.
+    #[default]
+    Errors,
+    /// The baseline's lines of every level: it had too few errors
+    /// ([`MIN_BASELINE_ERRORS`]).
+    AllLevels,
+    /// Nothing: the baseline had no lines at all; values that not every window line has.
+    None,
+}
+
 /// The templates and attribute values that tell what an incident is made of.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
     pub window: SideSize,
     pub baseline: SideSize,
+    #[serde(default)]
+    pub attribute_baseline: AttributeBaseline,
     /// Over-represented templates first, by excess lines; then the rest by window lines.
     pub patterns: Vec<PatternChange>,
     /// Over-represented attribute values only (seen on two sampled lines or more), by
-    /// excess lines; with an empty baseline, the window's values that not every line has.
+    /// excess lines, against [`Explanation::attribute_baseline`].
     pub attributes: Vec<AttributeChange>,
 }
 
@@ -97,16 +126,19 @@ pub struct PatternCount {
     /// Sampled lines with this template.
     pub sampled: u64,
     pub example_log_id: i64,
+    pub example_ts: DateTime<Utc>,
+    pub example_message: String,
 }
 
 /// Running counts of one key (template or attribute value) on both sides.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Tally {
     window: f64,
     window_sampled: u64,
     baseline: f64,
     baseline_sampled: u64,
-    example: Option<i64>,
+    /// The first window line's id, time and message.
+    example: Option<(i64, DateTime<Utc>, String)>,
 }
 
 /// Both sides' totals.
@@ -172,6 +204,7 @@ impl Tally {
 
     fn over_represented(&self, totals: &Totals) -> bool {
         self.z(totals) >= OVER_REPRESENTED_Z
+            || (totals.baseline_sampled == 0 && self.window_sampled > 0)
     }
 }
 
@@ -182,21 +215,43 @@ fn count(value: f64) -> u64 {
     rounded
 }
 
-/// Compares `window` with `baseline`: at most `limit` templates and `limit` attribute values.
-pub fn explain(window: &[Line<'_>], baseline: &[Line<'_>], limit: usize) -> Explanation {
+/// Compares `window` with `baseline` (both ERROR+ lines): at most `limit` templates and
+/// `limit` attribute values. `traffic`, the baseline's lines of every level, is what the
+/// attribute values are compared with when the baseline has fewer than
+/// [`MIN_BASELINE_ERRORS`] sampled errors.
+pub fn explain(
+    window: &[Line<'_>],
+    baseline: &[Line<'_>],
+    traffic: &[Line<'_>],
+    limit: usize,
+) -> Explanation {
     let totals = Totals::of(window, baseline);
     let mut miner = Miner::default();
     for line in window.iter().chain(baseline) {
         miner.add(line.message);
     }
     let mut templates: HashMap<String, Tally> = HashMap::new();
-    let mut values: HashMap<(String, String), Tally> = HashMap::new();
     for (side, lines) in [(Side::Window, window), (Side::Baseline, baseline)] {
         for line in lines {
             templates
                 .entry(miner.template(line.message))
                 .or_default()
-                .add(side, line);
+                .add_line(side, line);
+        }
+    }
+    let (attribute_baseline, reference) = if baseline.len() >= MIN_BASELINE_ERRORS {
+        (AttributeBaseline::Errors, baseline)
+    } else if !traffic.is_empty() {
+        (AttributeBaseline::AllLevels, traffic)
+    } else if !baseline.is_empty() {
+        (AttributeBaseline::Errors, baseline)
+    } else {
+        (AttributeBaseline::None, baseline)
+    };
+    let value_totals = Totals::of(window, reference);
+    let mut values: HashMap<(String, String), Tally> = HashMap::new();
+    for (side, lines) in [(Side::Window, window), (Side::Baseline, reference)] {
+        for line in lines {
             for pair in attribute_pairs(line.attributes) {
                 values.entry(pair).or_default().add(side, line);
             }
@@ -206,9 +261,9 @@ pub fn explain(window: &[Line<'_>], baseline: &[Line<'_>], limit: usize) -> Expl
     let mut patterns: Vec<(Tally, PatternChange)> = templates
         .into_iter()
         .filter_map(|(template, tally)| {
-            let example_log_id = tally.example?;
+            let (example_log_id, example_ts, example_message) = tally.example.clone()?;
             Some((
-                tally,
+                tally.clone(),
                 PatternChange {
                     template,
                     window_count: count(tally.window),
@@ -217,6 +272,8 @@ pub fn explain(window: &[Line<'_>], baseline: &[Line<'_>], limit: usize) -> Expl
                     new: tally.baseline_sampled == 0,
                     over_represented: tally.over_represented(&totals),
                     example_log_id,
+                    example_ts,
+                    example_message,
                 },
             ))
         })
@@ -234,34 +291,31 @@ pub fn explain(window: &[Line<'_>], baseline: &[Line<'_>], limit: usize) -> Expl
             .then_with(|| pa.template.cmp(&pb.template))
     });
 
-    let empty_baseline = totals.baseline_sampled == 0;
     let mut attributes: Vec<(Tally, AttributeChange)> = values
         .into_iter()
         .filter(|(_, tally)| {
             tally.window_sampled >= 2
-                && if empty_baseline {
-                    tally.window_sampled < totals.window_sampled
+                && if attribute_baseline == AttributeBaseline::None {
+                    tally.window_sampled < value_totals.window_sampled
                 } else {
-                    tally.over_represented(&totals)
+                    tally.z(&value_totals) >= OVER_REPRESENTED_Z
                 }
         })
         .map(|((key, value), tally)| {
-            (
-                tally,
-                AttributeChange {
-                    key,
-                    value,
-                    window_count: count(tally.window),
-                    baseline_count: count(tally.baseline),
-                    lift: tally.lift(&totals),
-                    new: tally.baseline_sampled == 0,
-                },
-            )
+            let change = AttributeChange {
+                key,
+                value,
+                window_count: count(tally.window),
+                baseline_count: count(tally.baseline),
+                lift: tally.lift(&value_totals),
+                new: tally.baseline_sampled == 0,
+            };
+            (tally, change)
         })
         .collect();
     attributes.sort_by(|(a, va), (b, vb)| {
-        b.excess(&totals)
-            .total_cmp(&a.excess(&totals))
+        b.excess(&value_totals)
+            .total_cmp(&a.excess(&value_totals))
             .then_with(|| (&va.key, &va.value).cmp(&(&vb.key, &vb.value)))
     });
 
@@ -274,6 +328,7 @@ pub fn explain(window: &[Line<'_>], baseline: &[Line<'_>], limit: usize) -> Expl
             lines: count(totals.baseline),
             sampled: totals.baseline_sampled,
         },
+        attribute_baseline,
         patterns: patterns.into_iter().take(limit).map(|(_, p)| p).collect(),
         attributes: attributes.into_iter().take(limit).map(|(_, a)| a).collect(),
     }
@@ -290,18 +345,21 @@ pub fn pattern_counts(lines: &[Line<'_>], limit: usize) -> Vec<PatternCount> {
         templates
             .entry(miner.template(line.message))
             .or_default()
-            .add(Side::Window, line);
+            .add_line(Side::Window, line);
     }
     let mut counts: Vec<(f64, PatternCount)> = templates
         .into_iter()
         .filter_map(|(template, tally)| {
+            let (example_log_id, example_ts, example_message) = tally.example?;
             Some((
                 tally.window,
                 PatternCount {
                     template,
                     count: count(tally.window),
                     sampled: tally.window_sampled,
-                    example_log_id: tally.example?,
+                    example_log_id,
+                    example_ts,
+                    example_message,
                 },
             ))
         })
@@ -317,12 +375,20 @@ enum Side {
 }
 
 impl Tally {
+    /// Counts a line of a template, keeping the first window line as its example.
+    fn add_line(&mut self, side: Side, line: &Line<'_>) {
+        self.add(side, line);
+        if side == Side::Window && self.example.is_none() {
+            let message = line.message.chars().take(EXAMPLE_CHARS).collect();
+            self.example = Some((line.id, line.ts, message));
+        }
+    }
+
     fn add(&mut self, side: Side, line: &Line<'_>) {
         match side {
             Side::Window => {
                 self.window += line.weight;
                 self.window_sampled += 1;
-                self.example.get_or_insert(line.id);
             }
             Side::Baseline => {
                 self.baseline += line.weight;
@@ -388,6 +454,7 @@ mod tests {
             .iter()
             .map(|o| Line {
                 id: o.id,
+                ts: DateTime::from_timestamp(1_764_547_200 + o.id, 0).unwrap_or_default(),
                 message: &o.message,
                 attributes: &o.attributes,
                 weight: 1.0,
@@ -424,7 +491,7 @@ mod tests {
             message: format!("NullPointerException in CheckoutHandler.apply at line {} (order {})", 200 + i % 3, 77_000 + i),
             attributes: json!({"host": "web-7", "env": "prod", "version": "2.4.1", "request_id": format!("q{i}")}),
         }));
-        let explanation = explain(&lines(&window), &lines(&baseline), 10);
+        let explanation = explain(&lines(&window), &lines(&baseline), &[], 10);
 
         let first = &explanation.patterns[0];
         assert_eq!(
@@ -434,6 +501,12 @@ mod tests {
         assert!(first.new && first.over_represented, "{first:?}");
         assert_eq!((first.window_count, first.baseline_count), (120, 0));
         assert!(first.example_log_id >= 20_000);
+        assert!(
+            first
+                .example_message
+                .starts_with("NullPointerException in CheckoutHandler")
+        );
+        assert_eq!(explanation.attribute_baseline, AttributeBaseline::Errors);
         // The steady templates are one each, their numbers and ids masked.
         let steady_templates: Vec<&str> = explanation.patterns[1..]
             .iter()
@@ -473,7 +546,7 @@ mod tests {
         for line in &mut weighted {
             line.weight = 10.0;
         }
-        let explanation = explain(&weighted, &lines(&baseline), 10);
+        let explanation = explain(&weighted, &lines(&baseline), &[], 10);
         assert_eq!(
             explanation.window,
             SideSize {
@@ -503,18 +576,42 @@ mod tests {
     #[test]
     fn with_no_baseline_errors_everything_is_new_and_limits_hold() {
         let window = steady(60, 1);
-        let explanation = explain(&lines(&window), &[], 2);
+        let explanation = explain(&lines(&window), &[], &[], 2);
         assert_eq!(explanation.patterns.len(), 2);
         assert!(
             explanation
                 .patterns
                 .iter()
-                .all(|p| p.new && p.lift.is_none())
+                .all(|p| p.new && p.over_represented && p.lift.is_none())
         );
-        // host values are not on every line; env is.
+        // With nothing to compare: host values are not on every line; env is.
+        assert_eq!(explanation.attribute_baseline, AttributeBaseline::None);
         assert!(!explanation.attributes.is_empty());
         assert!(explanation.attributes.iter().all(|a| a.key == "host"));
-        assert_eq!(explain(&[], &[], 10), Explanation::default());
+        let nothing = explain(&[], &[], &[], 10);
+        assert!(nothing.patterns.is_empty() && nothing.attributes.is_empty());
+    }
+
+    #[test]
+    fn with_few_baseline_errors_values_are_compared_with_the_baselines_traffic() {
+        // The baseline's traffic came from web-1..3; the errors come from web-9.
+        let traffic = steady(300, 1);
+        let window: Vec<Owned> = (0..60)
+            .map(|i| Owned {
+                id: 10_000 + i,
+                message: format!("disk full writing segment {i}"),
+                attributes: json!({"host": "web-9", "env": "prod", "retry": i % 2 == 0}),
+            })
+            .collect();
+        let explanation = explain(&lines(&window), &[], &lines(&traffic), 10);
+        assert_eq!(explanation.attribute_baseline, AttributeBaseline::AllLevels);
+        let values: Vec<(&str, &str)> = explanation
+            .attributes
+            .iter()
+            .map(|a| (a.key.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(values[0], ("host", "web-9"));
+        assert!(!values.iter().any(|(k, _)| *k == "env"), "{values:?}");
     }
 
     #[test]

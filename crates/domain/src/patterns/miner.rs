@@ -42,7 +42,7 @@ impl Default for MinerSettings {
     fn default() -> Self {
         MinerSettings {
             similarity: 0.5,
-            prefix_tokens: 2,
+            prefix_tokens: 1,
             max_children: 100,
             max_templates: 10_000,
             max_leaf_templates: 256,

@@ -15,8 +15,8 @@ pub mod mask;
 pub mod miner;
 
 pub use explain::{
-    AttributeChange, Explanation, Line, PatternChange, PatternCount, SideSize, explain,
-    pattern_counts,
+    AttributeBaseline, AttributeChange, Explanation, Line, PatternChange, PatternCount, SideSize,
+    explain, pattern_counts,
 };
 pub use mask::WILDCARD;
 pub use miner::{Miner, MinerSettings};

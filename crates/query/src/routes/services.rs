@@ -412,8 +412,10 @@ pub struct PatternCountView {
     pub count: u64,
     /// Sampled lines with this template.
     pub sampled: u64,
-    /// One line with this template.
+    /// One line with this template: its id, time and first 500 characters.
     pub example_log_id: i64,
+    pub example_ts: DateTime<Utc>,
+    pub example_message: String,
 }
 
 /// The templates of a service's lines in a span.
@@ -431,9 +433,9 @@ pub struct PatternsView {
 }
 
 /// The message templates of a service's lines in a span, with their counts: for looking
-/// around. Bounded: at most a day, whole minutes; at most 5,000 lines are read, spread
-/// evenly over the minutes (the newest of each), and counts are scaled up by each minute's
-/// count; the 50 commonest templates are listed.
+/// around. Bounded: at most a day, whole minutes; at most 5,000 lines are read (all of them
+/// when the span has no more; otherwise spread over the minutes, quiet minutes read whole),
+/// and counts are scaled up by each minute's count; the 50 commonest templates are listed.
 #[utoipa::path(
     get,
     path = "/api/v1/services/{name}/patterns",
@@ -441,7 +443,7 @@ pub struct PatternsView {
     params(("name" = String, Path, description = "Service name"), PatternParams),
     responses(
         (status = 200, description = "The service's templates", body = PatternsView),
-        (status = 400, description = "Bad parameter, or a span longer than a day", body = ErrorBody),
+        (status = 400, description = "Bad parameter or service name, or a span longer than a day", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -452,7 +454,9 @@ pub async fn patterns(
     name: Path<String>,
     params: Query<PatternParams>,
 ) -> Result<Json<PatternsView>, ApiError> {
-    let service = domain::strip_nul(name.into_inner());
+    let service = domain::ServiceName::parse(&name.into_inner())
+        .map_err(|error| ApiError::BadRequest(format!("service: {error}")))?
+        .to_string();
     let min_level = super::parse_name::<Level>("level", params.level.as_deref())?
         .map_or(Level::Trace.as_i16(), Level::as_i16);
     let until = super::parse_time("until", params.until.as_deref())?.unwrap_or_else(Utc::now);
@@ -476,10 +480,10 @@ pub async fn patterns(
     let sample = store::explanations::sample(
         &mut conn,
         &service,
-        first.start(),
-        end.start(),
+        (first.start(), end.start()),
         min_level,
         PATTERN_SAMPLE_LINES,
+        false,
     )
     .await?;
     let lines = sample.lines();
@@ -492,6 +496,8 @@ pub async fn patterns(
             count: p.count,
             sampled: p.sampled,
             example_log_id: p.example_log_id,
+            example_ts: p.example_ts,
+            example_message: p.example_message,
         })
         .collect();
     Ok(Json(PatternsView {

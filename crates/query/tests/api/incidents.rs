@@ -265,6 +265,7 @@ async fn incident_detail_carries_the_newest_explanation() {
             lines: 60,
             sampled: 60,
         },
+        attribute_baseline: domain::patterns::AttributeBaseline::Errors,
         patterns: vec![PatternChange {
             template: template.to_owned(),
             window_count: 870,
@@ -273,6 +274,8 @@ async fn incident_detail_carries_the_newest_explanation() {
             new: true,
             over_represented: true,
             example_log_id: 42,
+            example_ts: now,
+            example_message: "PaymentGateway declined order 41".to_owned(),
         }],
         attributes: vec![AttributeChange {
             key: "host".to_owned(),
@@ -311,7 +314,9 @@ async fn incident_detail_carries_the_newest_explanation() {
         explanation["patterns"][0],
         json!({"template": "PaymentGateway declined order <*>", "window_count": 870,
                "baseline_count": 0, "lift": 58.0, "new": true, "over_represented": true,
-               "example_log_id": 42})
+               "example_log_id": 42, "example_ts": now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+               "example_message": "PaymentGateway declined order 41"})
     );
     assert_eq!(explanation["attributes"][0]["value"], "web-9");
+    assert_eq!(explanation["attribute_baseline"], "errors");
 }

@@ -325,6 +325,9 @@ async fn patterns_group_a_services_lines_in_a_span() {
             .await;
         assert_eq!(status, 400, "{why}: {body}");
     }
+    // A name ingest would refuse is a 400, not an empty answer.
+    let (status, body) = app.get("/api/v1/services/not%20a%20name/patterns").await;
+    assert_eq!(status, 400, "{body}");
     let (status, body) = app.get("/api/v1/services/nobody/patterns").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["patterns"].as_array().unwrap().len(), 0);
