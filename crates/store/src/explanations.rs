@@ -4,7 +4,7 @@
 //! A sample never scans: it is one index range read per minute of the range, each stopped
 //! at its share of the lines (`LATERAL … LIMIT n`, shares from the minutes' counts in the
 //! rollups), so its cost follows the sample's size, not the table's or the minute's, and
-//! what it reads is bounded in bytes too (messages cut, attribute values picked in SQL). ERROR+ samples use the partial index
+//! what it reads is bounded in bytes too (messages cut, large attributes objects left out). ERROR+ samples use the partial index
 //! `logs_errors_service_ts`; the level bound is written into the statement so the planner
 //! can prove the index applies. Each line is weighted by its minute's real count (from the
 //! rollups) over the lines sampled from that minute.
@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::dsl::{exists, not, sum};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Jsonb, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use domain::patterns::{Explanation, Line};
 use domain::{Severity, Status};
@@ -28,25 +28,41 @@ use crate::scope::{Scope, scoped};
 /// Characters of a sampled message read (a template needs its first 128 words).
 pub const SAMPLE_MESSAGE_CHARS: i32 = 2_048;
 
-/// Attributes objects larger than this (stored size) contribute no values to a sample.
-pub const SAMPLE_ATTRIBUTES_BYTES: i32 = 16_384;
+/// Attributes objects stored larger than this contribute no values to a sample ...
+pub const SAMPLE_ATTRIBUTES_STORED_BYTES: i32 = 8_192;
+
+/// ... nor do those whose JSON text is longer than this ...
+pub const SAMPLE_ATTRIBUTES_CHARS: i32 = 16_384;
+
+/// ... and a sample reads this much attributes text in all, at most.
+pub const SAMPLE_ATTRIBUTES_TOTAL: usize = 16 << 20;
+
+/// One sampled line as read.
+#[derive(Debug, Clone, QueryableByName)]
+struct SampledRow {
+    #[diesel(sql_type = Timestamptz)]
+    minute: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    ts: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    message: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    attributes: Option<String>,
+}
 
 /// One sampled line.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct SampledLine {
-    #[diesel(sql_type = Timestamptz)]
     pub minute: DateTime<Utc>,
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Timestamptz)]
     pub ts: DateTime<Utc>,
     /// Its first [`SAMPLE_MESSAGE_CHARS`] characters.
-    #[diesel(sql_type = Text)]
     pub message: String,
-    /// Its scalar attributes, nested objects flattened one level (`outer.inner`): at most 64,
-    /// keys of 100 characters, values of 200; empty when not asked for or when the object is
-    /// larger than [`SAMPLE_ATTRIBUTES_BYTES`].
-    #[diesel(sql_type = Jsonb)]
+    /// Its attributes; empty when not asked for, when the object is large (stored beyond
+    /// [`SAMPLE_ATTRIBUTES_STORED_BYTES`], or its text beyond [`SAMPLE_ATTRIBUTES_CHARS`]),
+    /// or once the sample has read [`SAMPLE_ATTRIBUTES_TOTAL`] of attributes text.
     pub attributes: serde_json::Value,
 }
 
@@ -126,23 +142,15 @@ pub async fn sample(
     let minutes: Vec<DateTime<Utc>> = totals.keys().copied().collect();
     let counts: Vec<i64> = minutes.iter().map(|m| totals[m]).collect();
     let takes = allocate(&counts, max_lines);
+    // Attributes as bounded text, parsed here: picking values in SQL (jsonb_each per
+    // line) cost more than the rest of the sample.
     let attributes = if with_attributes {
         format!(
-            "CASE WHEN pg_column_size(attributes) > {SAMPLE_ATTRIBUTES_BYTES} THEN '{{}}'::jsonb ELSE ( \
-                 SELECT COALESCE(jsonb_object_agg(k, v), '{{}}'::jsonb) FROM ( \
-                     SELECT k, v FROM ( \
-                         SELECT e.key AS k, e.value AS v FROM jsonb_each(attributes) e \
-                         UNION ALL \
-                         SELECT e.key || '.' || n.key, n.value FROM jsonb_each(attributes) e \
-                         CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(e.value) = 'object' \
-                                                       THEN e.value ELSE '{{}}'::jsonb END) n \
-                     ) p \
-                     WHERE jsonb_typeof(v) IN ('string', 'number', 'boolean') \
-                       AND length(k) <= 100 AND length(v::text) <= 202 \
-                     LIMIT 64) q) END"
+            "CASE WHEN pg_column_size(attributes) <= {SAMPLE_ATTRIBUTES_STORED_BYTES} \
+             THEN left(attributes::text, {SAMPLE_ATTRIBUTES_CHARS} + 1) END"
         )
     } else {
-        "'{}'::jsonb".to_owned()
+        "NULL::text".to_owned()
     };
     // The minutes and their shares come as arrays: the planner then expects a handful of
     // them, not the thousand it assumes of generate_series, and stays clear of JIT
@@ -160,12 +168,34 @@ pub async fn sample(
                AND ts >= m.minute AND ts < m.minute + interval '1 minute' \
              LIMIT m.take) AS l"
     );
-    let lines: Vec<SampledLine> = diesel::sql_query(statement)
+    let rows: Vec<SampledRow> = diesel::sql_query(statement)
         .bind::<Text, _>(service)
         .bind::<Array<Timestamptz>, _>(minutes)
         .bind::<Array<BigInt>, _>(takes)
         .load(conn)
         .await?;
+    let mut budget = SAMPLE_ATTRIBUTES_TOTAL;
+    let limit = usize::try_from(SAMPLE_ATTRIBUTES_CHARS).unwrap_or(usize::MAX);
+    let lines: Vec<SampledLine> = rows
+        .into_iter()
+        .map(|row| {
+            let attributes = row
+                .attributes
+                .filter(|text| text.len() <= limit && text.len() <= budget)
+                .and_then(|text| {
+                    budget -= text.len();
+                    serde_json::from_str(&text).ok()
+                })
+                .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
+            SampledLine {
+                minute: row.minute,
+                id: row.id,
+                ts: row.ts,
+                message: row.message,
+                attributes,
+            }
+        })
+        .collect();
     let mut sampled: HashMap<DateTime<Utc>, i64> = HashMap::new();
     for line in &lines {
         *sampled.entry(line.minute).or_default() += 1;
