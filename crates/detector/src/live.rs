@@ -46,9 +46,6 @@ pub struct TickReport {
     pub resolved: usize,
     /// Every decision other than "quiet".
     pub decisions: Vec<DecisionRecord>,
-    /// Webhook notifications to send once the tick's explanations are done.
-    #[serde(skip)]
-    notifications: Vec<(EventKind, i64)>,
 }
 
 /// What a non-quiet decision did to an incident.
@@ -119,6 +116,10 @@ pub struct Detector {
     notifier: Option<Notifier>,
     /// How incidents get their explanations (after the tick's transitions commit).
     explain: ExplainSettings,
+    /// Notifications of committed transitions, sent at the end of the tick (after its
+    /// explanations); a tick that fails before then leaves them to the next one. A std
+    /// mutex: it is held only to push or drain.
+    unsent: Arc<std::sync::Mutex<Vec<(EventKind, i64)>>>,
     memory: Arc<Mutex<Memory>>,
 }
 
@@ -137,6 +138,7 @@ impl Detector {
             metrics,
             notifier,
             explain: ExplainSettings::default(),
+            unsent: Arc::default(),
             memory: Arc::default(),
         }
     }
@@ -365,8 +367,7 @@ impl Detector {
         memory.last = Some((scope.clone(), now_minute));
         // Committed: now explain what opened or escalated, then notify with the explanation.
         self.explain_pending(&mut conn, &scope, now).await;
-        let notifications = std::mem::take(&mut report.notifications);
-        self.notify(&mut conn, notifications).await?;
+        self.notify(&mut conn).await?;
         Ok(report)
     }
 
@@ -413,18 +414,28 @@ impl Detector {
         }
     }
 
-    /// Queues the tick's notifications, each with its incident's newest explanation.
-    async fn notify(
-        &self,
-        conn: &mut store::PooledConnection,
-        notifications: Vec<(EventKind, i64)>,
-    ) -> StoreResult<()> {
+    fn unsent(&self) -> std::sync::MutexGuard<'_, Vec<(EventKind, i64)>> {
+        self.unsent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues the notifications of committed transitions, each with its incident's newest
+    /// explanation; those it cannot read the incident for wait for the next tick.
+    async fn notify(&self, conn: &mut store::PooledConnection) -> StoreResult<()> {
         let Some(notifier) = &self.notifier else {
+            self.unsent().clear();
             return Ok(());
         };
-        for (event, id) in notifications {
-            let Some(row) = incidents::find(conn, id).await? else {
-                continue;
+        let notifications = std::mem::take(&mut *self.unsent());
+        for (index, &(event, id)) in notifications.iter().enumerate() {
+            let row = match incidents::find(conn, id).await {
+                Ok(Some(row)) => row,
+                Ok(None) => continue,
+                Err(error) => {
+                    self.unsent().extend_from_slice(&notifications[index..]);
+                    return Err(error);
+                }
             };
             let explanation = match store::explanations::latest(conn, id).await {
                 Ok(found) => found.and_then(|row| row.explanation().ok()),
@@ -702,7 +713,7 @@ impl Detector {
             baseline_mean: assessment.baseline.mean,
             baseline_stddev: assessment.baseline.stddev,
         });
-        report.notifications.extend(notify);
+        self.unsent().extend(notify);
         Ok(())
     }
 }
