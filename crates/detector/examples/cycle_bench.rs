@@ -14,26 +14,16 @@
 //! database `threesigma_bench_detector`, dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::{Duration, Instant};
+
+use support::{sql, summary};
 
 use chrono::Utc;
 
 const SERVICES: i64 = 1_000;
 const TICKS: usize = 30;
-
-async fn sql(url: &str, statement: &str) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client.batch_execute(statement).await.unwrap();
-}
-
-/// Median and p90.
-fn summary(mut times: Vec<Duration>) -> (Duration, Duration) {
-    times.sort();
-    (times[times.len() / 2], times[times.len() * 9 / 10])
-}
 
 /// Steady cycles: ticks at the real time, within the same minute or the next.
 async fn steady(app: &detector::Application) -> ((Duration, Duration), usize) {

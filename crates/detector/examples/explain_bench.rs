@@ -15,26 +15,16 @@
 //! end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::{Duration, Instant};
+
+use support::{sql, summary};
 
 use chrono::Utc;
 use detector::explain::{ExplainSettings, explain_incident};
 
 const RUNS: usize = 21;
-
-async fn sql(url: &str, statement: &str) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client.batch_execute(statement).await.unwrap();
-}
-
-/// Median and p90.
-fn summary(mut times: Vec<Duration>) -> (Duration, Duration) {
-    times.sort();
-    (times[times.len() / 2], times[times.len() * 9 / 10])
-}
 
 /// Times `RUNS` explanations of `incident`; also returns the last one.
 async fn measure(pool: &store::DbPool, id: i64) -> (Vec<Duration>, domain::patterns::Explanation) {

@@ -202,6 +202,24 @@ pub async fn list(
     Ok(Json(Page { data, next_cursor }))
 }
 
+/// `since` and `until` of a span: `until` defaults to `now`, `since` to an hour before
+/// `until`, and `since` must come first.
+fn span(
+    since: Option<&str>,
+    until: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let until = super::parse_time("until", until)?.unwrap_or(now);
+    let since =
+        super::parse_time("since", since)?.unwrap_or(until - chrono::Duration::minutes(HOUR));
+    if since >= until {
+        return Err(ApiError::BadRequest(
+            "since must be before until".to_owned(),
+        ));
+    }
+    Ok((since, until))
+}
+
 /// The longest span `GET /api/v1/services/{name}/series` answers: a day of minutes.
 pub const MAX_SERIES_MINUTES: i64 = 24 * 60;
 
@@ -280,14 +298,7 @@ pub async fn series(
 ) -> Result<Json<SeriesView>, ApiError> {
     let service = domain::strip_nul(name.into_inner());
     let now = Utc::now();
-    let until = super::parse_time("until", params.until.as_deref())?.unwrap_or(now);
-    let since = super::parse_time("since", params.since.as_deref())?
-        .unwrap_or(until - chrono::Duration::minutes(HOUR));
-    if since >= until {
-        return Err(ApiError::BadRequest(
-            "since must be before until".to_owned(),
-        ));
-    }
+    let (since, until) = span(params.since.as_deref(), params.until.as_deref(), now)?;
     let first = Minute::containing(since);
     let current = Minute::containing(now);
     // `until` is exclusive: the minute holding its last instant is the last one.
@@ -459,14 +470,7 @@ pub async fn patterns(
         .to_string();
     let min_level = super::parse_name::<Level>("level", params.level.as_deref())?
         .map_or(Level::Trace.as_i16(), Level::as_i16);
-    let until = super::parse_time("until", params.until.as_deref())?.unwrap_or_else(Utc::now);
-    let since = super::parse_time("since", params.since.as_deref())?
-        .unwrap_or(until - chrono::Duration::minutes(HOUR));
-    if since >= until {
-        return Err(ApiError::BadRequest(
-            "since must be before until".to_owned(),
-        ));
-    }
+    let (since, until) = span(params.since.as_deref(), params.until.as_deref(), Utc::now())?;
     let first = Minute::containing(since);
     // `until` is exclusive: the span ends with the minute holding its last instant.
     let end = Minute::containing(until - chrono::Duration::nanoseconds(1)).plus(1);
