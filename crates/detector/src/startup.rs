@@ -193,12 +193,16 @@ pub async fn maintain(pool: &store::DbPool, settings: &Settings) {
     .await;
     match result {
         Ok(Some(done))
-            if done.created > 0 || !done.dropped.is_empty() || done.pruned_counts > 0 =>
+            if done.created > 0
+                || !done.dropped.is_empty()
+                || done.pruned_counts > 0
+                || done.pruned_search > 0 =>
         {
             tracing::info!(
                 created = done.created,
                 dropped = ?done.dropped,
                 pruned_counts = done.pruned_counts,
+                pruned_search = done.pruned_search,
                 "Log partitions maintained."
             );
         }

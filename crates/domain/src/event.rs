@@ -40,6 +40,9 @@ pub struct LogEvent {
     pub attributes: String,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
+    /// The search terms of its words and attribute pairs ([`crate::search::terms`]), stored
+    /// beside it for the log search index.
+    pub terms: Vec<i32>,
     /// The minute the event counts in for detection (the `log_counts` rollups): the minute
     /// of `ts`, except that an event stamped in the future (a skewed clock, up to
     /// `max_future`) counts in the minute it arrived, so it is judged at once instead of
@@ -58,6 +61,7 @@ impl LogEvent {
             + self.attributes.len()
             + self.trace_id.as_ref().map_or(0, String::len)
             + self.span_id.as_ref().map_or(0, String::len)
+            + self.terms.len() * std::mem::size_of::<i32>()
     }
 }
 
@@ -72,6 +76,9 @@ pub struct EventLimits {
     pub max_age: Duration,
     /// How far in the future an event time may be (clock skew allowance).
     pub max_future: Duration,
+    /// Whether to compute the event's search terms (word and attribute search finds only
+    /// events that have them).
+    pub search_terms: bool,
 }
 
 impl Default for EventLimits {
@@ -81,6 +88,7 @@ impl Default for EventLimits {
             max_attributes_bytes: 64 * 1024,
             max_age: Duration::days(7),
             max_future: Duration::minutes(10),
+            search_terms: true,
         }
     }
 }
@@ -189,6 +197,11 @@ impl LogEvent {
         }
         let mut attributes = Value::Object(attributes);
         strip_nul_in_value(&mut attributes);
+        let message = strip_nul(message);
+        let terms = match attributes.as_object() {
+            Some(map) if limits.search_terms => crate::search::terms(&message, map),
+            _ => Vec::new(),
+        };
         let attributes = attributes.to_string();
         if attributes.len() > limits.max_attributes_bytes {
             return Err(EventError::AttributesTooLarge {
@@ -200,8 +213,9 @@ impl LogEvent {
             ts: to_storage_precision(ts),
             service,
             level,
-            message: strip_nul(message),
+            message,
             attributes,
+            terms,
             trace_id: trace_id.map(strip_nul),
             span_id: span_id.map(strip_nul),
         })

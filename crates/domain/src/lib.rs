@@ -9,6 +9,7 @@
 //! - [`time`]: event timestamps (RFC 3339, epoch s/ms/µs/ns) and [`Minute`] buckets.
 //! - [`event`]: [`LogEvent`] parsing from JSON with field aliases, and its limits.
 //! - [`incident`]: signals, statuses, severities, timeline kinds.
+//! - [`search`]: the words and attribute terms of an event, and the log search language.
 //! - [`patterns`]: message templates ([`patterns::Miner`]) and what changed in an incident.
 //! - [`detection`]: baselines, the per-bucket test, the incident lifecycle and the evaluation
 //!   of every signal of one service.
@@ -18,6 +19,7 @@ pub mod event;
 pub mod incident;
 pub mod level;
 pub mod patterns;
+pub mod search;
 pub mod service;
 pub mod time;
 

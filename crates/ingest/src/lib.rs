@@ -10,12 +10,14 @@
 //! - [`formats`]: the wire formats ([`formats::WireFormat`]): how a body decodes into
 //!   events and how its answers look; [`formats::native`] is threesigma's own JSON/NDJSON.
 //! - [`batch`]: the group-commit batch writer (bounded queue, writer tasks, retries).
+//! - [`indexer`]: the background task that builds the search index of closed blocks.
 //! - [`metrics`]: ingest's Prometheus metrics.
 //! - [`startup`]: [`Application`], building and running the service, and the routes.
 
 pub mod batch;
 pub mod body;
 pub mod formats;
+pub mod indexer;
 pub mod metrics;
 pub mod pipeline;
 pub mod settings;

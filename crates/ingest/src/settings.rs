@@ -114,6 +114,14 @@ pub struct IngestSettings {
     /// Furthest accepted event time into the future (clock skew).
     #[serde(with = "duration")]
     pub max_future_skew: Duration,
+    /// Store each event's search terms (its words and attribute pairs) for word and
+    /// attribute search. `false` saves their cost at ingest; events written meanwhile are
+    /// then found by substring search only.
+    pub search_terms: bool,
+    /// How often the search indexer builds the term index of closed blocks (until then a
+    /// search reads those blocks in full: slower, never incomplete).
+    #[serde(with = "duration")]
+    pub search_index_every: Duration,
     /// A second listener (`HOST:PORT`) serving only OTLP/HTTP `POST /v1/logs`, so
     /// exporters' default `http://host:4318/v1/logs` works unchanged; empty: none (OTLP is
     /// still served on the main port).
@@ -149,6 +157,8 @@ impl Default for IngestSettings {
             max_attributes_bytes: 64 * 1024,
             max_event_age: Duration::from_secs(7 * 86_400),
             max_future_skew: Duration::from_secs(600),
+            search_terms: true,
+            search_index_every: Duration::from_secs(5),
             otlp_bind: String::new(),
             loki_service_labels: ShipperSettings::default().loki_service_labels,
             bulk_service_fields: ShipperSettings::default().bulk_service_fields,
@@ -175,6 +185,12 @@ impl Settings {
         require_nonzero("ingest.max_body_bytes", ingest.max_body_bytes)?;
         require_nonzero("ingest.max_batch_events", ingest.max_batch_events)?;
         require_nonzero("ingest.max_batch_bytes", ingest.max_batch_bytes)?;
+        if ingest.search_index_every.is_zero() {
+            return Err(SettingsError::invalid(
+                "ingest.search_index_every",
+                "must be more than 0",
+            ));
+        }
         require_nonzero("ingest.linger", ingest.linger)?;
         require_nonzero("ingest.writers", ingest.writers)?;
         require_nonzero("ingest.max_inflight_bytes", ingest.max_inflight_bytes)?;
@@ -244,6 +260,7 @@ impl Settings {
             max_attributes_bytes: ingest.max_attributes_bytes,
             max_age: to_chrono(ingest.max_event_age),
             max_future: to_chrono(ingest.max_future_skew),
+            search_terms: ingest.search_terms,
         }
     }
 }

@@ -69,6 +69,7 @@ impl Application {
 
         let mut registry = runtime::metrics::registry();
         let metrics = IngestMetrics::register(&mut registry);
+        let indexer_metrics = crate::indexer::IndexerMetrics::register(&mut registry);
         let (writer, writer_tasks) =
             BatchWriter::start(settings.batch(), writer_config, metrics.clone());
 
@@ -107,8 +108,13 @@ impl Application {
             builder = builder.also_listen(listener);
         }
         let http = builder
-            .background(guard.revocations(pool))
+            .background(guard.revocations(pool.clone()))
             .background(guard.pruning())
+            .background(crate::indexer::task(
+                pool,
+                settings.ingest.search_index_every,
+                indexer_metrics,
+            ))
             .trusted_proxies(guard.trusted_proxies())
             .serve(listener, move |config| {
                 config

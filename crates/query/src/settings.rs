@@ -2,6 +2,7 @@
 
 use access::RateLimitSettings;
 use auth::AuthSettings;
+use runtime::settings::duration;
 use runtime::{DatabaseSettings, Layered, Secret, ServerSettings, SettingsError};
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,11 @@ pub struct QuerySettings {
     /// empty: read from the primary. Writes, logins and revocations always use the primary.
     /// May hold a password: a [`Secret`].
     pub read_url: Secret,
+    /// How long one page of a log search may read before it answers with what it found and
+    /// a cursor to continue from (a wide range or a rare substring is paged, never timed
+    /// out).
+    #[serde(with = "duration")]
+    pub search_budget: std::time::Duration,
 }
 
 impl Default for QuerySettings {
@@ -57,6 +63,7 @@ impl Default for QuerySettings {
             max_limit: 500,
             max_body_bytes: 16 * 1024,
             read_url: Secret::default(),
+            search_budget: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -88,6 +95,12 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "query.default_limit",
                 "must be between 1 and query.max_limit",
+            ));
+        }
+        if self.query.search_budget.is_zero() {
+            return Err(SettingsError::invalid(
+                "query.search_budget",
+                "must be more than 0 (a page reads at least one slice)",
             ));
         }
         Ok(())

@@ -50,6 +50,7 @@ impl Application {
             pool: pool.clone(),
             default_limit: settings.query.default_limit,
             max_limit: settings.query.max_limit,
+            search_budget: settings.query.search_budget,
             signer: settings.auth.signer()?,
             session_ttl: settings.auth.session_ttl,
             console_session_ttl: settings.auth.console_session_ttl,

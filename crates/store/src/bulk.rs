@@ -26,26 +26,36 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use crate::error::StoreResult;
 
-const COPY_LOGS: &str = "COPY logs (ts, service, level, message, attributes, trace_id, span_id) \
-                         FROM STDIN (FORMAT binary)";
+const COPY_LOGS: &str = "COPY logs (ts, service, level, message, attributes, trace_id, span_id, terms) \
+     FROM STDIN (FORMAT binary)";
 
 /// Logs and rollups in one statement: a data-modifying CTE inserts the rows, the outer
 /// statement upserts the rollups. One statement is one implicit transaction, so the batch
-/// costs a single round trip (no BEGIN, no COMMIT).
+/// costs a single round trip (no BEGIN, no COMMIT). Each row's search terms are a slice
+/// `$13[terms_from:terms_to]` of one flat array: an array of arrays cannot be unnested row by row.
 const INSERT_BATCH_UNNEST: &str = "WITH inserted AS ( \
-       INSERT INTO logs (ts, service, level, message, attributes, trace_id, span_id) \
-       SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int2[], $4::text[], $5::jsonb[], $6::text[], $7::text[])) \
+       INSERT INTO logs (ts, service, level, message, attributes, trace_id, span_id, terms) \
+       SELECT ts, service, level, message, attributes, trace_id, span_id, ($13::int4[])[terms_from:terms_to] \
+       FROM unnest($1::timestamptz[], $2::text[], $3::int2[], $4::text[], $5::jsonb[], $6::text[], $7::text[], \
+                   $14::int4[], $15::int4[]) \
+            AS t(ts, service, level, message, attributes, trace_id, span_id, terms_from, terms_to)), \
+     marked AS (INSERT INTO log_search_pending (block, shard) \
+       SELECT block, $8::int2 FROM unnest($16::timestamptz[]) AS b(block) \
+       ON CONFLICT (block, shard) DO UPDATE SET version = log_search_pending.version + 1) \
      INSERT INTO log_counts (service, minute, level, shard, n) \
      SELECT service, minute, level, $8::int2, n \
      FROM unnest($9::text[], $10::timestamptz[], $11::int2[], $12::int4[]) AS t(service, minute, level, n) \
      ON CONFLICT (service, minute, level, shard) DO UPDATE SET n = log_counts.n + EXCLUDED.n";
 
-const UPSERT_COUNTS: &str = "INSERT INTO log_counts (service, minute, level, shard, n) \
+const UPSERT_COUNTS: &str = "WITH marked AS (INSERT INTO log_search_pending (block, shard) \
+       SELECT block, $4::int2 FROM unnest($6::timestamptz[]) AS b(block) \
+       ON CONFLICT (block, shard) DO UPDATE SET version = log_search_pending.version + 1) \
+     INSERT INTO log_counts (service, minute, level, shard, n) \
      SELECT service, minute, level, $4::int2, n \
      FROM unnest($1::text[], $2::timestamptz[], $3::int2[], $5::int4[]) AS t(service, minute, level, n) \
      ON CONFLICT (service, minute, level, shard) DO UPDATE SET n = log_counts.n + EXCLUDED.n";
 
-const COLUMN_TYPES: [Type; 7] = [
+const COLUMN_TYPES: [Type; 8] = [
     Type::TIMESTAMPTZ,
     Type::TEXT,
     Type::INT2,
@@ -53,6 +63,7 @@ const COLUMN_TYPES: [Type; 7] = [
     Type::JSONB,
     Type::TEXT,
     Type::TEXT,
+    Type::INT4_ARRAY,
 ];
 
 /// JSON text sent as jsonb without parsing it again: jsonb's binary form is a version byte
@@ -184,6 +195,7 @@ impl BulkConnection {
                             &counts.levels,
                             &shard,
                             &counts.ns,
+                            &counts.blocks,
                         ],
                     )
                     .await?;
@@ -208,6 +220,10 @@ impl BulkConnection {
                             &counts.minutes,
                             &counts.levels,
                             &counts.ns,
+                            &logs.terms,
+                            &logs.terms_first,
+                            &logs.terms_last,
+                            &counts.blocks,
                         ],
                     )
                     .await?;
@@ -227,7 +243,7 @@ async fn copy_logs(
     pin_mut!(writer);
     for event in events {
         let level = event.level.as_i16();
-        let row: [&(dyn ToSql + Sync); 7] = [
+        let row: [&(dyn ToSql + Sync); 8] = [
             &event.ts,
             &event.service.as_str(),
             &level,
@@ -235,6 +251,7 @@ async fn copy_logs(
             &JsonText(&event.attributes),
             &event.trace_id,
             &event.span_id,
+            &event.terms,
         ];
         writer.as_mut().write(&row).await?;
     }
@@ -250,11 +267,29 @@ struct LogColumns<'a> {
     attributes: Vec<JsonText<'a>>,
     trace_ids: Vec<Option<&'a str>>,
     span_ids: Vec<Option<&'a str>>,
+    /// Every row's search terms, one after another.
+    terms: Vec<i32>,
+    /// Where each row's terms begin and end in `terms` (1-based, inclusive, as SQL slices
+    /// count; `last < first` for none).
+    terms_first: Vec<i32>,
+    terms_last: Vec<i32>,
 }
 
 impl<'a> LogColumns<'a> {
     fn of(events: &[&'a LogEvent]) -> LogColumns<'a> {
+        let mut terms = Vec::with_capacity(events.iter().map(|event| event.terms.len()).sum());
+        let mut terms_first = Vec::with_capacity(events.len());
+        let mut terms_last = Vec::with_capacity(events.len());
+        for event in events {
+            // Positions fit: a batch is bounded far below 2^31 terms (max_batch_bytes).
+            terms_first.push(i32::try_from(terms.len() + 1).unwrap_or(i32::MAX));
+            terms.extend_from_slice(&event.terms);
+            terms_last.push(i32::try_from(terms.len()).unwrap_or(i32::MAX));
+        }
         LogColumns {
+            terms,
+            terms_first,
+            terms_last,
             ts: events.iter().map(|event| event.ts).collect(),
             services: events.iter().map(|event| event.service.as_str()).collect(),
             levels: events.iter().map(|event| event.level.as_i16()).collect(),
@@ -281,6 +316,8 @@ struct RollupColumns<'a> {
     minutes: Vec<DateTime<Utc>>,
     levels: Vec<i16>,
     ns: Vec<i32>,
+    /// The search index blocks the batch adds terms to, ascending (the lock order).
+    blocks: Vec<DateTime<Utc>>,
 }
 
 impl<'a> RollupColumns<'a> {
@@ -291,6 +328,13 @@ impl<'a> RollupColumns<'a> {
             minutes: Vec::with_capacity(counts.len()),
             levels: Vec::with_capacity(counts.len()),
             ns: Vec::with_capacity(counts.len()),
+            blocks: events
+                .iter()
+                .filter(|event| !event.terms.is_empty())
+                .map(|event| domain::search::block_of(event.ts))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
         };
         for ((service, minute, level), n) in counts {
             columns.services.push(service);

@@ -38,6 +38,7 @@ pub mod partitions;
 pub mod pool;
 pub mod schema;
 pub mod scope;
+pub mod search;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,9 +1,17 @@
 //! Reads of stored logs. Every read is a keyset page on (ts DESC, id DESC): newest first,
 //! each page starting strictly after the last row of the previous one.
+//!
+//! A search ([`search`]) reads the requested time range in slices, newest first: each slice
+//! a bounded query, twice as wide as the one before while slices stay quick. When the page
+//! is full it stops; when its time budget is spent it stops too and says where it got to,
+//! so a search over a very wide range or a rare substring is paged, never timed out.
+
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use domain::search::Search;
 
 use crate::error::StoreResult;
 use crate::models::LogRow;
@@ -19,8 +27,11 @@ pub struct LogFilter {
     pub since: Option<DateTime<Utc>>,
     /// Event time before.
     pub until: Option<DateTime<Utc>>,
-    /// Case-insensitive substring of the message.
+    /// Case-insensitive substring of the message (`ILIKE`: scanned, not indexed).
     pub text: Option<String>,
+    /// Search terms every row must hold (`terms @> ...`, served by the GIN index). Terms
+    /// find candidates; [`search`] re-checks them.
+    pub terms: Vec<i32>,
 }
 
 /// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern.
@@ -64,11 +75,204 @@ pub async fn page(
     if let Some(text) = &filter.text {
         query = query.filter(logs::message.ilike(like_literal(text)));
     }
+    if !filter.terms.is_empty() {
+        query = query.filter(logs::terms.contains(filter.terms.clone()));
+    }
     if let Some((ts, id)) = after {
         // `ts <= $1` bounds the index scan; the OR only settles ties on ts.
         query = query.filter(logs::ts.le(ts).and(logs::ts.lt(ts).or(logs::id.lt(id))));
     }
     Ok(query.load(conn).await?)
+}
+
+/// A search page: what was found, and where the next page starts.
+#[derive(Debug)]
+pub struct Found {
+    pub rows: Vec<LogRow>,
+    /// The keyset position the next page starts after: the last row returned when the page
+    /// is full, or the point the scan reached when the time budget ran out (the page may
+    /// then hold fewer rows than asked, even none). `None`: the range is exhausted.
+    pub next: Option<(DateTime<Utc>, i64)>,
+}
+
+/// The first slice of a search, and the bounds of how a slice's width adapts.
+const FIRST_SLICE: Duration = Duration::from_secs(60);
+/// A slice that took less than this doubles the next one's width...
+const QUICK_SLICE: Duration = Duration::from_millis(50);
+/// ... and one that took more than this halves it.
+const SLOW_SLICE: Duration = Duration::from_millis(400);
+
+/// Rows matching `filter` (with `since` set: the range's floor) and `search`, newest first,
+/// strictly after `after`, at most `limit` of them, read in time slices until the page is
+/// full, the range is exhausted or `budget` is spent. With search terms, a slice reads only
+/// the blocks of the term index that may hold them ([`crate::search::candidate_blocks`]).
+/// Every row the database returns is checked with [`Search::matches`]: terms can collide
+/// and phrases need their word order.
+pub async fn search(
+    conn: &mut AsyncPgConnection,
+    filter: &LogFilter,
+    search: &Search,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: usize,
+    budget: Duration,
+) -> StoreResult<Found> {
+    let mut scan = Scan {
+        search,
+        limit,
+        budget,
+        started: Instant::now(),
+        found: Vec::with_capacity(limit + 1),
+        position: after,
+    };
+    let floor = filter.since;
+    // The newest row the plain filters allow: slices start there, not at `until` or now,
+    // which may be far above the data.
+    let unsearched = LogFilter {
+        text: None,
+        terms: Vec::new(),
+        ..filter.clone()
+    };
+    let Some(newest) = page(conn, &unsearched, after, 1).await?.pop() else {
+        return Ok(scan.end(None));
+    };
+    let mut slice_end = newest.ts + chrono::Duration::microseconds(1);
+    let mut width = FIRST_SLICE;
+    loop {
+        let width_chrono = chrono::Duration::from_std(width).unwrap_or(chrono::Duration::MAX);
+        let start = match (floor, slice_end.checked_sub_signed(width_chrono)) {
+            (Some(floor), Some(start)) => Some(start.max(floor)),
+            (None, start) => start,
+            (Some(floor), None) => Some(floor),
+        };
+        let slice_started = Instant::now();
+        let slice = LogFilter {
+            since: start,
+            ..filter.clone()
+        };
+        let blocks = match start {
+            Some(start) if !filter.terms.is_empty() => {
+                Some(crate::search::candidate_blocks(conn, &filter.terms, start, slice_end).await?)
+            }
+            _ => None,
+        };
+        // Few candidate blocks: read just those; many: the whole slice in one pass.
+        let block_seconds = domain::search::BLOCK_SECONDS;
+        let slice_seconds = i64::try_from(width.as_secs()).unwrap_or(i64::MAX);
+        let outcome = match blocks {
+            Some(blocks)
+                if i64::try_from(blocks.len())
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(block_seconds * 2)
+                    < slice_seconds =>
+            {
+                let mut outcome = None;
+                for block in blocks {
+                    let block_filter = LogFilter {
+                        since: Some(start.map_or(block, |start| block.max(start))),
+                        until: Some(
+                            filter
+                                .until
+                                .map_or(slice_end, |until| until.min(slice_end))
+                                .min(block + crate::search::block_width()),
+                        ),
+                        ..filter.clone()
+                    };
+                    outcome = scan.read(conn, &block_filter).await?;
+                    if outcome.is_some() {
+                        break;
+                    }
+                }
+                outcome
+            }
+            _ => scan.read(conn, &slice).await?,
+        };
+        if let Some(found) = outcome {
+            return Ok(found);
+        }
+        let Some(start) = start.filter(|start| Some(*start) != floor) else {
+            return Ok(scan.end(None));
+        };
+        // Everything at or after `start` has been read.
+        scan.position = Some((start, i64::MIN));
+        slice_end = start;
+        if scan.started.elapsed() >= budget {
+            let position = scan.position;
+            return Ok(scan.end(position));
+        }
+        let took = slice_started.elapsed();
+        if took < QUICK_SLICE {
+            width = width.saturating_mul(2);
+        } else if took > SLOW_SLICE {
+            width = (width / 2).max(Duration::from_secs(1));
+        }
+    }
+}
+
+/// A search page being filled.
+struct Scan<'a> {
+    search: &'a Search,
+    limit: usize,
+    budget: Duration,
+    started: Instant,
+    /// Rows that matched, newest first.
+    found: Vec<LogRow>,
+    /// The last keyset position read.
+    position: Option<(DateTime<Utc>, i64)>,
+}
+
+impl Scan<'_> {
+    fn end(self, next: Option<(DateTime<Utc>, i64)>) -> Found {
+        Found {
+            rows: self.found,
+            next,
+        }
+    }
+
+    /// Reads `range` (a filter) below the current position, a page of candidates at a
+    /// time, until it is exhausted (`None`), or the page is full or the budget spent (the
+    /// finished page).
+    async fn read(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        range: &LogFilter,
+    ) -> StoreResult<Option<Found>> {
+        loop {
+            let want = self.limit + 1 - self.found.len();
+            let candidates = page(
+                conn,
+                range,
+                self.position,
+                i64::try_from(want).unwrap_or(i64::MAX),
+            )
+            .await?;
+            let exhausted = candidates.len() < want;
+            for row in candidates {
+                self.position = Some((row.ts, row.id));
+                if self.search.matches(&row.message, &row.attributes) {
+                    self.found.push(row);
+                }
+            }
+            if self.found.len() > self.limit {
+                self.found.truncate(self.limit);
+                let next = self.found.last().map(|row| (row.ts, row.id));
+                return Ok(Some(self.take(next)));
+            }
+            if exhausted {
+                return Ok(None);
+            }
+            if self.started.elapsed() >= self.budget {
+                let next = self.position;
+                return Ok(Some(self.take(next)));
+            }
+        }
+    }
+
+    fn take(&mut self, next: Option<(DateTime<Utc>, i64)>) -> Found {
+        Found {
+            rows: std::mem::take(&mut self.found),
+            next,
+        }
+    }
 }
 
 #[cfg(test)]

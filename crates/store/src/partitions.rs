@@ -72,9 +72,12 @@ pub struct Maintenance {
     pub dropped: Vec<String>,
     /// Rollup rows deleted for being older than the retention.
     pub pruned_counts: usize,
+    /// Search index rows (blocks and pending marks) deleted with them.
+    pub pruned_search: usize,
 }
 
-/// Creates partitions ahead, drops expired ones and prunes the rollups of the same age
+/// Creates partitions ahead, drops expired ones and prunes the rollups and search index of
+/// the same age
 /// (`retention_days` 0 keeps everything), unless another process is doing it right now:
 /// then `None`. However many detectors run it, each partition is created and dropped by
 /// exactly one of them.
@@ -92,18 +95,25 @@ pub async fn maintain(
             return Ok(None);
         }
         let created = ensure_ahead(conn, days_ahead).await?;
-        let (dropped, pruned_counts) = if retention_days > 0 {
+        let (dropped, pruned_counts, pruned_search) = if retention_days > 0 {
+            // The first day whose partition is kept: its rows stay searchable.
+            let cutoff = (Utc::now() - Duration::days(i64::from(retention_days)))
+                .date_naive()
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc();
             (
                 drop_expired(conn, retention_days).await?,
                 prune_counts(conn, retention_days).await?,
+                crate::search::prune(conn, cutoff).await?,
             )
         } else {
-            (Vec::new(), 0)
+            (Vec::new(), 0, 0)
         };
         Ok(Some(Maintenance {
             created,
             dropped,
             pruned_counts,
+            pruned_search,
         }))
     })
     .await

@@ -12,6 +12,7 @@ diesel::table! {
         attributes -> Jsonb,
         trace_id -> Nullable<Text>,
         span_id -> Nullable<Text>,
+        terms -> Array<Int4>,
     }
 }
 
@@ -129,8 +130,26 @@ diesel::table! {
 
 diesel::joinable!(incident_events -> incidents (incident_id));
 diesel::joinable!(incident_explanations -> incidents (incident_id));
+diesel::table! {
+    log_search_blocks (slice, block) {
+        slice -> Int2,
+        block -> Timestamptz,
+        terms -> Array<Int4>,
+    }
+}
+
+diesel::table! {
+    log_search_pending (block, shard) {
+        block -> Timestamptz,
+        shard -> Int2,
+        version -> Int8,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     logs,
+    log_search_blocks,
+    log_search_pending,
     log_counts,
     incidents,
     incident_events,

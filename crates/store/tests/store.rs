@@ -129,6 +129,7 @@ async fn copy_and_unnest_store_the_same_rows() {
         serde_json::Value,
         Option<String>,
         Option<String>,
+        Vec<i32>,
     );
     let rows: Vec<Row> = logs::table
         .order((logs::service, logs::id))
@@ -139,6 +140,7 @@ async fn copy_and_unnest_store_the_same_rows() {
             logs::attributes,
             logs::trace_id,
             logs::span_id,
+            logs::terms,
         ))
         .load(&mut conn)
         .await
@@ -148,6 +150,10 @@ async fn copy_and_unnest_store_the_same_rows() {
     assert_eq!(rows[2], rows[3]);
     assert_eq!(rows[0].4.as_deref(), Some("t1"));
     assert_eq!(rows[0].3, json!({"k": 1}));
+    // Each row carries its own search terms (UNNEST slices them out of one array).
+    assert_eq!(rows[0].6, events[0].terms);
+    assert_eq!(rows[2].6, events[1].terms);
+    assert_ne!(rows[0].6, rows[2].6);
 }
 
 #[tokio::test]

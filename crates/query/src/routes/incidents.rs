@@ -169,7 +169,7 @@ pub async fn logs(
         min_level: Some(domain::Level::Error.as_i16()),
         since: Some(incident.first_minute),
         until: incident.resolved_at,
-        text: None,
+        ..LogFilter::default()
     };
     let rows = store::logs::page(&mut conn, &filter, after, limit + 1).await?;
     Ok(Json(into_page(rows, limit, CursorKind::Logs, |row| {

@@ -24,6 +24,8 @@ pub struct QueryState {
     pub read_pool: store::DbPool,
     pub default_limit: i64,
     pub max_limit: i64,
+    /// Time one log search page may read (`query.search_budget`).
+    pub search_budget: std::time::Duration,
     /// Signs login tokens; `None` when this service only holds a public key.
     pub signer: Option<auth::TokenSigner>,
     pub session_ttl: std::time::Duration,
