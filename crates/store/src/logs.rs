@@ -29,9 +29,12 @@ pub struct LogFilter {
     pub until: Option<DateTime<Utc>>,
     /// Case-insensitive substring of the message (`ILIKE`: scanned, not indexed).
     pub text: Option<String>,
-    /// Search terms every row must hold (`terms @> ...`, served by the GIN index). Terms
-    /// find candidates; [`search`] re-checks them.
+    /// Search terms every row must hold (`terms @> ...`). Terms find candidates; [`search`]
+    /// re-checks them.
     pub terms: Vec<i32>,
+    /// Event-time ranges `[from, to)` a row must fall in one of (empty: no such bound): the
+    /// blocks of the term index that may hold the terms.
+    pub ranges: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern.
@@ -78,6 +81,13 @@ pub async fn page(
     if !filter.terms.is_empty() {
         query = query.filter(logs::terms.contains(filter.terms.clone()));
     }
+    let mut ranges = filter.ranges.iter().map(|(from, to)| {
+        Box::new(logs::ts.ge(*from).and(logs::ts.lt(*to)))
+            as Box<dyn BoxableExpression<logs::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>>
+    });
+    if let Some(first) = ranges.next() {
+        query = query.filter(ranges.fold(first, |any, range| Box::new(any.or(range))));
+    }
     if let Some((ts, id)) = after {
         // `ts <= $1` bounds the index scan; the OR only settles ties on ts.
         query = query.filter(logs::ts.le(ts).and(logs::ts.lt(ts).or(logs::id.lt(id))));
@@ -97,6 +107,8 @@ pub struct Found {
 
 /// The first slice of a search, and the bounds of how a slice's width adapts.
 const FIRST_SLICE: Duration = Duration::from_secs(60);
+/// Candidate blocks read by one statement.
+const BLOCKS_PER_READ: usize = 32;
 /// A slice that took less than this doubles the next one's width...
 const QUICK_SLICE: Duration = Duration::from_millis(50);
 /// ... and one that took more than this halves it.
@@ -155,29 +167,27 @@ pub async fn search(
             }
             _ => None,
         };
-        // Few candidate blocks: read just those; many: the whole slice in one pass.
-        let block_seconds = domain::search::BLOCK_SECONDS;
-        let slice_seconds = i64::try_from(width.as_secs()).unwrap_or(i64::MAX);
+        // Candidate blocks a minority of the slice: read just those, a group of blocks per
+        // statement; else the whole slice in one pass.
+        let slice_blocks = i64::try_from(width.as_secs()).unwrap_or(i64::MAX)
+            / domain::search::BLOCK_SECONDS;
         let outcome = match blocks {
             Some(blocks)
                 if i64::try_from(blocks.len())
                     .unwrap_or(i64::MAX)
-                    .saturating_mul(block_seconds * 2)
-                    < slice_seconds =>
+                    .saturating_mul(2)
+                    < slice_blocks =>
             {
                 let mut outcome = None;
-                for block in blocks {
-                    let block_filter = LogFilter {
-                        since: Some(start.map_or(block, |start| block.max(start))),
-                        until: Some(
-                            filter
-                                .until
-                                .map_or(slice_end, |until| until.min(slice_end))
-                                .min(block + crate::search::block_width()),
-                        ),
-                        ..filter.clone()
+                for group in blocks.chunks(BLOCKS_PER_READ) {
+                    let group_filter = LogFilter {
+                        ranges: group
+                            .iter()
+                            .map(|block| (*block, *block + crate::search::block_width()))
+                            .collect(),
+                        ..slice.clone()
                     };
-                    outcome = scan.read(conn, &block_filter).await?;
+                    outcome = scan.read(conn, &group_filter).await?;
                     if outcome.is_some() {
                         break;
                     }

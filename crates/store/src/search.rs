@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
+use diesel::sql_types::{Array, BigInt, Bool, Double, Int4, Integer, SmallInt, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use domain::search::{BLOCK_SECONDS, slice_of};
 
 use crate::error::{StoreError, StoreResult};
-use crate::schema::{log_search_blocks, log_search_pending, logs};
+use crate::schema::{log_search_blocks, log_search_pending};
 
 /// The advisory lock (with key 29811) one indexing pass holds, so that however many ingest
 /// processes run, one indexes at a time.
@@ -40,9 +40,35 @@ pub struct IndexPass {
     pub left: usize,
 }
 
+#[derive(diesel::QueryableByName)]
+struct BlockTerms {
+    #[diesel(sql_type = Timestamptz)]
+    block: DateTime<Utc>,
+    #[diesel(sql_type = Array<Int4>)]
+    terms: Vec<i32>,
+}
+
+/// Reads the terms of every row of `blocks`, one index range scan per block.
+const READ_BLOCKS: &str = "SELECT b.block, l.terms \
+     FROM unnest($1::timestamptz[]) AS b(block) \
+     JOIN logs l ON l.ts >= b.block AND l.ts < b.block + make_interval(secs => $2)";
+
+/// Writes (slice, block) rows; each row's terms are a slice of one flat array.
+const WRITE_BLOCKS: &str = "INSERT INTO log_search_blocks (slice, block, terms) \
+     SELECT slice, block, ($4::int4[])[terms_from:terms_to] \
+     FROM unnest($1::int2[], $2::timestamptz[], $3::int4[], $5::int4[]) AS t(slice, block, terms_from, terms_to) \
+     ON CONFLICT (slice, block) DO UPDATE SET terms = EXCLUDED.terms";
+
+/// Deletes the marks a pass saw, where their version has not moved on since.
+const CLEAR_MARKS: &str = "DELETE FROM log_search_pending p \
+     USING unnest($1::timestamptz[], $2::int2[], $3::int8[]) AS m(block, shard, version) \
+     WHERE p.block = m.block AND p.shard = m.shard AND p.version = m.version";
+
 /// Builds up to `max_blocks` pending blocks that ended before `closed_before` (blocks still
 /// being written are left until they close: each is then built once, not once per batch),
-/// oldest first, unless another process is indexing right now (then `None`).
+/// oldest first, unless another process is indexing right now (then `None`). Four
+/// statements whatever the number of blocks: the marks, the rows' terms, the block rows,
+/// the marks cleared.
 pub async fn index_pending(
     conn: &mut AsyncPgConnection,
     closed_before: DateTime<Utc>,
@@ -68,59 +94,82 @@ pub async fn index_pending(
             .order(log_search_pending::block)
             .load(conn)
             .await?;
-        let mut by_block: BTreeMap<DateTime<Utc>, Vec<(i16, i64)>> = BTreeMap::new();
-        for (block, shard, version) in marks {
-            by_block.entry(block).or_default().push((shard, version));
-        }
-        let left = by_block.len().saturating_sub(max_blocks);
-        let mut pass = IndexPass {
-            left,
-            ..IndexPass::default()
+        let blocks: BTreeSet<DateTime<Utc>> = marks.iter().map(|(block, _, _)| *block).collect();
+        let left = blocks.len().saturating_sub(max_blocks);
+        let blocks: Vec<DateTime<Utc>> = blocks.into_iter().take(max_blocks).collect();
+        let Some(last_block) = blocks.last().copied() else {
+            return Ok(Some(IndexPass::default()));
         };
-        for (block, marks) in by_block.into_iter().take(max_blocks) {
-            // Read after the marks: every batch that set a mark seen above is visible.
-            let rows: Vec<Vec<i32>> = logs::table
-                .filter(logs::ts.ge(block))
-                .filter(logs::ts.lt(block + block_width()))
-                .select(logs::terms)
-                .load(conn)
-                .await?;
-            pass.rows += rows.len();
-            let mut slices: BTreeMap<i16, BTreeSet<i32>> = BTreeMap::new();
-            for term in rows.into_iter().flatten() {
-                slices.entry(slice_of(term)).or_default().insert(term);
+        // Read after the marks: every batch that set a mark seen above is visible.
+        let rows: Vec<BlockTerms> = diesel::sql_query(READ_BLOCKS)
+            .bind::<Array<Timestamptz>, _>(&blocks)
+            .bind::<Double, _>(BLOCK_SECONDS as f64)
+            .load(conn)
+            .await?;
+        let mut slices: BTreeMap<(DateTime<Utc>, i16), Vec<i32>> = BTreeMap::new();
+        for row in &rows {
+            for term in &row.terms {
+                slices
+                    .entry((row.block, slice_of(*term)))
+                    .or_default()
+                    .push(*term);
             }
-            for (slice, terms) in slices {
-                let terms: Vec<i32> = terms.into_iter().collect();
-                diesel::insert_into(log_search_blocks::table)
-                    .values((
-                        log_search_blocks::slice.eq(slice),
-                        log_search_blocks::block.eq(block),
-                        log_search_blocks::terms.eq(&terms),
-                    ))
-                    .on_conflict((log_search_blocks::slice, log_search_blocks::block))
-                    .do_update()
-                    .set(log_search_blocks::terms.eq(&terms))
-                    .execute(conn)
-                    .await?;
-            }
-            // A mark whose version moved on belongs to a batch this pass may not have seen:
-            // it stays, and the block is built again.
-            for (shard, version) in marks {
-                diesel::delete(
-                    log_search_pending::table
-                        .filter(log_search_pending::block.eq(block))
-                        .filter(log_search_pending::shard.eq(shard))
-                        .filter(log_search_pending::version.eq(version)),
-                )
-                .execute(conn)
-                .await?;
-            }
-            pass.blocks += 1;
         }
-        Ok(Some(pass))
+        let mut columns = BlockColumns::default();
+        for ((block, slice), mut terms) in slices {
+            terms.sort_unstable();
+            terms.dedup();
+            columns.push(slice, block, &terms);
+        }
+        diesel::sql_query(WRITE_BLOCKS)
+            .bind::<Array<SmallInt>, _>(&columns.slices)
+            .bind::<Array<Timestamptz>, _>(&columns.blocks)
+            .bind::<Array<Integer>, _>(&columns.from)
+            .bind::<Array<Integer>, _>(&columns.terms)
+            .bind::<Array<Integer>, _>(&columns.to)
+            .execute(conn)
+            .await?;
+        // A mark whose version moved on belongs to a batch this pass may not have seen: it
+        // stays, and the block is built again.
+        let seen: Vec<&(DateTime<Utc>, i16, i64)> = marks
+            .iter()
+            .filter(|(block, _, _)| *block <= last_block)
+            .collect();
+        diesel::sql_query(CLEAR_MARKS)
+            .bind::<Array<Timestamptz>, _>(seen.iter().map(|mark| mark.0).collect::<Vec<_>>())
+            .bind::<Array<SmallInt>, _>(seen.iter().map(|mark| mark.1).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(seen.iter().map(|mark| mark.2).collect::<Vec<_>>())
+            .execute(conn)
+            .await?;
+        Ok(Some(IndexPass {
+            blocks: blocks.len(),
+            rows: rows.len(),
+            left,
+        }))
     })
     .await
+}
+
+/// Block rows as column arrays, their terms one flat array (see [`WRITE_BLOCKS`]).
+#[derive(Default)]
+struct BlockColumns {
+    slices: Vec<i16>,
+    blocks: Vec<DateTime<Utc>>,
+    terms: Vec<i32>,
+    from: Vec<i32>,
+    to: Vec<i32>,
+}
+
+impl BlockColumns {
+    fn push(&mut self, slice: i16, block: DateTime<Utc>, terms: &[i32]) {
+        self.slices.push(slice);
+        self.blocks.push(block);
+        // 1-based and inclusive, as SQL slices count. A pass's terms stay far below 2^31.
+        self.from
+            .push(i32::try_from(self.terms.len() + 1).unwrap_or(i32::MAX));
+        self.terms.extend_from_slice(terms);
+        self.to.push(i32::try_from(self.terms.len()).unwrap_or(i32::MAX));
+    }
 }
 
 /// The blocks in [`from`, `to`) that may hold rows with every one of `terms`, newest first:

@@ -256,10 +256,12 @@ async fn a_batch_committed_during_a_pass_keeps_its_block_pending() {
                 let mut conn = AsyncPgConnection::establish(&pass_db).await.unwrap();
                 store::search::index_pending(&mut conn, Utc::now(), 100).await.unwrap()
             });
+            let give_up = std::time::Instant::now() + StdDuration::from_secs(60);
             loop {
+                assert!(std::time::Instant::now() < give_up, "the pass never waited for the batch");
                 let waiting: i64 = diesel::sql_query(
                     "SELECT count(*) AS n FROM pg_stat_activity \
-                     WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM \"log_search_pending\"%'",
+                     WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM log_search_pending%'",
                 )
                 .get_result::<Count>(&mut watcher)
                 .await
@@ -268,7 +270,7 @@ async fn a_batch_committed_during_a_pass_keeps_its_block_pending() {
                 if waiting > 0 {
                     break;
                 }
-                tokio::task::yield_now().await;
+                tokio::time::sleep(StdDuration::from_millis(5)).await;
             }
             Ok(pass)
         })

@@ -126,16 +126,24 @@ impl TestApp {
 
     /// Stores log events `(service, level, message, at)` the way ingest does.
     pub async fn logs(&self, events: &[(&str, &str, &str, DateTime<Utc>)]) {
-        let events: Vec<LogEvent> = events
+        let events: Vec<Value> = events
             .iter()
             .map(|(service, level, message, at)| {
-                LogEvent::from_json(
-                    json!({"service": service, "level": level, "message": message, "ts": at.to_rfc3339()}),
-                    Utc::now(),
-                    &EventLimits::default(),
-                )
-                .unwrap()
+                json!({"service": service, "level": level, "message": message, "ts": at.to_rfc3339()})
             })
+            .collect();
+        self.events(events).await;
+    }
+
+    /// Stores native-format events the way ingest does (terms and search marks included).
+    pub async fn events(&self, events: Vec<Value>) {
+        let limits = EventLimits {
+            max_age: chrono::Duration::days(30),
+            ..EventLimits::default()
+        };
+        let events: Vec<LogEvent> = events
+            .into_iter()
+            .map(|event| LogEvent::from_json(event, Utc::now(), &limits).unwrap())
             .collect();
         let config =
             store::pool::connection_config(&self.db.url, &store::PoolSettings::default()).unwrap();

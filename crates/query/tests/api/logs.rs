@@ -67,3 +67,72 @@ async fn logs_filter_by_service_level_time_and_text() {
     assert_eq!(page["data"][0]["level"], "error");
     assert_eq!(page["data"][0]["attributes"], json!({}));
 }
+
+fn messages(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a page: {page}"))
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn search_finds_words_phrases_and_attributes_before_and_after_indexing() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let at = |seconds: i64| (now - Duration::seconds(seconds)).to_rfc3339();
+    app.events(vec![
+        json!({"service": "pay", "level": "error", "message": "Card declined for order 17", "ts": at(50), "attributes": {"host": "web-3", "status": 402}}),
+        json!({"service": "pay", "message": "declined: card expired", "ts": at(40), "attributes": {"host": "web-1"}}),
+        json!({"service": "pay", "message": "cards declined", "ts": at(30), "attributes": {"host": "web-3"}}),
+        json!({"service": "shop", "message": "checkout failed", "ts": at(20), "attributes": {"status": 500, "host": "web-3"}}),
+        json!({"service": "pay", "message": "card declined long ago", "ts": (now - Duration::days(2)).to_rfc3339()}),
+    ])
+    .await;
+
+    for indexed in [false, true] {
+        let (status, page) = app.get("/api/v1/logs?q=card%20DECLINED").await;
+        assert_eq!(status, 200, "{page}");
+        // Words in any order and case; "cards" is not "card"; the last 24 hours by default.
+        assert_eq!(messages(&page), ["declined: card expired", "Card declined for order 17"], "indexed: {indexed}");
+        let (_, page) = app.get("/api/v1/logs?q=%22card%20declined%22").await;
+        assert_eq!(messages(&page), ["Card declined for order 17"]);
+        let (_, page) = app.get("/api/v1/logs?q=declined&attr.host=web-3").await;
+        assert_eq!(messages(&page), ["cards declined", "Card declined for order 17"]);
+        let (_, page) = app.get("/api/v1/logs?attr.status=500").await;
+        assert_eq!(messages(&page), ["checkout failed"]);
+        let (_, page) = app.get("/api/v1/logs?attr.host=web-3&service=pay&level=error").await;
+        assert_eq!(messages(&page), ["Card declined for order 17"]);
+        let (_, page) = app.get("/api/v1/logs?match=substring&q=ARDS%20DEC").await;
+        assert_eq!(messages(&page), ["cards declined"]);
+        let since = (now - Duration::days(3)).timestamp();
+        let (_, page) = app.get(&format!("/api/v1/logs?q=long&since={since}")).await;
+        assert_eq!(messages(&page), ["card declined long ago"]);
+        let (_, page) = app.get("/api/v1/logs?q=long").await;
+        assert_eq!(messages(&page), Vec::<String>::new());
+        assert!(page["next_cursor"].is_null());
+
+        let mut conn = app.connection().await;
+        store::search::index_pending(&mut conn, Utc::now() + Duration::minutes(1), 1000)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn searches_that_cannot_be_served_are_refused_with_a_reason() {
+    let app = spawn_app().await;
+    for (path, reason) in [
+        ("/api/v1/logs?q=%21%21%21", "match=substring"),
+        ("/api/v1/logs?q=x&match=regex", "words or substring"),
+        ("/api/v1/logs?attr.=x", "empty key"),
+        ("/api/v1/logs?colour=blue", "colour"),
+        ("/api/v1/logs?limit=ten", "invalid"),
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(reason), "{path}: {message}");
+    }
+}
