@@ -38,7 +38,7 @@ bench-ingest:
     bash bench/ingest.sh
 
 # Every benchmark.
-bench: bench-ingest bench-detection bench-detector bench-query bench-patterns bench-explain
+bench: bench-ingest bench-detection bench-detector bench-query bench-patterns bench-explain bench-search
 
 # This checkout's ingest against an earlier commit's, alternating runs (docs/BENCHMARKS.md).
 bench-ingest-before-after REV="HEAD~1":
@@ -73,6 +73,12 @@ bench-explain:
 # Keyset pages with 1M incidents and 10M logs, against OFFSET (docs/BENCHMARKS.md).
 bench-query:
     cargo run --release -p query --example page_bench
+
+# Log search over 10M rows through the API, then ingest with and without the search
+# structures in alternating runs (docs/SEARCH.md, docs/BENCHMARKS.md#log-search).
+bench-search:
+    cargo run --release -p query --example search_bench
+    bash bench/ingest.sh search
 
 # Property-based API fuzzing of the query API's OpenAPI document (PyPI schemathesis, local only).
 schemathesis:

@@ -319,6 +319,10 @@ def main():
             page.get_by_text("100 logs shown").wait_for()
             check(page.evaluate("document.activeElement.textContent") == "Load more",
                   "Load more by keyboard keeps focus on the button", problems)
+            operator.go("/logs?q=refused%20attr.gateway%3Dacme-pay&range=1h")
+            page.get_by_role("cell", name="payment gateway refused: card processor unreachable").first.wait_for()
+            operator.go("/logs?q=refused%20attr.gateway%3Dother-pay&range=1h")
+            page.get_by_text("No logs.").wait_for()
             operator.go("/logs?q=gateway&range=")
             page.get_by_role("cell", name="payment gateway refused: card processor unreachable").first.wait_for()
             check(page.get_by_label("Time").input_value() == "", "log search over any time stays any time", problems)

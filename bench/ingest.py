@@ -17,7 +17,8 @@ Scenarios:
                settings) and the default, each killed with -9 under load: acknowledged
                events that are not in the database
 
-`bench/ingest.sh copy-vs-unnest` compares the two bulk methods; `bench/ingest.sh before-after
+`bench/ingest.sh copy-vs-unnest` compares the two bulk methods; `bench/ingest.sh search`
+compares ingest with the log search structures and without them; `bench/ingest.sh before-after
 DIR` compares DIR/threesigma-ingest (a release build of an earlier commit) with this
 checkout's, in alternating runs.
 """
@@ -106,11 +107,11 @@ def free_port():
 
 
 class Ingest:
-    def __init__(self, url, *args, bin_dir=BIN):
+    def __init__(self, url, *args, bin_dir=BIN, env=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, DATABASE_URL=url, RUST_LOG="warn", JWT_SECRET=JWT_SECRET,
-                   THREESIGMA__RATE_LIMIT__PER_SECOND="0")
+                   THREESIGMA__RATE_LIMIT__PER_SECOND="0", **(env or {}))
         self.process = subprocess.Popen(
             [os.path.join(bin_dir, "threesigma-ingest"), "--bind", f"127.0.0.1:{self.port}", *args],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -180,10 +181,12 @@ def stored(url):
     return int(psql_value(url, "SELECT count(*) FROM logs"))
 
 
-def scenario(name, args, run, bin_dir=BIN):
+def scenario(name, args, run, bin_dir=BIN, env=None, ddl=None):
     db = f"threesigma_bench_{name.replace('-', '_')}"
     url = fresh_database(db)
-    ingest = Ingest(url, *args, bin_dir=bin_dir)
+    if ddl:
+        psql(url, ddl)
+    ingest = Ingest(url, *args, bin_dir=bin_dir, env=env)
     try:
         result = run(ingest, url)
     finally:
@@ -354,9 +357,102 @@ def before_after(old_bin, rounds=3, duration="15s"):
     print("\n".join(lines))
 
 
+def search_body(events=1000):
+    """1,000 events shaped like a service's logs (ids, numbers, addresses, attributes), so
+    their search terms cost what real ones do."""
+    import random
+    rng = random.Random(3)
+    hexs = lambda k: "".join(rng.choice("0123456789abcdef") for _ in range(k))
+    templates = [
+        lambda: f"GET /api/v1/orders/{rng.randrange(10**6)} 200 {rng.randrange(300)}ms user={hexs(8)}",
+        lambda: f"payment {hexs(12)} declined for card ending {rng.randrange(9999):04}: insufficient funds",
+        lambda: f"upstream timeout after {rng.randrange(5000)} ms calling inventory-{rng.randrange(9)} (attempt {rng.randrange(5)})",
+        lambda: f"User {hexs(10)} logged in from {rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}",
+        lambda: f"cache miss for key session:{hexs(32)}, fetching from origin in {rng.randrange(90)} ms",
+        lambda: f"worker {rng.randrange(32)} finished job {hexs(8)}-{hexs(4)}: processed {rng.randrange(1000)} items",
+    ]
+    path = os.path.join(tempfile.gettempdir(), f"threesigma-bench-search-{events}.ndjson")
+    with open(path, "w") as body:
+        for i in range(events):
+            body.write(json.dumps({"service": f"svc-{rng.randrange(100)}", "level": "error" if i % 40 == 0 else "info",
+                                   "message": rng.choice(templates)(),
+                                   "attributes": {"host": f"web-{rng.randrange(40)}", "request_id": hexs(16)}}) + "\n")
+    return path
+
+
+def caught_up(url, timeout=120):
+    """Seconds until the indexer has built every block closed by the end of the load (None if
+    it has not within `timeout`), and how many blocks it built."""
+    started = time.time()
+    while time.time() - started < timeout:
+        left = int(psql_value(url, "SELECT count(*) FROM log_search_pending WHERE block < now() - interval '20 seconds'"))
+        if left == 0:
+            blocks = int(psql_value(url, "SELECT count(DISTINCT block) FROM log_search_blocks"))
+            return time.time() - started, blocks
+        time.sleep(0.5)
+    return None, None
+
+
+def search_cost(rounds=3, duration="20s", bulk_connections=8):
+    """Ingest with the search structures (terms stored, blocks marked and indexed by the
+    indexer in the same process) against the same ingest without them
+    (`ingest.search_terms = false`): alternating runs, durable single-event and 1,000-event
+    bulk, medians compared. After each run with search, how long the indexer took to catch up."""
+    import statistics
+    body = search_body()
+    variants = {"without": ({"THREESIGMA__INGEST__SEARCH_TERMS": "false"}, None), "with": ({}, None)}
+    gin = os.environ.get("BENCH_SEARCH_GIN")
+    if gin:
+        # A design not chosen, for comparison: a GIN index on every row, on the terms
+        # (BENCH_SEARCH_GIN=terms) or on any expression (BENCH_SEARCH_GIN="(to_tsvector('simple', message))").
+        variants[f"with + per-row GIN on {gin}"] = ({}, f"CREATE INDEX logs_bench_gin ON logs USING gin ({gin})")
+    runs = {label: {"bulk": [], "single": [], "single_p99": [], "catch_up": []} for label in variants}
+
+    def bulk(ingest, url):
+        r = post_bulk(ingest, body, connections=bulk_connections, duration=duration)
+        r["catch_up"] = caught_up(url)
+        return r
+
+    def single(ingest, url):
+        r = post_single(ingest, duration=duration)
+        r["catch_up"] = caught_up(url)
+        return r
+
+    for _ in range(rounds):
+        for label, (env, ddl) in variants.items():
+            name = "search-" + label.split()[0] + ("-gin" if ddl else "")
+            r = scenario(name, [], bulk, env=env, ddl=ddl)
+            runs[label]["bulk"].append(r["statuses"].get("200", 0) * 1000 / r["seconds"])
+            if label == "with":
+                runs[label]["catch_up"].append(r["catch_up"])
+            r = scenario(name, [], single, env=env, ddl=ddl)
+            runs[label]["single"].append(r["ok_rps"])
+            runs[label]["single_p99"].append(r["p99_ms"])
+    lines = [f"{rounds} alternating rounds of {duration}; bulk: {bulk_connections} clients posting 1,000-event NDJSON; "
+             f"single: {CONNECTIONS} connections.", "",
+             "| ingest | bulk events/s (runs) | median | single-event req/s (runs) | median | single p99 (median) |",
+             "|---|---|---|---|---|---|"]
+    for label, r in runs.items():
+        lines.append(f"| {label} search | {', '.join(f'{x:,.0f}' for x in r['bulk'])} | {statistics.median(r['bulk']):,.0f} | "
+                     f"{', '.join(f'{x:,.0f}' for x in r['single'])} | {statistics.median(r['single']):,.0f} | "
+                     f"{statistics.median(r['single_p99']):.1f} ms |")
+    ratio = lambda label, kind: statistics.median(runs[label][kind]) / statistics.median(runs["without"][kind])
+    for label in variants:
+        if label != "without":
+            target = " (target >= 75%)" if label == "with" else ""
+            lines.append(f"| {label} / without | | {ratio(label, 'bulk'):.0%}{target} | | "
+                         f"{ratio(label, 'single'):.0%}{' (target >= 85%)' if target else ''} | |")
+    lines.append("")
+    lines.append("Indexer after each bulk run with search (seconds to build every closed block, blocks): "
+                 + ", ".join(f"{s:.1f} s / {b}" if s is not None else "not caught up" for s, b in runs["with"]["catch_up"]))
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["copy-vs-unnest"]:
         copy_vs_unnest()
+    elif sys.argv[1:] == ["search"]:
+        search_cost()
     elif len(sys.argv) == 3 and sys.argv[1] == "before-after":
         before_after(sys.argv[2])
     else:

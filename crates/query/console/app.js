@@ -151,6 +151,18 @@ function rangeSince(key) {
   return range && range[2] ? new Date(Date.now() - range[2] * 1000).toISOString() : null;
 }
 
+// The words box: `attr.key=value` chunks become attribute filters, the rest is `q`.
+function searchQuery(text, params) {
+  const words = [];
+  const filters = {};
+  for (const chunk of text.trim().split(/\s+/)) {
+    const attribute = chunk.match(/^attr\.([^=]+)=(.*)$/);
+    if (attribute) filters[`attr.${attribute[1]}`] = attribute[2];
+    else if (chunk) words.push(chunk);
+  }
+  return query({ ...params, q: words.join(" "), ...filters });
+}
+
 function query(params) {
   const search = new URLSearchParams();
   for (const [name, value] of Object.entries(params)) {
@@ -480,7 +492,11 @@ function logTable(caption, path, withService = true) {
       shown += page.data.length;
       cursor = page.next_cursor;
       more.hidden = !cursor;
-      status.textContent = shown === 0 ? "No logs." : `${shown} log${shown === 1 ? "" : "s"} shown`;
+      // A search page that ran out of time may hold fewer rows than asked, even none, and
+      // still have a cursor: the rest of the range is searched by Load more.
+      status.textContent = shown === 0
+        ? (cursor ? "Nothing found yet in the part searched; Load more searches further back." : "No logs.")
+        : `${shown} log${shown === 1 ? "" : "s"} shown`;
     } catch (error) {
       status.replaceChildren(errorBox(error.message));
     }
@@ -698,13 +714,14 @@ async function logsPage() {
   // The last hour unless the URL says otherwise ("Any time" is `range=`).
   current.range = knownRange(params.get("range"), "1h");
   const form = h("form", { class: "filters", method: "get", action: "/logs", role: "search", "aria-label": "Search logs" },
-    field("q", "Text", current.q, { type: "search" }),
+    field("q", "Words", current.q, { type: "search", placeholder: "card declined \"exact phrase\" attr.host=web-3" }),
     field("service", "Service", current.service, { type: "search" }),
     select("level", "Level at least", [["", "Any"], ["trace", "Trace"], ["debug", "Debug"], ["info", "Info"], ["warn", "Warn"], ["error", "Error"], ["fatal", "Fatal"]], current.level),
     select("range", "Time", RANGES.map(([value, text]) => [value, text]), current.range),
     h("button", { type: "submit" }, "Search"));
-  const since = rangeSince(current.range);
-  const logs = logTable("Logs", `/logs${query({ service: current.service, level: current.level, q: current.q, since })}`);
+  // "Any time" searches the whole retention (the API alone would search the last 24 hours).
+  const since = rangeSince(current.range) ?? (current.q.trim() ? "1970-01-01T00:00:00Z" : null);
+  const logs = logTable("Logs", `/logs${searchQuery(current.q, { service: current.service, level: current.level, since })}`);
   main.replaceChildren(h("h1", {}, "Logs"), form, logs.element);
   await logs.load();
 }

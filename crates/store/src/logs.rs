@@ -51,18 +51,12 @@ fn like_literal(text: &str) -> String {
     escaped
 }
 
-/// One page of logs, newest first, strictly after the keyset position `after` (`ts`, `id`).
-pub async fn page(
-    conn: &mut AsyncPgConnection,
-    filter: &LogFilter,
-    after: Option<(DateTime<Utc>, i64)>,
-    limit: i64,
-) -> StoreResult<Vec<LogRow>> {
-    let mut query = logs::table
-        .select(LogRow::as_select())
-        .order((logs::ts.desc(), logs::id.desc()))
-        .limit(limit)
-        .into_boxed();
+type BoxedLogs<'a> = logs::BoxedQuery<'a, diesel::pg::Pg, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<LogRow, diesel::pg::Pg>>>;
+
+/// The rows `filter` allows strictly after the keyset position `after` (`ts`, `id`), in no
+/// particular order.
+fn matching(filter: &LogFilter, after: Option<(DateTime<Utc>, i64)>) -> BoxedLogs<'static> {
+    let mut query = logs::table.select(LogRow::as_select()).into_boxed();
     if let Some(service) = &filter.service {
         query = query.filter(logs::service.eq(service.clone()));
     }
@@ -83,7 +77,9 @@ pub async fn page(
     }
     let mut ranges = filter.ranges.iter().map(|(from, to)| {
         Box::new(logs::ts.ge(*from).and(logs::ts.lt(*to)))
-            as Box<dyn BoxableExpression<logs::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>>
+            as Box<
+                dyn BoxableExpression<logs::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>,
+            >
     });
     if let Some(first) = ranges.next() {
         query = query.filter(ranges.fold(first, |any, range| Box::new(any.or(range))));
@@ -92,7 +88,21 @@ pub async fn page(
         // `ts <= $1` bounds the index scan; the OR only settles ties on ts.
         query = query.filter(logs::ts.le(ts).and(logs::ts.lt(ts).or(logs::id.lt(id))));
     }
-    Ok(query.load(conn).await?)
+    query
+}
+
+/// One page of logs, newest first, strictly after the keyset position `after` (`ts`, `id`).
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    filter: &LogFilter,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> StoreResult<Vec<LogRow>> {
+    Ok(matching(filter, after)
+        .order((logs::ts.desc(), logs::id.desc()))
+        .limit(limit)
+        .load(conn)
+        .await?)
 }
 
 /// A search page: what was found, and where the next page starts.
@@ -109,6 +119,8 @@ pub struct Found {
 const FIRST_SLICE: Duration = Duration::from_secs(60);
 /// Candidate blocks read by one statement.
 const BLOCKS_PER_READ: usize = 32;
+/// Most candidate rows of a group of blocks read at once.
+const GROUP_ROWS: i64 = 5_000;
 /// A slice that took less than this doubles the next one's width...
 const QUICK_SLICE: Duration = Duration::from_millis(50);
 /// ... and one that took more than this halves it.
@@ -121,6 +133,28 @@ const SLOW_SLICE: Duration = Duration::from_millis(400);
 /// Every row the database returns is checked with [`Search::matches`]: terms can collide
 /// and phrases need their word order.
 pub async fn search(
+    conn: &mut AsyncPgConnection,
+    filter: &LogFilter,
+    search: &Search,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: usize,
+    budget: Duration,
+) -> StoreResult<Found> {
+    use diesel_async::AsyncConnection;
+    conn.transaction::<_, crate::error::StoreError, _>(async |conn| {
+        // Every statement planned for its own values: a search's statements repeat with
+        // different time ranges, and after five runs PostgreSQL may switch a cached
+        // statement to a generic plan that assumes any range, e.g. a scan of a whole day's
+        // partition for ten seconds of candidate blocks.
+        diesel::sql_query("SET LOCAL plan_cache_mode = force_custom_plan")
+            .execute(conn)
+            .await?;
+        search_in(conn, filter, search, after, limit, budget).await
+    })
+    .await
+}
+
+async fn search_in(
     conn: &mut AsyncPgConnection,
     filter: &LogFilter,
     search: &Search,
@@ -187,7 +221,7 @@ pub async fn search(
                             .collect(),
                         ..slice.clone()
                     };
-                    outcome = scan.read(conn, &group_filter).await?;
+                    outcome = scan.read_blocks(conn, &group_filter).await?;
                     if outcome.is_some() {
                         break;
                     }
@@ -275,6 +309,41 @@ impl Scan<'_> {
                 return Ok(Some(self.take(next)));
             }
         }
+    }
+
+    /// Reads candidate blocks (`range.ranges`): all their matching rows at once, sorted
+    /// here. Ordered and limited in SQL, the planner may walk the whole slice by time
+    /// expecting the term to be common, where the blocks say it is rare. A group holding
+    /// more than [`GROUP_ROWS`] candidates is read the ordered way after all.
+    async fn read_blocks(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        range: &LogFilter,
+    ) -> StoreResult<Option<Found>> {
+        let mut candidates: Vec<LogRow> = matching(range, self.position)
+            .limit(GROUP_ROWS + 1)
+            .load(conn)
+            .await?;
+        if candidates.len() > usize::try_from(GROUP_ROWS).unwrap_or(usize::MAX) {
+            return self.read(conn, range).await;
+        }
+        candidates.sort_unstable_by(|a, b| (b.ts, b.id).cmp(&(a.ts, a.id)));
+        for row in candidates {
+            self.position = Some((row.ts, row.id));
+            if self.search.matches(&row.message, &row.attributes) {
+                self.found.push(row);
+                if self.found.len() > self.limit {
+                    self.found.truncate(self.limit);
+                    let next = self.found.last().map(|row| (row.ts, row.id));
+                    return Ok(Some(self.take(next)));
+                }
+            }
+        }
+        if self.started.elapsed() >= self.budget {
+            let next = self.position;
+            return Ok(Some(self.take(next)));
+        }
+        Ok(None)
     }
 
     fn take(&mut self, next: Option<(DateTime<Utc>, i64)>) -> Found {
