@@ -155,7 +155,7 @@ async fn load(url: String, from: u64, to: u64, total: u64) {
         let (mut service, level, mut message, attributes) = line(&mut rng, i);
         if i % rare_every == rare_every / 2 {
             message.push_str(" zqxjvk");
-            if (i / rare_every) % 2 == 0 {
+            if (i / rare_every).is_multiple_of(2) {
                 service = "svc-7".to_owned();
             }
         }
@@ -296,9 +296,15 @@ async fn main() {
         ("a word in 8 rows", "q=zqxjvk"),
         ("a word in no row", "q=qqqnothere"),
         ("a common word (1 row in 6)", "q=timeout"),
-        ("a phrase (1 row in 12)", "q=%22connection%20reset%20by%20peer%22"),
+        (
+            "a phrase (1 row in 12)",
+            "q=%22connection%20reset%20by%20peer%22",
+        ),
         ("an attribute (1 row in 40)", "attr.host=web-7"),
-        ("two words and an attribute", "q=declined%20insufficient&attr.region=eu-west-1"),
+        (
+            "two words and an attribute",
+            "q=declined%20insufficient&attr.region=eu-west-1",
+        ),
     ];
     println!(
         "{total} rows over 24 h in {SERVICES} services; loaded in {:.0} s; indexed by the indexer in {:.1} s ({:.0} rows/s).",

@@ -51,7 +51,11 @@ fn like_literal(text: &str) -> String {
     escaped
 }
 
-type BoxedLogs<'a> = logs::BoxedQuery<'a, diesel::pg::Pg, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<LogRow, diesel::pg::Pg>>>;
+type BoxedLogs<'a> = logs::BoxedQuery<
+    'a,
+    diesel::pg::Pg,
+    diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<LogRow, diesel::pg::Pg>>,
+>;
 
 /// The rows `filter` allows strictly after the keyset position `after` (`ts`, `id`), in no
 /// particular order.
@@ -78,7 +82,11 @@ fn matching(filter: &LogFilter, after: Option<(DateTime<Utc>, i64)>) -> BoxedLog
     let mut ranges = filter.ranges.iter().map(|(from, to)| {
         Box::new(logs::ts.ge(*from).and(logs::ts.lt(*to)))
             as Box<
-                dyn BoxableExpression<logs::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>,
+                dyn BoxableExpression<
+                        logs::table,
+                        diesel::pg::Pg,
+                        SqlType = diesel::sql_types::Bool,
+                    >,
             >
     });
     if let Some(first) = ranges.next() {
@@ -203,8 +211,8 @@ async fn search_in(
         };
         // Candidate blocks a minority of the slice: read just those, a group of blocks per
         // statement; else the whole slice in one pass.
-        let slice_blocks = i64::try_from(width.as_secs()).unwrap_or(i64::MAX)
-            / domain::search::BLOCK_SECONDS;
+        let slice_blocks =
+            i64::try_from(width.as_secs()).unwrap_or(i64::MAX) / domain::search::BLOCK_SECONDS;
         let outcome = match blocks {
             Some(blocks)
                 if i64::try_from(blocks.len())
@@ -327,7 +335,7 @@ impl Scan<'_> {
         if candidates.len() > usize::try_from(GROUP_ROWS).unwrap_or(usize::MAX) {
             return self.read(conn, range).await;
         }
-        candidates.sort_unstable_by(|a, b| (b.ts, b.id).cmp(&(a.ts, a.id)));
+        candidates.sort_unstable_by_key(|row| std::cmp::Reverse((row.ts, row.id)));
         for row in candidates {
             self.position = Some((row.ts, row.id));
             if self.search.matches(&row.message, &row.attributes) {

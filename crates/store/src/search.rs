@@ -168,7 +168,8 @@ impl BlockColumns {
         self.from
             .push(i32::try_from(self.terms.len() + 1).unwrap_or(i32::MAX));
         self.terms.extend_from_slice(terms);
-        self.to.push(i32::try_from(self.terms.len()).unwrap_or(i32::MAX));
+        self.to
+            .push(i32::try_from(self.terms.len()).unwrap_or(i32::MAX));
     }
 }
 

@@ -95,14 +95,23 @@ async fn search_finds_words_phrases_and_attributes_before_and_after_indexing() {
         let (status, page) = app.get("/api/v1/logs?q=card%20DECLINED").await;
         assert_eq!(status, 200, "{page}");
         // Words in any order and case; "cards" is not "card"; the last 24 hours by default.
-        assert_eq!(messages(&page), ["declined: card expired", "Card declined for order 17"], "indexed: {indexed}");
+        assert_eq!(
+            messages(&page),
+            ["declined: card expired", "Card declined for order 17"],
+            "indexed: {indexed}"
+        );
         let (_, page) = app.get("/api/v1/logs?q=%22card%20declined%22").await;
         assert_eq!(messages(&page), ["Card declined for order 17"]);
         let (_, page) = app.get("/api/v1/logs?q=declined&attr.host=web-3").await;
-        assert_eq!(messages(&page), ["cards declined", "Card declined for order 17"]);
+        assert_eq!(
+            messages(&page),
+            ["cards declined", "Card declined for order 17"]
+        );
         let (_, page) = app.get("/api/v1/logs?attr.status=500").await;
         assert_eq!(messages(&page), ["checkout failed"]);
-        let (_, page) = app.get("/api/v1/logs?attr.host=web-3&service=pay&level=error").await;
+        let (_, page) = app
+            .get("/api/v1/logs?attr.host=web-3&service=pay&level=error")
+            .await;
         assert_eq!(messages(&page), ["Card declined for order 17"]);
         let (_, page) = app.get("/api/v1/logs?match=substring&q=ARDS%20DEC").await;
         assert_eq!(messages(&page), ["cards declined"]);
