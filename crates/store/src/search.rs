@@ -183,6 +183,16 @@ pub async fn candidate_blocks(
     to: DateTime<Utc>,
 ) -> StoreResult<Vec<DateTime<Utc>>> {
     let first = domain::search::block_of(from);
+    // Pending blocks first: a block the indexer rebuilds (and unmarks) after this read is
+    // then read below already rebuilt; read the other way round, a block could be missed
+    // between its old terms and its cleared mark.
+    let pending: Vec<DateTime<Utc>> = log_search_pending::table
+        .filter(log_search_pending::block.ge(first))
+        .filter(log_search_pending::block.lt(to))
+        .select(log_search_pending::block)
+        .distinct()
+        .load(conn)
+        .await?;
     let mut by_slice: BTreeMap<i16, Vec<i32>> = BTreeMap::new();
     for term in terms {
         by_slice.entry(slice_of(*term)).or_default().push(*term);
@@ -207,13 +217,6 @@ pub async fn candidate_blocks(
         }
     }
     let mut found = found.unwrap_or_default();
-    let pending: Vec<DateTime<Utc>> = log_search_pending::table
-        .filter(log_search_pending::block.ge(first))
-        .filter(log_search_pending::block.lt(to))
-        .select(log_search_pending::block)
-        .distinct()
-        .load(conn)
-        .await?;
     found.extend(pending);
     Ok(found.into_iter().rev().collect())
 }
