@@ -298,16 +298,8 @@ impl Scan<'_> {
             )
             .await?;
             let exhausted = candidates.len() < want;
-            for row in candidates {
-                self.position = Some((row.ts, row.id));
-                if self.search.matches(&row.message, &row.attributes) {
-                    self.found.push(row);
-                }
-            }
-            if self.found.len() > self.limit {
-                self.found.truncate(self.limit);
-                let next = self.found.last().map(|row| (row.ts, row.id));
-                return Ok(Some(self.take(next)));
+            if let Some(found) = self.consider(candidates) {
+                return Ok(Some(found));
             }
             if exhausted {
                 return Ok(None);
@@ -336,22 +328,31 @@ impl Scan<'_> {
             return self.read(conn, range).await;
         }
         candidates.sort_unstable_by_key(|row| std::cmp::Reverse((row.ts, row.id)));
-        for row in candidates {
-            self.position = Some((row.ts, row.id));
-            if self.search.matches(&row.message, &row.attributes) {
-                self.found.push(row);
-                if self.found.len() > self.limit {
-                    self.found.truncate(self.limit);
-                    let next = self.found.last().map(|row| (row.ts, row.id));
-                    return Ok(Some(self.take(next)));
-                }
-            }
+        if let Some(found) = self.consider(candidates) {
+            return Ok(Some(found));
         }
         if self.started.elapsed() >= self.budget {
             let next = self.position;
             return Ok(Some(self.take(next)));
         }
         Ok(None)
+    }
+
+    /// Checks `rows` (newest first) against the search and keeps the matches; the finished
+    /// page once it holds more than `limit` (the extra row only says there is more).
+    fn consider(&mut self, rows: Vec<LogRow>) -> Option<Found> {
+        for row in rows {
+            self.position = Some((row.ts, row.id));
+            if self.search.matches(&row.message, &row.attributes) {
+                self.found.push(row);
+                if self.found.len() > self.limit {
+                    self.found.truncate(self.limit);
+                    let next = self.found.last().map(|row| (row.ts, row.id));
+                    return Some(self.take(next));
+                }
+            }
+        }
+        None
     }
 
     fn take(&mut self, next: Option<(DateTime<Utc>, i64)>) -> Found {
