@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Double, Int4, Integer, SmallInt, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::TryStreamExt;
 use domain::search::{BLOCK_SECONDS, slice_of};
 
 use crate::error::{StoreError, StoreResult};
@@ -41,17 +42,48 @@ pub struct IndexPass {
 }
 
 #[derive(diesel::QueryableByName)]
-struct BlockTerms {
-    #[diesel(sql_type = Timestamptz)]
-    block: DateTime<Utc>,
+struct RowTerms {
     #[diesel(sql_type = Array<Int4>)]
     terms: Vec<i32>,
 }
 
-/// Reads the terms of every row of `blocks`, one index range scan per block.
-const READ_BLOCKS: &str = "SELECT b.block, l.terms \
-     FROM unnest($1::timestamptz[]) AS b(block) \
-     JOIN logs l ON l.ts >= b.block AND l.ts < b.block + make_interval(secs => $2)";
+/// Reads the terms of every row of one block (an index range scan).
+const READ_BLOCK: &str = "SELECT terms FROM logs \
+     WHERE ts >= $1 AND ts < $1 + make_interval(secs => $2)";
+
+/// A pass stops after the block that takes it past this many rows (the rest wait for the
+/// next pass), so one transaction stays short however busy the fleet.
+const MAX_ROWS_PER_PASS: usize = 500_000;
+
+/// One block's distinct terms by slice, gathered row by row. Each slice's terms are sorted
+/// and deduplicated whenever they have doubled since the last time, so memory stays within
+/// about twice the distinct terms however many rows repeat them.
+#[derive(Default)]
+struct BlockSlices {
+    slices: BTreeMap<i16, (Vec<i32>, usize)>,
+}
+
+impl BlockSlices {
+    fn add(&mut self, terms: &[i32]) {
+        for term in terms {
+            let (slice, compacted) = self.slices.entry(slice_of(*term)).or_default();
+            slice.push(*term);
+            if slice.len() >= 2 * *compacted + 1024 {
+                slice.sort_unstable();
+                slice.dedup();
+                *compacted = slice.len();
+            }
+        }
+    }
+
+    fn finish(self) -> impl Iterator<Item = (i16, Vec<i32>)> {
+        self.slices.into_iter().map(|(slice, (mut terms, _))| {
+            terms.sort_unstable();
+            terms.dedup();
+            (slice, terms)
+        })
+    }
+}
 
 /// Writes (slice, block) rows; each row's terms are a slice of one flat array.
 const WRITE_BLOCKS: &str = "INSERT INTO log_search_blocks (slice, block, terms) \
@@ -66,9 +98,9 @@ const CLEAR_MARKS: &str = "DELETE FROM log_search_pending p \
 
 /// Builds up to `max_blocks` pending blocks that ended before `closed_before` (blocks still
 /// being written are left until they close: each is then built once, not once per batch),
-/// oldest first, unless another process is indexing right now (then `None`). Four
-/// statements whatever the number of blocks: the marks, the rows' terms, the block rows,
-/// the marks cleared.
+/// oldest first, unless another process is indexing right now (then `None`): the marks,
+/// each block's rows' terms (streamed), the block rows, the marks cleared. A pass stops
+/// early once it has read [`MAX_ROWS_PER_PASS`] rows.
 pub async fn index_pending(
     conn: &mut AsyncPgConnection,
     closed_before: DateTime<Utc>,
@@ -95,32 +127,38 @@ pub async fn index_pending(
             .load(conn)
             .await?;
         let blocks: BTreeSet<DateTime<Utc>> = marks.iter().map(|(block, _, _)| *block).collect();
-        let left = blocks.len().saturating_sub(max_blocks);
-        let blocks: Vec<DateTime<Utc>> = blocks.into_iter().take(max_blocks).collect();
-        let Some(last_block) = blocks.last().copied() else {
-            return Ok(Some(IndexPass::default()));
-        };
-        // Read after the marks: every batch that set a mark seen above is visible.
-        let rows: Vec<BlockTerms> = diesel::sql_query(READ_BLOCKS)
-            .bind::<Array<Timestamptz>, _>(&blocks)
-            .bind::<Double, _>(BLOCK_SECONDS as f64)
-            .load(conn)
-            .await?;
-        let mut slices: BTreeMap<(DateTime<Utc>, i16), Vec<i32>> = BTreeMap::new();
-        for row in &rows {
-            for term in &row.terms {
-                slices
-                    .entry((row.block, slice_of(*term)))
-                    .or_default()
-                    .push(*term);
+        let pending = blocks.len();
+        // Oldest first, one block at a time, each block's rows streamed and their terms
+        // deduplicated as they arrive: the pass holds one block's distinct terms, whatever
+        // the number of rows (a busy fleet writes a million rows a block).
+        let mut columns = BlockColumns::default();
+        let mut built = Vec::new();
+        let mut rows = 0;
+        for block in blocks.into_iter().take(max_blocks) {
+            // Read after the marks: every batch that set a mark seen above is visible.
+            let mut slices = BlockSlices::default();
+            let mut stream = diesel::sql_query(READ_BLOCK)
+                .bind::<Timestamptz, _>(block)
+                .bind::<Double, _>(BLOCK_SECONDS as f64)
+                .load_stream::<RowTerms>(conn)
+                .await?;
+            while let Some(row) = stream.try_next().await? {
+                rows += 1;
+                slices.add(&row.terms);
+            }
+            drop(stream);
+            for (slice, terms) in slices.finish() {
+                columns.push(slice, block, &terms);
+            }
+            built.push(block);
+            if rows >= MAX_ROWS_PER_PASS {
+                break;
             }
         }
-        let mut columns = BlockColumns::default();
-        for ((block, slice), mut terms) in slices {
-            terms.sort_unstable();
-            terms.dedup();
-            columns.push(slice, block, &terms);
-        }
+        let Some(last_block) = built.last().copied() else {
+            return Ok(Some(IndexPass::default()));
+        };
+        let left = pending - built.len();
         diesel::sql_query(WRITE_BLOCKS)
             .bind::<Array<SmallInt>, _>(&columns.slices)
             .bind::<Array<Timestamptz>, _>(&columns.blocks)
@@ -142,8 +180,8 @@ pub async fn index_pending(
             .execute(conn)
             .await?;
         Ok(Some(IndexPass {
-            blocks: blocks.len(),
-            rows: rows.len(),
+            blocks: built.len(),
+            rows,
             left,
         }))
     })
@@ -232,4 +270,30 @@ pub async fn prune(conn: &mut AsyncPgConnection, cutoff: DateTime<Utc>) -> Store
             .execute(conn)
             .await?;
     Ok(blocks + pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_slices_hold_each_distinct_term_once_in_its_slice() {
+        let mut slices = BlockSlices::default();
+        // Many rows repeating a few terms, and a run of distinct ones (ids): enough to
+        // compact several times.
+        let mut expected: BTreeMap<i16, BTreeSet<i32>> = BTreeMap::new();
+        for row in 0..20_000i32 {
+            let terms = [7, -7, row % 300, row * 7919, i32::MIN + row % 5];
+            for term in terms {
+                expected.entry(slice_of(term)).or_default().insert(term);
+            }
+            slices.add(&terms);
+        }
+        let built: BTreeMap<i16, Vec<i32>> = slices.finish().collect();
+        let expected: BTreeMap<i16, Vec<i32>> = expected
+            .into_iter()
+            .map(|(slice, terms)| (slice, terms.into_iter().collect()))
+            .collect();
+        assert_eq!(built, expected);
+    }
 }
