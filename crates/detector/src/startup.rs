@@ -196,13 +196,15 @@ pub async fn maintain(pool: &store::DbPool, settings: &Settings) {
             if done.created > 0
                 || !done.dropped.is_empty()
                 || done.pruned_counts > 0
-                || done.pruned_search > 0 =>
+                || done.pruned_search > 0
+                || done.pruned_ingest_ids > 0 =>
         {
             tracing::info!(
                 created = done.created,
                 dropped = ?done.dropped,
                 pruned_counts = done.pruned_counts,
                 pruned_search = done.pruned_search,
+                pruned_ingest_ids = done.pruned_ingest_ids,
                 "Log partitions maintained."
             );
         }

@@ -59,7 +59,7 @@ async fn write_events(db: &TestDatabase, events: &[LogEvent]) {
     let config = store::pool::connection_config(&db.url, &store::PoolSettings::default()).unwrap();
     let mut client = store::bulk::BulkConnection::connect(&config).await.unwrap();
     client
-        .write_batch(
+        .write_new_batch(
             &events.iter().collect::<Vec<_>>(),
             0,
             store::bulk::BulkMethod::Copy,

@@ -14,9 +14,16 @@
 //! - *A 200 means committed*: a submission is answered `Ok` only after its batch's COMMIT.
 //! - *A 503 means not stored*: writers retry an unavailable database with backoff, but
 //!   before each attempt they drop (and answer 503 to) submissions whose deadline has
-//!   passed, so an answered submission is never written afterwards. The one exception is a
-//!   COMMIT whose outcome the connection lost; the client's retry may then duplicate it
-//!   (at-least-once, see docs/ARCHITECTURE.md).
+//!   passed, so an answered submission is never written afterwards.
+//! - *Nothing written twice*: every batch carries a random id written in its transaction,
+//!   and the batch is written only if its id is new. When an attempt's outcome is unknown
+//!   (the connection, or the primary, died before the COMMIT's answer arrived), the same
+//!   batch is sent again under the same id, on whatever primary answers: it is stored
+//!   there once either way. Its requests are then *in doubt* and wait up to
+//!   `in_doubt_timeout` past their deadline for the outcome instead of being told 503 (a
+//!   503 would invite a retry of events that may be stored). A request's `Idempotency-Key`
+//!   is stored in the same transaction; a request whose key is taken is answered from it
+//!   (200 when it sent the same, [`WriteError::KeyReused`] otherwise) without writing.
 //! - *One bad submission does not sink a batch*: a batch that fails for a reason other than
 //!   availability is retried one submission per transaction, so only the culprit fails.
 
@@ -49,6 +56,9 @@ pub struct BatchConfig {
     pub attempt_timeout: Duration,
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// How much longer than `request_timeout` a request waits when its batch's outcome is
+    /// unknown (the database went away during the attempt).
+    pub in_doubt_timeout: Duration,
     /// COPY or UNNEST (see `store::bulk`).
     pub bulk_method: store::bulk::BulkMethod,
 }
@@ -64,6 +74,18 @@ pub enum WriteError {
     ShuttingDown,
     #[error("storing the events failed: {0}")]
     Failed(String),
+    #[error(
+        "this Idempotency-Key was used for a different request (another body or endpoint); use a new key for new events"
+    )]
+    KeyReused,
+}
+
+/// A request's `Idempotency-Key` (namespaced by the caller) and the SHA-256 of what the
+/// request sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub key: String,
+    pub digest: [u8; 32],
 }
 
 type Reply = oneshot::Sender<Result<(), WriteError>>;
@@ -72,6 +94,7 @@ type Reply = oneshot::Sender<Result<(), WriteError>>;
 struct Submission {
     events: Vec<LogEvent>,
     bytes: usize,
+    key: Option<RequestKey>,
     /// Answer 503 rather than write after this instant.
     deadline: Instant,
     reply: Option<Reply>,
@@ -80,7 +103,7 @@ struct Submission {
 }
 
 impl Submission {
-    fn finish(mut self, outcome: Result<(), WriteError>, metrics: &IngestMetrics) {
+    fn finish(self, outcome: Result<(), WriteError>, metrics: &IngestMetrics) {
         match &outcome {
             Ok(()) => {
                 metrics.events_committed.inc_by(self.events.len() as u64);
@@ -95,6 +118,11 @@ impl Submission {
             }
             Err(_) => {}
         }
+        self.answer(outcome);
+    }
+
+    /// Tells the client (if it waits), counting nothing.
+    fn answer(mut self, outcome: Result<(), WriteError>) {
         if let Some(reply) = self.reply.take() {
             // The client may have gone away; its events were handled either way.
             let _ = reply.send(outcome);
@@ -169,8 +197,12 @@ impl BatchWriter {
 
     /// Queues `events` for a durable acknowledgement; await [`Pending::committed`] for the
     /// outcome.
-    pub async fn submit(&self, events: Vec<LogEvent>) -> Result<Pending, WriteError> {
-        match self.enqueue(events, true).await? {
+    pub async fn submit(
+        &self,
+        events: Vec<LogEvent>,
+        key: Option<RequestKey>,
+    ) -> Result<Pending, WriteError> {
+        match self.enqueue(events, key, true).await? {
             Some(reply) => Ok(Pending(reply)),
             None => Err(WriteError::ShuttingDown),
         }
@@ -178,13 +210,18 @@ impl BatchWriter {
 
     /// Queues `events` and returns once they are queued (buffered acknowledgement: they may
     /// still be lost if the process dies before the commit).
-    pub async fn enqueue_buffered(&self, events: Vec<LogEvent>) -> Result<(), WriteError> {
-        self.enqueue(events, false).await.map(|_| ())
+    pub async fn enqueue_buffered(
+        &self,
+        events: Vec<LogEvent>,
+        key: Option<RequestKey>,
+    ) -> Result<(), WriteError> {
+        self.enqueue(events, key, false).await.map(|_| ())
     }
 
     async fn enqueue(
         &self,
         events: Vec<LogEvent>,
+        key: Option<RequestKey>,
         wants_reply: bool,
     ) -> Result<Option<oneshot::Receiver<Result<(), WriteError>>>, WriteError> {
         let shared = &self.shared;
@@ -232,6 +269,7 @@ impl BatchWriter {
         let submission = Submission {
             events,
             bytes,
+            key,
             deadline: Instant::now() + shared.config.request_timeout,
             reply,
             _permits: (event_permit, byte_permit),
@@ -374,9 +412,9 @@ async fn write(
     }
 }
 
-/// Writes `batch`, retrying while the database is unavailable and the submissions'
-/// deadlines allow. Returns the submissions to retry one by one when the batch failed for
-/// another reason.
+/// Writes `batch` under one id, retrying while the database is unavailable and the
+/// submissions' deadlines allow. Returns the submissions to retry one by one when the batch
+/// failed for another reason.
 async fn write_with_retry(
     shared: &Shared,
     client: &mut Option<store::bulk::BulkConnection>,
@@ -385,7 +423,10 @@ async fn write_with_retry(
 ) -> Option<Vec<Submission>> {
     let config = &shared.config;
     let metrics = &shared.metrics;
+    let id = store::bulk::new_batch_id();
     let mut backoff = config.retry_min;
+    let mut in_doubt = false;
+    let mut key_raced = false;
     loop {
         let now = Instant::now();
         let (expired, live): (Vec<_>, Vec<_>) = batch.into_iter().partition(|s| s.deadline <= now);
@@ -398,9 +439,13 @@ async fn write_with_retry(
             return None;
         }
         let started = Instant::now();
-        match attempt(shared, client, shard, &batch).await {
-            Ok(()) => {
+        let error = match attempt(shared, client, shard, &id, &mut batch).await {
+            Ok(written) => {
                 shared.database_ok.store(true, Ordering::Relaxed);
+                if written == store::bulk::Written::AlreadyStored {
+                    metrics.batches_already_stored.inc();
+                    tracing::info!(batch = %id, "A batch whose answer was lost had been committed; not written again.");
+                }
                 metrics.observe_flush(&batch, started.elapsed());
                 for submission in batch {
                     metrics.release(&submission);
@@ -408,21 +453,45 @@ async fn write_with_retry(
                 }
                 return None;
             }
-            Err(error) if error.is_unavailable() => {
+            Err(error) => error,
+        };
+        match error {
+            Failure::Unavailable { error, sent } => {
                 shared.database_ok.store(false, Ordering::Relaxed);
                 *client = None;
                 metrics.writer_retries.inc();
-                tracing::warn!(%error, retry_in = ?backoff, "Database unavailable; batch will be retried.");
+                if sent && !in_doubt {
+                    // The COMMIT may have happened: a 503 would invite the client to send
+                    // events that may be stored. Wait longer for the retry to find out.
+                    in_doubt = true;
+                    let until = Instant::now() + config.in_doubt_timeout;
+                    for submission in &mut batch {
+                        submission.deadline = submission.deadline.max(until);
+                    }
+                }
+                tracing::warn!(%error, retry_in = ?backoff, in_doubt, "Database unavailable; batch will be retried.");
                 // Wake at the earliest deadline too, so that request is answered on time.
                 let earliest = batch.iter().map(|s| s.deadline).min().unwrap_or(now);
                 tokio::time::sleep_until((Instant::now() + backoff).min(earliest)).await;
                 backoff = (backoff * 2).min(config.retry_max);
             }
-            Err(error) if batch.len() > 1 => {
+            // Another request with the same key committed between the look-up and the
+            // write (another replica, or the same batch): look again, once.
+            Failure::Failed(error)
+                if error.is_unique_violation()
+                    && !key_raced
+                    && batch.iter().any(|s| s.key.is_some()) =>
+            {
+                key_raced = true;
+                if batch.len() > 1 {
+                    return Some(batch);
+                }
+            }
+            Failure::Failed(error) if batch.len() > 1 => {
                 tracing::warn!(%error, submissions = batch.len(), "Batch failed; retrying its requests one by one.");
                 return Some(batch);
             }
-            Err(error) => {
+            Failure::Failed(error) => {
                 tracing::error!(%error, "Storing a request's events failed.");
                 for submission in batch {
                     metrics.release(&submission);
@@ -434,13 +503,34 @@ async fn write_with_retry(
     }
 }
 
-/// One transaction attempt on this writer's connection (opened on demand).
+/// Why an attempt failed.
+enum Failure {
+    /// The database could not be reached or went away; `sent` when the batch may have
+    /// reached it (its outcome is unknown).
+    Unavailable { error: StoreError, sent: bool },
+    /// A statement failed for another reason.
+    Failed(StoreError),
+}
+
+impl Failure {
+    fn of(error: StoreError, sent: bool) -> Failure {
+        if error.is_unavailable() {
+            Failure::Unavailable { error, sent }
+        } else {
+            Failure::Failed(error)
+        }
+    }
+}
+
+/// One transaction attempt on this writer's connection (opened on demand). Requests whose
+/// idempotency key is taken are answered from it first and leave the batch.
 async fn attempt(
     shared: &Shared,
     client: &mut Option<store::bulk::BulkConnection>,
     shard: i16,
-    batch: &[Submission],
-) -> Result<(), StoreError> {
+    id: &str,
+    batch: &mut Vec<Submission>,
+) -> Result<store::bulk::Written, Failure> {
     let config = &shared.config;
     if client
         .as_ref()
@@ -450,25 +540,99 @@ async fn attempt(
         let connect = store::bulk::BulkConnection::connect(&shared.database);
         let connected = tokio::time::timeout(config.attempt_timeout, connect)
             .await
-            .map_err(|_| StoreError::Unavailable("connecting timed out".to_owned()))??;
+            .map_err(|_| StoreError::Unavailable("connecting timed out".to_owned()))
+            .and_then(|connected| connected)
+            .map_err(|error| Failure::of(error, false))?;
         *client = Some(connected);
     }
     let Some(connection) = client.as_mut() else {
-        return Err(StoreError::Unavailable("no connection".to_owned()));
+        return Err(Failure::of(
+            StoreError::Unavailable("no connection".to_owned()),
+            false,
+        ));
     };
+    answer_taken_keys(shared, connection, batch).await?;
+    if batch.is_empty() {
+        return Ok(store::bulk::Written::Stored(0));
+    }
     let events: Vec<&LogEvent> = batch
         .iter()
         .flat_map(|submission| &submission.events)
         .collect();
-    let write = connection.write_batch(&events, shard, config.bulk_method);
+    let keys: Vec<&str> = batch
+        .iter()
+        .filter_map(|submission| submission.key.as_ref().map(|key| key.key.as_str()))
+        .collect();
+    let digests: Vec<&[u8]> = batch
+        .iter()
+        .filter_map(|submission| submission.key.as_ref().map(|key| key.digest.as_slice()))
+        .collect();
+    let identity = store::bulk::BatchIdentity {
+        id,
+        keys: &keys,
+        digests: &digests,
+    };
+    let write = connection.write_batch(&events, shard, config.bulk_method, identity);
     match tokio::time::timeout(config.attempt_timeout, write).await {
-        Ok(result) => result.map(|_| ()),
+        Ok(result) => result.map_err(|error| Failure::of(error, true)),
         Err(_) => {
             // The connection is in an unknown state: abandon it.
             *client = None;
-            Err(StoreError::Unavailable("write timed out".to_owned()))
+            Err(Failure::of(
+                StoreError::Unavailable("write timed out".to_owned()),
+                true,
+            ))
         }
     }
+}
+
+/// Answers, and takes out of `batch`, the requests whose idempotency key is already stored:
+/// 200 when they sent what was stored under it, 422 otherwise.
+async fn answer_taken_keys(
+    shared: &Shared,
+    connection: &store::bulk::BulkConnection,
+    batch: &mut Vec<Submission>,
+) -> Result<(), Failure> {
+    let keys: Vec<&str> = batch
+        .iter()
+        .filter_map(|submission| submission.key.as_ref().map(|key| key.key.as_str()))
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let look_up = connection.stored_keys(&keys);
+    let stored = tokio::time::timeout(shared.config.attempt_timeout, look_up)
+        .await
+        .map_err(|_| StoreError::Unavailable("looking up idempotency keys timed out".to_owned()))
+        .and_then(|stored| stored)
+        .map_err(|error| Failure::of(error, false))?;
+    if stored.is_empty() {
+        return Ok(());
+    }
+    let stored: std::collections::HashMap<String, Vec<u8>> = stored.into_iter().collect();
+    let (taken, rest): (Vec<_>, Vec<_>) = batch.drain(..).partition(|submission| {
+        submission
+            .key
+            .as_ref()
+            .is_some_and(|key| stored.contains_key(&key.key))
+    });
+    *batch = rest;
+    for submission in taken {
+        shared.metrics.release(&submission);
+        let same = submission.key.as_ref().is_some_and(|key| {
+            stored
+                .get(&key.key)
+                .is_some_and(|digest| digest[..] == key.digest)
+        });
+        if same {
+            shared.metrics.requests_repeated.inc();
+            submission.answer(Ok(()));
+        } else {
+            shared.metrics.keys_reused.inc();
+            submission.answer(Err(WriteError::KeyReused));
+        }
+    }
+    Ok(())
 }
 
 impl IngestMetrics {

@@ -23,6 +23,12 @@ pub struct IngestMetrics {
     pub overloaded: Counter,
     /// Write attempts that failed because the database was unavailable.
     pub writer_retries: Counter,
+    /// Batches sent again after a lost answer that turned out to be committed already.
+    pub batches_already_stored: Counter,
+    /// Requests answered from their stored `Idempotency-Key` (sent again, not stored again).
+    pub requests_repeated: Counter,
+    /// Requests refused (422) because their `Idempotency-Key` was stored for another request.
+    pub keys_reused: Counter,
     /// Events waiting in the queue or in a batch being written.
     pub queued_events: Gauge,
     /// Bytes waiting in the queue or in a batch being written.
@@ -46,6 +52,9 @@ impl IngestMetrics {
             events_lost: Counter::default(),
             overloaded: Counter::default(),
             writer_retries: Counter::default(),
+            batches_already_stored: Counter::default(),
+            requests_repeated: Counter::default(),
+            keys_reused: Counter::default(),
             queued_events: Gauge::default(),
             queued_bytes: Gauge::default(),
             batch_events: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
@@ -87,6 +96,21 @@ impl IngestMetrics {
             "writer_retries",
             "Batch write attempts that found the database unavailable",
             metrics.writer_retries.clone(),
+        );
+        ingest.register(
+            "batches_already_stored",
+            "Batches sent again after a lost commit answer that were already committed (not written twice)",
+            metrics.batches_already_stored.clone(),
+        );
+        ingest.register(
+            "requests_repeated",
+            "Requests answered from their stored Idempotency-Key instead of being stored again",
+            metrics.requests_repeated.clone(),
+        );
+        ingest.register(
+            "idempotency_keys_reused",
+            "Requests refused because their Idempotency-Key was stored for a different request",
+            metrics.keys_reused.clone(),
         );
         ingest.register(
             "queue_events",

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use access::IngestAccess;
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_ENCODING;
+use actix_web::http::header::{CONTENT_ENCODING, HeaderName};
 use actix_web::web::{Data, Payload, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use web::ApiError;
 use web::error::NoParams;
 
-use crate::batch::{BatchWriter, WriteError};
+use crate::batch::{BatchWriter, RequestKey, WriteError};
 use crate::body::{Admission, Body, Encoding, InflightBudget, decoded_need, header};
 use crate::formats::{Context, Decoded, Outcome, ShipperSettings, WireFormat};
 use crate::metrics::IngestMetrics;
@@ -24,6 +24,9 @@ use crate::settings::AckMode;
 /// Bodies at least this large (compressed: an eighth of it) are decoded on a blocking
 /// thread, so that one big request cannot stall the other requests of its worker.
 const OFFLOAD_DECODE_BYTES: usize = 64 * 1024;
+
+/// The header a client sets so that sending a request again stores it once.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// Events stamped this long before they arrive are counted as delayed: later than the
 /// detector's default lateness window, so a running detector never judges them.
@@ -52,6 +55,7 @@ impl From<WriteError> for ApiError {
             WriteError::ShuttingDown => ApiError::unavailable(error.to_string(), 1),
             WriteError::Unavailable => ApiError::unavailable(error.to_string(), 2),
             WriteError::Failed(reason) => ApiError::Internal(reason),
+            WriteError::KeyReused => ApiError::Unprocessable(error.to_string()),
         }
     }
 }
@@ -67,7 +71,9 @@ pub async fn accept<F: WireFormat>(
 ) -> Result<HttpResponse, actix_web::Error> {
     // 401 and 403 in the format's own error shape too (a Loki client reads text, an
     // Elasticsearch client wants its error object and product header).
-    caller.map_err(|error| F::refuse(error, F::kind(&request).ok().as_ref()))?;
+    let IngestAccess(caller) =
+        caller.map_err(|error| F::refuse(error, F::kind(&request).ok().as_ref()))?;
+    let caller_subject = caller.subject;
     if !F::IGNORES_QUERY {
         Query::<NoParams>::from_query(request.query_string()).map_err(|error| {
             F::refuse(
@@ -78,9 +84,48 @@ pub async fn accept<F: WireFormat>(
     }
     // The head is judged before anything is read or admitted: refusing it costs no budget.
     let kind = F::kind(&request).map_err(|error| F::refuse(error.into(), None))?;
-    handle::<F>(&request, payload, &state, &kind)
+    let key = idempotency_key(&request, &caller_subject)
+        .map_err(|error| F::refuse(error, Some(&kind)))?;
+    handle::<F>(&request, payload, &state, &kind, key)
         .await
         .map_err(|error| F::refuse(error, Some(&kind)))
+}
+
+/// The request's `Idempotency-Key`, namespaced by the caller (two shippers may count their
+/// keys from 1): at most 255 printable ASCII characters.
+fn idempotency_key(request: &HttpRequest, subject: &str) -> Result<Option<String>, ApiError> {
+    let Some(key) = header(request, IDEMPOTENCY_KEY)? else {
+        return Ok(None);
+    };
+    let key = key.trim();
+    if key.is_empty()
+        || key.len() > 255
+        || !key
+            .bytes()
+            .all(|byte| byte.is_ascii_graphic() || byte == b' ')
+    {
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters".to_owned(),
+        ));
+    }
+    Ok(Some(format!("{}:{subject}{key}", subject.len())))
+}
+
+/// What a request sent, for its idempotency key: the endpoint, the content type and the
+/// (decompressed) body.
+fn request_digest(request: &HttpRequest, plain: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let content_type = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .map_or(&b""[..], |value| value.as_bytes());
+    let mut hasher = Sha256::new();
+    for part in [request.path().as_bytes(), content_type] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.update(plain);
+    hasher.finalize().into()
 }
 
 async fn handle<F: WireFormat>(
@@ -88,6 +133,7 @@ async fn handle<F: WireFormat>(
     payload: Payload,
     state: &IngestState,
     kind: &F::Kind,
+    key: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let received_at = Utc::now();
     let encoding = Encoding::parse(header(request, CONTENT_ENCODING)?)?;
@@ -100,9 +146,20 @@ async fn handle<F: WireFormat>(
         &mut admission,
     )
     .await?;
-    let (decoded, receipt) =
-        decode::<F>(body, kind.clone(), received_at, state, &mut admission).await?;
-    let outcome = submit(decoded, received_at, admission, state).await?;
+    let digest = key.is_some().then_some(request);
+    let (decoded, receipt, digest) = decode::<F>(
+        body,
+        kind.clone(),
+        received_at,
+        state,
+        &mut admission,
+        digest,
+    )
+    .await?;
+    let key = key
+        .zip(digest)
+        .map(|(key, digest)| RequestKey { key, digest });
+    let outcome = submit(decoded, received_at, admission, state, key).await?;
     Ok(F::answer(outcome, kind, receipt))
 }
 
@@ -116,7 +173,8 @@ async fn decode<F: WireFormat>(
     received_at: DateTime<Utc>,
     state: &IngestState,
     admission: &mut Admission<'_>,
-) -> Result<(Decoded, F::Receipt), ApiError> {
+    digest_of: Option<&HttpRequest>,
+) -> Result<(Decoded, F::Receipt, Option<[u8; 32]>), ApiError> {
     let large = if body.is_compressed() {
         body.received_bytes() >= OFFLOAD_DECODE_BYTES / 8
     } else {
@@ -129,15 +187,17 @@ async fn decode<F: WireFormat>(
     if compressed {
         admission.hold(decoded_need(received, plain.len())).await?;
     }
+    let digest = digest_of.map(|request| request_digest(request, &plain));
     let context = Context {
         received_at,
         limits: state.limits.clone(),
         max_body_bytes: limit,
         shippers: Arc::clone(&state.shippers),
     };
-    off_thread(large, move || F::decode(&plain, &kind, &context))
+    let (decoded, receipt) = off_thread(large, move || F::decode(&plain, &kind, &context))
         .await?
-        .map_err(ApiError::from)
+        .map_err(ApiError::from)?;
+    Ok((decoded, receipt, digest))
 }
 
 /// Runs `work` on actix's blocking pool when `large`, else here.
@@ -161,6 +221,7 @@ async fn submit(
     received_at: DateTime<Utc>,
     admission: Admission<'_>,
     state: &IngestState,
+    key: Option<RequestKey>,
 ) -> Result<Outcome, ApiError> {
     let Decoded {
         events,
@@ -178,12 +239,12 @@ async fn submit(
     if accepted > 0 {
         match state.ack {
             AckMode::Durable => {
-                let pending = state.writer.submit(events).await?;
+                let pending = state.writer.submit(events, key).await?;
                 // Queued: the queue's own bound covers these events while they commit.
                 drop(admission);
                 pending.committed().await?;
             }
-            AckMode::Buffered => state.writer.enqueue_buffered(events).await?,
+            AckMode::Buffered => state.writer.enqueue_buffered(events, key).await?,
         }
         state.metrics.events_accepted.inc_by(accepted as u64);
     }

@@ -101,6 +101,11 @@ pub struct IngestSettings {
     pub retry_min: Duration,
     #[serde(with = "duration")]
     pub retry_max: Duration,
+    /// How much longer a request waits when the outcome of its batch's commit is unknown
+    /// (the database went away mid-write), for the writer to find out rather than answer
+    /// 503 for events that may be stored: long enough for a failover.
+    #[serde(with = "duration")]
+    pub in_doubt_timeout: Duration,
     /// Most per-event errors listed in a response, at most 1,000 (the `rejected` count is
     /// always complete).
     pub max_reported_errors: usize,
@@ -152,6 +157,7 @@ impl Default for IngestSettings {
             attempt_timeout: Duration::from_secs(10),
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
+            in_doubt_timeout: Duration::from_secs(30),
             max_reported_errors: 100,
             max_message_bytes: 64 * 1024,
             max_attributes_bytes: 64 * 1024,
@@ -246,6 +252,7 @@ impl Settings {
             attempt_timeout: ingest.attempt_timeout,
             retry_min: ingest.retry_min,
             retry_max: ingest.retry_max,
+            in_doubt_timeout: ingest.in_doubt_timeout,
             bulk_method: ingest.bulk_method,
         }
     }

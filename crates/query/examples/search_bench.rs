@@ -173,7 +173,7 @@ async fn load(url: String, from: u64, to: u64, total: u64) {
         if batch.len() == BATCH || i + 1 == to {
             let refs: Vec<&LogEvent> = batch.iter().collect();
             writer
-                .write_batch(&refs, 0, store::bulk::BulkMethod::Copy)
+                .write_new_batch(&refs, 0, store::bulk::BulkMethod::Copy)
                 .await
                 .unwrap();
             batch.clear();

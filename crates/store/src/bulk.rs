@@ -31,21 +31,44 @@ const COPY_LOGS: &str = "COPY logs (ts, service, level, message, attributes, tra
 
 /// Logs and rollups in one statement: a data-modifying CTE inserts the rows, the outer
 /// statement upserts the rollups. One statement is one implicit transaction, so the batch
-/// costs a single round trip (no BEGIN, no COMMIT). Each row's search terms are a slice
+/// costs a single round trip (no BEGIN, no COMMIT). Everything is written only if the
+/// batch's id (`$17`) is new, with the requests' idempotency keys (`$18`, `$19`), so sending
+/// a batch again after a lost answer stores nothing twice. Each row's search terms are a slice
 /// `$13[terms_from:terms_to]` of one flat array: an array of arrays cannot be unnested row by row.
-const INSERT_BATCH_UNNEST: &str = "WITH inserted AS ( \
+const INSERT_BATCH_UNNEST: &str = "WITH batch AS (INSERT INTO ingest_batches (id) VALUES ($17::text::uuid) \
+       ON CONFLICT (id) DO NOTHING RETURNING id), \
+     keys AS (INSERT INTO ingest_idempotency_keys (key, digest) \
+       SELECT key, digest FROM unnest($18::text[], $19::bytea[]) AS k(key, digest) \
+       WHERE EXISTS (SELECT 1 FROM batch)), \
+     inserted AS ( \
        INSERT INTO logs (ts, service, level, message, attributes, trace_id, span_id, terms) \
        SELECT ts, service, level, message, attributes, trace_id, span_id, ($13::int4[])[terms_from:terms_to] \
        FROM unnest($1::timestamptz[], $2::text[], $3::int2[], $4::text[], $5::jsonb[], $6::text[], $7::text[], \
                    $14::int4[], $15::int4[]) \
-            AS t(ts, service, level, message, attributes, trace_id, span_id, terms_from, terms_to)), \
+            AS t(ts, service, level, message, attributes, trace_id, span_id, terms_from, terms_to) \
+       WHERE EXISTS (SELECT 1 FROM batch)), \
      marked AS (INSERT INTO log_search_pending (block, shard) \
        SELECT block, $8::int2 FROM unnest($16::timestamptz[]) AS b(block) \
+       WHERE EXISTS (SELECT 1 FROM batch) \
        ON CONFLICT (block, shard) DO UPDATE SET version = log_search_pending.version + 1) \
      INSERT INTO log_counts (service, minute, level, shard, n) \
      SELECT service, minute, level, $8::int2, n \
      FROM unnest($9::text[], $10::timestamptz[], $11::int2[], $12::int4[]) AS t(service, minute, level, n) \
+     WHERE EXISTS (SELECT 1 FROM batch) \
      ON CONFLICT (service, minute, level, shard) DO UPDATE SET n = log_counts.n + EXCLUDED.n";
+
+/// The COPY transaction's first statement: claims the batch id (and the requests'
+/// idempotency keys); no row means the batch was committed before.
+const CLAIM_BATCH: &str = "WITH batch AS (INSERT INTO ingest_batches (id) VALUES ($1::text::uuid) \
+       ON CONFLICT (id) DO NOTHING RETURNING id), \
+     keys AS (INSERT INTO ingest_idempotency_keys (key, digest) \
+       SELECT key, digest FROM unnest($2::text[], $3::bytea[]) AS k(key, digest) \
+       WHERE EXISTS (SELECT 1 FROM batch)) \
+     SELECT id FROM batch";
+
+/// The digests stored for some idempotency keys.
+const STORED_KEYS: &str =
+    "SELECT key, digest FROM ingest_idempotency_keys WHERE key = ANY($1::text[])";
 
 const UPSERT_COUNTS: &str = "WITH marked AS (INSERT INTO log_search_pending (block, shard) \
        SELECT block, $4::int2 FROM unnest($6::timestamptz[]) AS b(block) \
@@ -149,22 +172,79 @@ pub struct BulkConnection {
     copy: tokio_postgres::Statement,
     unnest: tokio_postgres::Statement,
     upsert: tokio_postgres::Statement,
+    claim: tokio_postgres::Statement,
+    stored_keys: tokio_postgres::Statement,
+}
+
+/// What makes writing a batch again harmless: its id, and the idempotency keys of its
+/// requests with the digest of each request (SHA-256 of what it sent).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchIdentity<'a> {
+    /// Random (a UUID's text), the same on every attempt of the batch.
+    pub id: &'a str,
+    pub keys: &'a [&'a str],
+    pub digests: &'a [&'a [u8]],
+}
+
+/// How long a committed batch's id is kept: far beyond any retry of it
+/// (`ingest.request_timeout` + `ingest.in_doubt_timeout`).
+pub const BATCH_ID_WINDOW_HOURS: i32 = 1;
+/// How long a request's `Idempotency-Key` is honoured (at least; keys are removed by the
+/// detector's maintenance within minutes after).
+pub const IDEMPOTENCY_WINDOW_HOURS: i32 = 24;
+
+/// Deletes batch ids and idempotency keys past their windows; how many.
+pub async fn prune_identities(conn: &mut diesel_async::AsyncPgConnection) -> StoreResult<usize> {
+    use diesel::sql_types::Integer;
+    use diesel_async::RunQueryDsl;
+    let batches = diesel::sql_query(
+        "DELETE FROM ingest_batches WHERE committed_at < now() - make_interval(hours => $1)",
+    )
+    .bind::<Integer, _>(BATCH_ID_WINDOW_HOURS)
+    .execute(conn)
+    .await?;
+    let keys = diesel::sql_query(
+        "DELETE FROM ingest_idempotency_keys WHERE stored_at < now() - make_interval(hours => $1)",
+    )
+    .bind::<Integer, _>(IDEMPOTENCY_WINDOW_HOURS)
+    .execute(conn)
+    .await?;
+    Ok(batches + keys)
+}
+
+/// A fresh random batch id.
+pub fn new_batch_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// What became of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Its rows were written (this many).
+    Stored(u64),
+    /// Its id was already committed (an earlier attempt whose answer was lost): nothing
+    /// was written.
+    AlreadyStored,
 }
 
 impl BulkConnection {
     /// Opens a connection (driven on the current runtime) and prepares the statements.
     pub async fn connect(config: &crate::pool::ConnectionConfig) -> StoreResult<BulkConnection> {
         let client = config.connect_raw().await?;
-        let (copy, unnest, upsert) = tokio::try_join!(
+        let (copy, unnest, upsert, claim, stored_keys) = tokio::try_join!(
             client.prepare(COPY_LOGS),
             client.prepare(INSERT_BATCH_UNNEST),
             client.prepare(UPSERT_COUNTS),
+            client.prepare(CLAIM_BATCH),
+            client.prepare(STORED_KEYS),
         )?;
         Ok(BulkConnection {
             client,
             copy,
             unnest,
             upsert,
+            claim,
+            stored_keys,
         })
     }
 
@@ -173,18 +253,56 @@ impl BulkConnection {
         self.client.is_closed()
     }
 
-    /// Writes events and their rollups in one transaction. `shard` tells this writer's
-    /// rollup rows apart from other writers' (see `log_counts.shard`).
+    /// Writes a batch under a fresh id with no idempotency keys (loaders, tests).
+    pub async fn write_new_batch(
+        &mut self,
+        events: &[&LogEvent],
+        shard: i16,
+        method: BulkMethod,
+    ) -> StoreResult<Written> {
+        let id = new_batch_id();
+        let identity = BatchIdentity {
+            id: &id,
+            keys: &[],
+            digests: &[],
+        };
+        self.write_batch(events, shard, method, identity).await
+    }
+
+    /// The digests stored for those of `keys` that are taken.
+    pub async fn stored_keys(&self, keys: &[&str]) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let rows = self.client.query(&self.stored_keys, &[&keys]).await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get::<_, String>(0), row.get::<_, Vec<u8>>(1)))
+            .collect())
+    }
+
+    /// Writes events, their rollups and the batch's identity in one transaction, unless
+    /// the identity's id was committed before. `shard` tells this writer's rollup rows
+    /// apart from other writers' (see `log_counts.shard`). A key taken by another request
+    /// is a unique violation ([`crate::StoreError::is_unique_violation`]).
     pub async fn write_batch(
         &mut self,
         events: &[&LogEvent],
         shard: i16,
         method: BulkMethod,
-    ) -> StoreResult<u64> {
+        identity: BatchIdentity<'_>,
+    ) -> StoreResult<Written> {
         let counts = RollupColumns::of(events);
         match method {
             BulkMethod::Copy => {
                 let transaction = self.client.transaction().await?;
+                let claimed = transaction
+                    .query_opt(
+                        &self.claim,
+                        &[&identity.id, &identity.keys, &identity.digests],
+                    )
+                    .await?;
+                if claimed.is_none() {
+                    // Rolled back on drop; nothing was written.
+                    return Ok(Written::AlreadyStored);
+                }
                 let written = copy_logs(&transaction, &self.copy, events).await?;
                 transaction
                     .execute(
@@ -200,11 +318,12 @@ impl BulkConnection {
                     )
                     .await?;
                 transaction.commit().await?;
-                Ok(written)
+                Ok(Written::Stored(written))
             }
             BulkMethod::Unnest => {
                 let logs = LogColumns::of(events);
-                self.client
+                let counted = self
+                    .client
                     .execute(
                         &self.unnest,
                         &[
@@ -224,10 +343,19 @@ impl BulkConnection {
                             &logs.terms_first,
                             &logs.terms_last,
                             &counts.blocks,
+                            &identity.id,
+                            &identity.keys,
+                            &identity.digests,
                         ],
                     )
                     .await?;
-                Ok(events.len() as u64)
+                // Every event counts in a rollup row, so none written means the batch id
+                // was taken.
+                if counted == 0 && !events.is_empty() {
+                    Ok(Written::AlreadyStored)
+                } else {
+                    Ok(Written::Stored(events.len() as u64))
+                }
             }
         }
     }

@@ -76,6 +76,9 @@ pub fn postgres_unavailable(error: &tokio_postgres::Error) -> bool {
                 || *code == SqlState::CRASH_SHUTDOWN
                 || *code == SqlState::CANNOT_CONNECT_NOW
                 || *code == SqlState::TOO_MANY_CONNECTIONS
+                // A primary demoted to standby by a failover manager: reconnect (a
+                // `target_session_attrs=read-write` URL then finds the new primary).
+                || *code == SqlState::READ_ONLY_SQL_TRANSACTION
                 || code.code().starts_with("08")
         }
         // No SQLSTATE: an I/O or protocol error on the socket.
@@ -84,13 +87,14 @@ pub fn postgres_unavailable(error: &tokio_postgres::Error) -> bool {
 }
 
 fn is_connection_message(message: &str) -> bool {
-    const SIGNS: [&str; 6] = [
+    const SIGNS: [&str; 7] = [
         "connection closed",
         "Connection refused",
         "terminating connection",
         "the database system is",
         "error communicating with database",
         "broken pipe",
+        "read-only transaction",
     ];
     SIGNS.iter().any(|sign| message.contains(sign))
 }

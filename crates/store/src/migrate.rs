@@ -31,8 +31,10 @@ where
     .map_err(|error| StoreError::Migration(error.to_string()))?
 }
 
-/// Applies every pending migration; returns the names of those applied.
+/// Applies every pending migration; returns the names of those applied. Refuses a standby
+/// (a server in recovery) by name rather than failing on its first write.
 pub async fn run_pending(url: &str) -> StoreResult<Vec<String>> {
+    refuse_standby(url).await?;
     with_harness(url, |harness| {
         let applied = harness
             .run_pending_migrations(MIGRATIONS)
@@ -40,6 +42,28 @@ pub async fn run_pending(url: &str) -> StoreResult<Vec<String>> {
         Ok(applied.iter().map(ToString::to_string).collect())
     })
     .await
+}
+
+#[derive(diesel::QueryableByName)]
+struct Recovery {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    in_recovery: bool,
+}
+
+async fn refuse_standby(url: &str) -> StoreResult<()> {
+    use diesel_async::RunQueryDsl;
+    let mut conn = crate::pool::connect(url).await?;
+    let recovery: Recovery = diesel::sql_query("SELECT pg_is_in_recovery() AS in_recovery")
+        .get_result(&mut conn)
+        .await?;
+    if recovery.in_recovery {
+        return Err(StoreError::Migration(
+            "this server is a standby (read-only, in recovery): migrate the primary, e.g. with a \
+             multi-host URL ending in ?target_session_attrs=read-write"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// How many migrations of this build the database has not applied.

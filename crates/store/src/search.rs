@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Double, Int4, Integer, SmallInt, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use futures_util::TryStreamExt;
 use domain::search::{BLOCK_SECONDS, slice_of};
+use futures_util::TryStreamExt;
 
 use crate::error::{StoreError, StoreResult};
 use crate::schema::{log_search_blocks, log_search_pending};

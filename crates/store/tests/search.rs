@@ -23,7 +23,7 @@ async fn write(db: &TestDatabase, events: &[LogEvent], shard: i16) {
     let mut client = store::bulk::BulkConnection::connect(&config).await.unwrap();
     let refs: Vec<&LogEvent> = events.iter().collect();
     client
-        .write_batch(&refs, shard, store::bulk::BulkMethod::Unnest)
+        .write_new_batch(&refs, shard, store::bulk::BulkMethod::Unnest)
         .await
         .unwrap();
 }

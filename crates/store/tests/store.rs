@@ -57,21 +57,21 @@ async fn a_batch_writes_logs_and_rollups_together() {
     let mut client = raw(&db).await;
     assert_eq!(
         client
-            .write_batch(
+            .write_new_batch(
                 &events.iter().collect::<Vec<_>>(),
                 0,
                 store::bulk::BulkMethod::Copy
             )
             .await
             .unwrap(),
-        4
+        store::bulk::Written::Stored(4)
     );
     assert_eq!(
         client
-            .write_batch(&[&events[0]], 1, store::bulk::BulkMethod::Unnest)
+            .write_new_batch(&[&events[0]], 1, store::bulk::BulkMethod::Unnest)
             .await
             .unwrap(),
-        1
+        store::bulk::Written::Stored(1)
     );
 
     let mut conn = connect(&db).await;
@@ -106,6 +106,86 @@ async fn a_batch_writes_logs_and_rollups_together() {
 }
 
 #[tokio::test]
+async fn a_batch_sent_again_under_its_id_is_stored_once() {
+    use store::bulk::{BatchIdentity, BulkMethod, Written};
+    let db = TestDatabase::create().await;
+    let now = Utc::now();
+    let events = [
+        event("a", "error", now, "one"),
+        event("b", "info", now, "two"),
+    ];
+    let refs: Vec<&LogEvent> = events.iter().collect();
+    let mut client = raw(&db).await;
+    for (method, key) in [
+        (BulkMethod::Copy, "k-copy"),
+        (BulkMethod::Unnest, "k-unnest"),
+    ] {
+        let id = store::bulk::new_batch_id();
+        let identity = BatchIdentity {
+            id: &id,
+            keys: &[key],
+            digests: &[b"digest".as_slice()],
+        };
+        assert_eq!(
+            client
+                .write_batch(&refs, 0, method, identity)
+                .await
+                .unwrap(),
+            Written::Stored(2)
+        );
+        // The answer was lost; the writer sends the same batch again (by either method).
+        for again in [BulkMethod::Copy, BulkMethod::Unnest] {
+            assert_eq!(
+                client.write_batch(&refs, 1, again, identity).await.unwrap(),
+                Written::AlreadyStored
+            );
+        }
+        // Another batch carrying a request whose key is taken fails as a whole.
+        let other = store::bulk::new_batch_id();
+        let error = client
+            .write_batch(
+                &refs,
+                0,
+                method,
+                BatchIdentity {
+                    id: &other,
+                    keys: &[key],
+                    digests: &[b"other".as_slice()],
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(error.is_unique_violation(), "{error}");
+    }
+    let stored = client
+        .stored_keys(&["k-copy", "k-unnest", "unknown"])
+        .await
+        .unwrap();
+    let mut keys: Vec<_> = stored
+        .iter()
+        .map(|(key, digest)| (key.as_str(), digest.as_slice()))
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            ("k-copy", b"digest".as_slice()),
+            ("k-unnest", b"digest".as_slice())
+        ]
+    );
+
+    let mut conn = connect(&db).await;
+    let rows: i64 = logs::table.count().get_result(&mut conn).await.unwrap();
+    assert_eq!(rows, 4, "two batches of two rows, each stored once");
+    let counted: Vec<Option<i64>> = log_counts::table
+        .select(diesel::dsl::sum(log_counts::n))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(counted, [Some(4)], "rollups counted once too");
+}
+
+#[tokio::test]
 async fn copy_and_unnest_store_the_same_rows() {
     let db = TestDatabase::create().await;
     let now = Utc::now();
@@ -119,7 +199,10 @@ async fn copy_and_unnest_store_the_same_rows() {
         store::bulk::BulkMethod::Copy,
         store::bulk::BulkMethod::Unnest,
     ] {
-        assert_eq!(client.write_batch(&refs, 0, method).await.unwrap(), 2);
+        assert_eq!(
+            client.write_new_batch(&refs, 0, method).await.unwrap(),
+            store::bulk::Written::Stored(2)
+        );
     }
     let mut conn = connect(&db).await;
     type Row = (
@@ -168,7 +251,7 @@ async fn a_failed_batch_leaves_nothing_behind() {
     let events = [event("a", "error", Utc::now(), "fine"), bad];
     assert!(
         client
-            .write_batch(
+            .write_new_batch(
                 &events.iter().collect::<Vec<_>>(),
                 0,
                 store::bulk::BulkMethod::Copy
@@ -481,7 +564,7 @@ async fn samples_are_bounded_per_minute_weighted_and_read_through_the_error_inde
     events.push(event("other", "error", minute.start(), "not svc"));
     raw(&db)
         .await
-        .write_batch(
+        .write_new_batch(
             &events.iter().collect::<Vec<_>>(),
             0,
             store::bulk::BulkMethod::Copy,
@@ -718,7 +801,7 @@ async fn samples_read_bounded_attributes_and_messages() {
     .collect();
     raw(&db)
         .await
-        .write_batch(
+        .write_new_batch(
             &events.iter().collect::<Vec<_>>(),
             0,
             store::bulk::BulkMethod::Copy,

@@ -36,6 +36,10 @@ pub enum ApiError {
     RequestTimeout(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Well-formed but refused for what it asks (an `Idempotency-Key` reused for another
+    /// request).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("{message}")]
     TooManyRequests {
         message: String,
@@ -63,6 +67,7 @@ pub enum ApiError {
 pub struct ErrorBody<'a> {
     /// Stable machine-readable kind: `bad_request`, `unauthorized`, `forbidden`,
     /// `not_found`, `conflict`, `payload_too_large`, `request_timeout`, `unsupported_media_type`,
+    /// `unprocessable`,
     /// `rate_limited`, `too_many_connections`, `unavailable`, `overloaded`, `internal`.
     pub error: &'a str,
     /// What went wrong, for humans.
@@ -82,6 +87,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unprocessable(_) => "unprocessable",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Overloaded { .. } => "overloaded",
@@ -125,6 +131,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE

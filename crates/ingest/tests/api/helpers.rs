@@ -148,3 +148,94 @@ impl Drop for TestApp {
         self.shutdown.cancel();
     }
 }
+
+/// A TCP proxy in front of PostgreSQL that can swallow the server's answers (the request
+/// reaches the server and runs; its answer never comes back) and cut every connection:
+/// the ambiguous commit of a primary that dies, made on demand.
+pub struct ReplyProxy {
+    pub port: u16,
+    mute: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl ReplyProxy {
+    /// Listens on a free port and forwards to the host and port of `url`.
+    pub async fn start(url: &str) -> ReplyProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let config: tokio_postgres::Config = url.parse().expect("database URL");
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let target = format!("{host}:{port}");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = listener.local_addr().unwrap().port();
+        let mute = std::sync::Arc::new(AtomicBool::new(false));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let cuts = cut.clone();
+        let muted = mute.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let mut cut = cuts.subscribe();
+                let muted = muted.clone();
+                tokio::spawn(async move {
+                    let (mut client_read, mut client_write) = inbound.into_split();
+                    let (mut server_read, mut server_write) = outbound.into_split();
+                    let up = tokio::io::copy(&mut client_read, &mut server_write);
+                    let down = async {
+                        let mut buffer = vec![0u8; 16 * 1024];
+                        loop {
+                            let read = server_read.read(&mut buffer).await?;
+                            if read == 0 {
+                                return Ok::<_, std::io::Error>(());
+                            }
+                            if !AtomicBool::load(&muted, Ordering::SeqCst) {
+                                client_write.write_all(&buffer[..read]).await?;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        ReplyProxy {
+            port: local,
+            mute,
+            cut,
+        }
+    }
+
+    /// `url` with its host and port replaced by the proxy's.
+    pub fn url_for(&self, url: &str) -> String {
+        let config: tokio_postgres::Config = url.parse().expect("database URL");
+        let user = config.get_user().unwrap_or("postgres");
+        let password = config
+            .get_password()
+            .map(|password| format!(":{}", String::from_utf8_lossy(password)))
+            .unwrap_or_default();
+        let database = config.get_dbname().unwrap_or("postgres");
+        format!(
+            "postgres://{user}{password}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+
+    /// Swallows (true) or forwards (false) what the server sends from now on.
+    pub fn mute(&self, muted: bool) {
+        self.mute.store(muted, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Closes every connection open now.
+    pub fn cut(&self) {
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+}

@@ -4,5 +4,6 @@
 mod auth;
 mod hardening;
 mod helpers;
+mod idempotency;
 mod logs;
 mod shippers;

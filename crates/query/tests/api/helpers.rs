@@ -149,7 +149,7 @@ impl TestApp {
             store::pool::connection_config(&self.db.url, &store::PoolSettings::default()).unwrap();
         let mut client = store::bulk::BulkConnection::connect(&config).await.unwrap();
         client
-            .write_batch(
+            .write_new_batch(
                 &events.iter().collect::<Vec<_>>(),
                 0,
                 store::bulk::BulkMethod::Copy,

@@ -1,0 +1,2 @@
+DROP TABLE ingest_idempotency_keys;
+DROP TABLE ingest_batches;
