@@ -177,6 +177,14 @@ impl Detector {
         }
     }
 
+    /// Fails when this detector's bucket locks are gone ([`BucketLeases::confirm`]).
+    async fn confirm_scope(&self) -> StoreResult<()> {
+        match &self.share {
+            Share::Buckets(leases) => leases.lock().await.confirm().await,
+            Share::All | Share::Services(_) => Ok(()),
+        }
+    }
+
     pub fn config(&self) -> &DetectionConfig {
         &self.config
     }
@@ -332,6 +340,8 @@ impl Detector {
         };
         self.learn_profiles(&mut conn, &mut memory.services, now_minute)
             .await?;
+        // About to write: the bucket locks read at the start must still be held.
+        self.confirm_scope().await?;
         let mut verdicts = Vec::new();
         for (service, remembered) in &mut memory.services {
             let from = if newcomers.contains(service) {

@@ -446,7 +446,9 @@ async fn write_with_retry(
                     metrics.batches_already_stored.inc();
                     tracing::info!(batch = %id, "A batch whose answer was lost had been committed; not written again.");
                 }
-                metrics.observe_flush(&batch, started.elapsed());
+                if !batch.is_empty() {
+                    metrics.observe_flush(&batch, started.elapsed());
+                }
                 for submission in batch {
                     metrics.release(&submission);
                     submission.finish(Ok(()), metrics);

@@ -40,6 +40,31 @@ impl BucketLeases {
         self.buckets
     }
 
+    /// Fails, and forgets the buckets, when their locks are gone: their connection died, or
+    /// its server is no longer the primary (a failover: session locks do not move to the
+    /// new primary, where another replica may hold the buckets now). Called right before a
+    /// cycle writes, so a cycle never acts on locks it lost after its refresh; the next
+    /// refresh takes buckets again on whatever primary answers.
+    pub async fn confirm(&mut self) -> StoreResult<()> {
+        let primary = match &self.client {
+            Some(client) if !client.is_closed() => client
+                .query_one("SELECT NOT pg_is_in_recovery()", &[])
+                .await
+                .map(|row| row.get::<_, bool>(0))
+                .unwrap_or(false),
+            _ => false,
+        };
+        if primary {
+            return Ok(());
+        }
+        self.client = None;
+        self.held.clear();
+        Err(StoreError::Unavailable(
+            "this detector's bucket locks were lost with their connection; taking buckets again next cycle"
+                .to_owned(),
+        ))
+    }
+
     /// Rebalances and returns the buckets this replica holds now.
     pub async fn refresh(&mut self) -> StoreResult<Vec<i32>> {
         let result = self.rebalance().await;

@@ -171,14 +171,27 @@ pub async fn connect(url: &str) -> StoreResult<AsyncPgConnection> {
         .map_err(|error| StoreError::Unavailable(error.to_string()))
 }
 
+/// Fails on a server in recovery (a standby): the recycle check of pools that must write.
+const STILL_PRIMARY: &str =
+    "DO $$BEGIN IF pg_is_in_recovery() THEN RAISE EXCEPTION 'now a standby'; END IF; END$$";
+
 /// Builds the pool. No connection is opened here: the first query opens one, so a service
 /// can start (and report not-ready) while the database is still coming up.
 pub fn build_pool(url: &str, settings: &PoolSettings) -> StoreResult<DbPool> {
     let config = connection_config(url, settings)?;
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
     // Check a connection with a round trip before handing it out: after a database restart,
-    // stale connections are replaced instead of failing the caller's first query.
-    manager_config.recycling_method = RecyclingMethod::Verified;
+    // stale connections are replaced instead of failing the caller's first query. A URL
+    // that asks for the primary (`target_session_attrs=read-write`) also gets its idle
+    // connections to a primary since demoted to standby (a failover manager's switchover)
+    // replaced, instead of failing every write with "read-only transaction".
+    manager_config.recycling_method = if config.postgres.get_target_session_attrs()
+        == tokio_postgres::config::TargetSessionAttrs::ReadWrite
+    {
+        RecyclingMethod::CustomQuery(STILL_PRIMARY.into())
+    } else {
+        RecyclingMethod::Verified
+    };
     manager_config.custom_setup = Box::new(move |_url| {
         let config = config.clone();
         async move { config.connect().await }.boxed()

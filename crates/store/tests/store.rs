@@ -847,3 +847,72 @@ async fn samples_read_bounded_attributes_and_messages() {
             .all(|(l, _)| l.message.chars().count() == 2_048)
     );
 }
+
+/// A failover ends the session that held a detector's bucket locks: `confirm` (called
+/// before a cycle writes) notices, and the next refresh takes the buckets again.
+#[tokio::test]
+async fn bucket_locks_lost_with_their_session_are_noticed_and_taken_again() {
+    let db = TestDatabase::create().await;
+    let config = store::pool::ConnectionConfig::parse(&db.url).unwrap();
+    let mut leases = store::leases::BucketLeases::new(config, 8);
+    assert_eq!(leases.refresh().await.unwrap(), (0..8).collect::<Vec<_>>());
+    leases.confirm().await.unwrap();
+
+    let mut conn = connect(&db).await;
+    let ended: Vec<bool> = diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) AS ended FROM pg_locks \
+         WHERE locktype = 'advisory' AND pid <> pg_backend_pid() \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         GROUP BY pid",
+    )
+    .load::<Ended>(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|row| row.ended)
+    .collect();
+    assert_eq!(ended, [true]);
+
+    let error = leases.confirm().await.unwrap_err();
+    assert!(error.is_unavailable(), "{error}");
+    assert_eq!(leases.refresh().await.unwrap(), (0..8).collect::<Vec<_>>());
+    leases.confirm().await.unwrap();
+}
+
+#[derive(diesel::QueryableByName)]
+struct Ended {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ended: bool,
+}
+
+/// A pool whose URL asks for the primary checks, before reusing a connection, that its
+/// server is still one (after a switchover the old primary is a standby).
+#[tokio::test]
+async fn a_read_write_pool_reuses_connections_to_a_primary() {
+    let db = TestDatabase::create().await;
+    let separator = if db.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}target_session_attrs=read-write", db.url);
+    let settings = store::pool::PoolSettings {
+        max_size: 1,
+        ..store::pool::PoolSettings::default()
+    };
+    let pool = store::pool::build_pool(&url, &settings).unwrap();
+    let mut backends = Vec::new();
+    for _ in 0..3 {
+        // The recycle query passes on a primary, so the same connection is reused (a
+        // failing check would replace it: another backend).
+        let mut conn = store::pool::connection(&pool).await.unwrap();
+        let row: Backend = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        backends.push(row.pid);
+    }
+    assert_eq!(backends, [backends[0]; 3]);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Backend {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
