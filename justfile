@@ -80,6 +80,13 @@ bench-search:
     cargo run --release -p query --example search_bench
     bash bench/ingest.sh search
 
+# PostgreSQL failover with pg_auto_failover (root; installs it from Debian): tuned and default
+# manager settings (docs/RELIABILITY.md).
+bench-failover:
+    cargo build --release --bins
+    python3 bench/failover.py
+    python3 bench/failover.py --defaults
+
 # Property-based API fuzzing of the query API's OpenAPI document (PyPI schemathesis, local only).
 schemathesis:
     bash bench/schemathesis.sh

@@ -45,17 +45,23 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 SECRET = "failover-" + os.urandom(20).hex()
 CLIENTS = 8
 EVENTS_PER_REQUEST = 50
-# Monitor settings that bound how long writes stop after a crash of the primary (all
-# reloadable; defaults in brackets): check every node each second [5 s], give up on a check
-# after 1 s [5 s] and one retry 0.5 s later [2 retries, 2 s apart], and consider a node that
-# failed its checks unhealthy after 3 s [20 s]. Planned failovers do not depend on them.
+# Settings that bound how long writes stop after a crash of the primary (defaults in
+# brackets). On the monitor (reloadable): check every node each second [5 s], give up on a
+# check after 1 s [5 s] and one retry 0.5 s later [2 retries, 2 s apart], consider a node
+# that failed its checks unhealthy after 3 s [20 s], and promote the standby 8 s after
+# asking an unreachable primary to demote itself [30 s]. On each node: a primary that
+# reaches neither the monitor nor its standby demotes itself after 5 s [20 s], so it has
+# stopped before the monitor's 8 s run out (with synchronous replication it could not
+# acknowledge a commit alone anyway). Planned failovers do not depend on them.
 TUNED = {
     "pgautofailover.health_check_period": "1000",
     "pgautofailover.health_check_timeout": "1000",
     "pgautofailover.health_check_max_retries": "1",
     "pgautofailover.health_check_retry_delay": "500",
     "pgautofailover.node_considered_unhealthy_timeout": "3000",
+    "pgautofailover.primary_demote_timeout": "8000",
 }
+NODE_TUNED = {"timeout.network_partition_timeout": "5"}
 
 
 def log(message):
@@ -96,11 +102,18 @@ class Cluster:
         wait_for(lambda: self.query_monitor("SELECT 1") == "1", 30, "the monitor to start")
         if self.tuned:
             for name, value in TUNED.items():
-                self.query_monitor(f"ALTER SYSTEM SET {name} = '{value}'")
+                if self.query_monitor(f"ALTER SYSTEM SET {name} = '{value}'") is None:
+                    sys.exit(f"could not set {name} on the monitor")
             self.query_monitor("SELECT pg_reload_conf()")
+            for name, value in TUNED.items():
+                wait_for(lambda: self.query_monitor(f"SELECT setting FROM pg_settings WHERE name = '{name}'") == value,
+                         10, f"{name} = {value} on the monitor")
         for name in ("node1", "node2"):
             self.autoctl("create", "postgres", "--pgdata", self.pgdata(name), "--pgport", str(self.ports[name]),
                          "--monitor", self.monitor_url, "--name", name, *common)
+            if self.tuned:
+                for setting, value in NODE_TUNED.items():
+                    self.autoctl("config", "set", "--pgdata", self.pgdata(name), setting, value)
             self.run(name)
             wait_for(lambda: self.states().get(name) in ("single", "primary", "secondary"), 90, f"{name} to join")
         wait_for(lambda: sorted(self.states().values()) == ["primary", "secondary"], 90, "primary and secondary")
@@ -267,11 +280,14 @@ def main():
     for binary in ("threesigma", "threesigma-ingest", "threesigma-detector", "threesigma-query"):
         if not os.path.exists(os.path.join(BIN, binary)):
             sys.exit(f"{BIN}/{binary} is missing: build it (cargo build --release --bins) or set THREESIGMA_BIN")
+    if os.geteuid() != 0:
+        print("SKIPPED: run as root (the packages are installed with apt-get and the cluster runs as the "
+              "postgres user)")
+        return
     debian_install(PACKAGES, lambda: shutil.which("pg_autoctl") and os.path.exists(f"{PG_BIN}/postgres"))
     if not shutil.which("pg_autoctl"):
-        sys.exit("pg_autoctl is not installed and cannot be installed here (needs root and apt-get)")
-    if os.geteuid() != 0:
-        sys.exit("run as root: the cluster runs as the postgres user")
+        sys.exit("pg_autoctl is not installed and could not be installed (apt-get install "
+                 + " ".join(PACKAGES) + ")")
 
     root = tempfile.mkdtemp(prefix="threesigma-failover-")
     shutil.chown(root, "postgres", "postgres")
@@ -286,6 +302,9 @@ def main():
                        capture_output=True)
         env = dict(os.environ, DATABASE_URL=cluster.url("threesigma"), JWT_SECRET=SECRET, RUST_LOG="warn")
         cli = os.path.join(BIN, "threesigma")
+        # The standby replays the CREATE DATABASE a moment later.
+        wait_for(lambda: subprocess.run(["psql", cluster.standby_url("threesigma"), "-Atc", "SELECT 1"],
+                                        capture_output=True).returncode == 0, 30, "the database on the standby")
         refused = subprocess.run([cli, "migrate"], env=dict(env, DATABASE_URL=cluster.standby_url("threesigma")),
                                  capture_output=True, text=True)
         results["migrate_on_standby"] = {"exit": refused.returncode, "says": refused.stderr.strip()[-200:]}
