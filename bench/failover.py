@@ -6,8 +6,9 @@ ports under a temporary directory, as the postgres user. threesigma-ingest, -det
 (postgres://h1,h2/db?target_session_attrs=read-write) while 8 clients load ingest. The
 manager then performs a planned failover, and then the new primary is killed (kill -9 of
 its keeper and its postgres). Checks: every acknowledged event stored, none stored twice,
-every service healthy afterwards, an incident opened from a burst sent after the crash,
-`threesigma migrate` refused on the standby. Measures the longest time without a 200 for
+every service healthy afterwards, an incident opened from a burst sent after the crash and
+announced once by webhook (two detector replicas), reads answered 200 or 503 with
+Retry-After throughout, `threesigma migrate` refused on the standby. Measures the longest time without a 200 for
 each failover.
 
 Clients do what a shipper does: a request that is not answered 200 is sent again, the same
@@ -22,6 +23,7 @@ and run the cluster as the postgres user). Bounded: about two minutes; nothing l
 """
 
 import argparse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
 import os
 import shutil
@@ -261,6 +263,58 @@ class Load:
         return max(b - a for a, b in zip(oks, oks[1:]))
 
 
+class Webhooks:
+    """A webhook receiver on 127.0.0.1: what the detectors announced."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                received.append((body["event"], body["incident"]["id"], body["incident"]["service"]))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+class Reader(threading.Thread):
+    """An operator's reads during the failovers: the incidents list every 100 ms. Only 200,
+    or 503 with Retry-After, is acceptable."""
+
+    def __init__(self, query, token):
+        super().__init__(daemon=True)
+        self.query, self.token = query, token
+        self.answers = {}
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            request = urllib.request.Request(f"{self.query}/api/v1/incidents?limit=5")
+            request.add_header("Authorization", f"Bearer {self.token}")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    response.read()
+                    answer = str(response.status)
+            except urllib.error.HTTPError as error:
+                answer = str(error.code) + ("" if error.code != 503 or error.headers.get("Retry-After")
+                                            else " without Retry-After")
+            except OSError as error:
+                answer = f"no answer ({type(error).__name__})"
+            self.answers[answer] = self.answers.get(answer, 0) + 1
+            time.sleep(0.1)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(timeout=60)
+
+
 def wait_for_oks(load, since, seconds=120):
     """Waits until 200s have flowed for 2 s after `since`."""
     deadline = time.monotonic() + seconds
@@ -315,22 +369,29 @@ def main():
                                    "--ttl", "1h"], env=env, check=True, capture_output=True, text=True).stdout.strip()
 
         ingest_token, read_token = token("ingest"), token("read")
-        ports = {"ingest": free_port(), "detector": free_port(), "query": free_port()}
+        webhooks = Webhooks()
+        # Two detector replicas share the services through bucket locks, which die with the
+        # primary's sessions.
+        ports = {"ingest": free_port(), "detector": free_port(), "detector-2": free_port(), "query": free_port()}
         for name, port in ports.items():
             out = open(os.path.join(root, f"threesigma-{name}.log"), "w")
             services.append(subprocess.Popen(
-                [os.path.join(BIN, f"threesigma-{name}")], stdout=out, stderr=subprocess.STDOUT,
+                [os.path.join(BIN, f"threesigma-{name.split('-')[0]}")], stdout=out, stderr=subprocess.STDOUT,
                 env=dict(env, THREESIGMA__SERVER__BIND=f"127.0.0.1:{port}", THREESIGMA__DETECTOR__INTERVAL="2s",
-                         THREESIGMA__RATE_LIMIT__PER_SECOND="0")))
+                         THREESIGMA__RATE_LIMIT__PER_SECOND="0", THREESIGMA__WEBHOOK__URL=webhooks.url,
+                         THREESIGMA__WEBHOOK__RETRY_MIN="200ms")))
         for port in ports.values():
             wait_ready(port)
-        wait_for(lambda: detector_ran(ports["detector"]), 60, "the detector's first cycle")
+        for name in ("detector", "detector-2"):
+            wait_for(lambda: detector_ran(ports[name]), 60, f"{name}'s first cycle")
         ingest = f"http://127.0.0.1:{ports['ingest']}"
         query = f"http://127.0.0.1:{ports['query']}"
 
         load = Load(ingest, ingest_token)
+        reader = Reader(query, read_token)
         started = time.monotonic()
         load.start()
+        reader.start()
         time.sleep(5)
 
         first = cluster.primary()
@@ -373,8 +434,15 @@ def main():
                 incident = page["data"][0]
             time.sleep(0.5)
         results["incident"] = incident and {"id": incident["id"], "title": incident["title"]}
+        time.sleep(6)  # room for a second announcement, were there one
+        results["webhooks"] = [list(hook) for hook in webhooks.received]
+        opened_once = incident is not None and [
+            hook for hook in webhooks.received if hook[0] == "opened" and hook[1] == incident["id"]] == [
+            ("opened", incident["id"], "checkout")]
 
         load.stop()
+        reader.stop()
+        results["reads_during_failovers"] = reader.answers
         results["load_seconds"] = round(time.monotonic() - started, 1)
         health = {}
         for name, port in ports.items():
@@ -397,7 +465,9 @@ def main():
         results["stored"] = len(stored)
         results["lost"] = len([uid for uid in load.acked if uid not in stored])
         results["duplicated"] = len([uid for uid, count in stored.items() if int(count) > 1])
-        ok = (results["lost"] == 0 and results["duplicated"] == 0 and incident is not None
+        reads_ok = all(answer in ("200", "503") for answer in reader.answers)
+        ok = (results["lost"] == 0 and results["duplicated"] == 0 and incident is not None and opened_once
+              and reads_ok
               and all(status == 200 for status in health.values()) and results["query_logs_after"] == 200
               and refused.returncode != 0 and "standby" in refused.stderr)
         results["ok"] = ok
