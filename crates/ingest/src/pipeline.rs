@@ -111,21 +111,32 @@ fn idempotency_key(request: &HttpRequest, subject: &str) -> Result<Option<String
     Ok(Some(format!("{}:{subject}{key}", subject.len())))
 }
 
-/// What a request sent, for its idempotency key: the endpoint, the content type and the
-/// (decompressed) body.
-fn request_digest(request: &HttpRequest, plain: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let content_type = request
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .map_or(&b""[..], |value| value.as_bytes());
-    let mut hasher = Sha256::new();
-    for part in [request.path().as_bytes(), content_type] {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
+/// What a request sent, for its idempotency key: the endpoint and content type (taken
+/// from the request), and then the decompressed body ([`RequestDigest::of`]).
+struct RequestDigest {
+    hasher: sha2::Sha256,
+}
+
+impl RequestDigest {
+    fn new(request: &HttpRequest) -> RequestDigest {
+        use sha2::Digest;
+        let content_type = request
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .map_or(&b""[..], |value| value.as_bytes());
+        let mut hasher = sha2::Sha256::new();
+        for part in [request.path().as_bytes(), content_type] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        RequestDigest { hasher }
     }
-    hasher.update(plain);
-    hasher.finalize().into()
+
+    fn of(mut self, plain: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        self.hasher.update(plain);
+        self.hasher.finalize().into()
+    }
 }
 
 async fn handle<F: WireFormat>(
@@ -146,7 +157,7 @@ async fn handle<F: WireFormat>(
         &mut admission,
     )
     .await?;
-    let digest = key.is_some().then_some(request);
+    let digest = key.is_some().then(|| RequestDigest::new(request));
     let (decoded, receipt, digest) = decode::<F>(
         body,
         kind.clone(),
@@ -173,7 +184,7 @@ async fn decode<F: WireFormat>(
     received_at: DateTime<Utc>,
     state: &IngestState,
     admission: &mut Admission<'_>,
-    digest_of: Option<&HttpRequest>,
+    digest: Option<RequestDigest>,
 ) -> Result<(Decoded, F::Receipt, Option<[u8; 32]>), ApiError> {
     let large = if body.is_compressed() {
         body.received_bytes() >= OFFLOAD_DECODE_BYTES / 8
@@ -187,16 +198,19 @@ async fn decode<F: WireFormat>(
     if compressed {
         admission.hold(decoded_need(received, plain.len())).await?;
     }
-    let digest = digest_of.map(|request| request_digest(request, &plain));
     let context = Context {
         received_at,
         limits: state.limits.clone(),
         max_body_bytes: limit,
         shippers: Arc::clone(&state.shippers),
     };
-    let (decoded, receipt) = off_thread(large, move || F::decode(&plain, &kind, &context))
-        .await?
-        .map_err(ApiError::from)?;
+    // Hashing a large body is work like decoding it: off the worker thread too.
+    let (decoded, digest) = off_thread(large, move || {
+        let digest = digest.map(|digest| digest.of(&plain));
+        (F::decode(&plain, &kind, &context), digest)
+    })
+    .await?;
+    let (decoded, receipt) = decoded.map_err(ApiError::from)?;
     Ok((decoded, receipt, digest))
 }
 
