@@ -6,14 +6,14 @@
 --    was lost (the connection, or the primary, died before the answer arrived) the writer
 --    simply sends the same batch again: on a database that has it, the second write does
 --    nothing; on one that does not (the commit never happened, or never reached the
---    promoted standby), it writes it. Ids are pruned by ingest after an hour.
+--    promoted standby), it writes it. Ids are pruned by ingest after 10 minutes.
 CREATE TABLE ingest_batches (
     id           uuid        PRIMARY KEY,
     committed_at timestamptz NOT NULL DEFAULT now()
 );
 
 COMMENT ON TABLE ingest_batches IS
-    'Ids of the batches ingest committed in the last hour; a batch whose id is here is not written again.';
+    'Ids of the batches ingest committed in the last 10 minutes; a batch whose id is here is not written again.';
 
 -- 2. A client's Idempotency-Key, stored with the digest of its request in the same
 --    transaction as the request's events: the same key again with the same request is

@@ -90,7 +90,13 @@ pub async fn index_now(
     }
 }
 
-/// The background task: a pass every `every` until shutdown.
+/// How often the task also deletes old batch ids ([`store::bulk::prune_batch_ids`]).
+const PRUNE_BATCH_IDS_EVERY: Duration = Duration::from_secs(60);
+
+/// The background task: a pass every `every` until shutdown; every minute it also deletes
+/// the ids of batches committed long enough ago that no retry can need them (ingest writes
+/// them, so ingest keeps their table small; the detector's hourly maintenance would let a
+/// busy fleet's pile up).
 pub fn task(
     pool: store::DbPool,
     every: Duration,
@@ -100,6 +106,7 @@ pub fn task(
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut next_prune = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     _ = ticker.tick() => {}
@@ -108,6 +115,16 @@ pub fn task(
                 if let Err(error) = index_now(&pool, &metrics).await {
                     metrics.failures.inc();
                     tracing::warn!(error = %error, "Search indexing pass failed; retrying at the next.");
+                }
+                if tokio::time::Instant::now() >= next_prune {
+                    next_prune = tokio::time::Instant::now() + PRUNE_BATCH_IDS_EVERY;
+                    let pruned = async {
+                        let mut conn = store::pool::connection(&pool).await?;
+                        store::bulk::prune_batch_ids(&mut conn).await
+                    };
+                    if let Err(error) = pruned.await {
+                        tracing::warn!(error = %error, "Deleting old batch ids failed; retrying in a minute.");
+                    }
                 }
             }
         })

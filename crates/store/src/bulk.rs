@@ -187,22 +187,31 @@ pub struct BatchIdentity<'a> {
 }
 
 /// How long a committed batch's id is kept: far beyond any retry of it
-/// (`ingest.request_timeout` + `ingest.in_doubt_timeout`).
-pub const BATCH_ID_WINDOW_HOURS: i32 = 1;
+/// (`ingest.request_timeout` + `ingest.in_doubt_timeout`, 40 s by default). Ingest prunes
+/// them every minute ([`prune_batch_ids`]), so the table holds about this long of batches.
+pub const BATCH_ID_WINDOW_MINUTES: i32 = 10;
 /// How long a request's `Idempotency-Key` is honoured (at least; keys are removed by the
-/// detector's maintenance within minutes after).
+/// detector's hourly maintenance after that).
 pub const IDEMPOTENCY_WINDOW_HOURS: i32 = 24;
+
+/// Deletes the ids of batches committed more than [`BATCH_ID_WINDOW_MINUTES`] ago; how
+/// many.
+pub async fn prune_batch_ids(conn: &mut diesel_async::AsyncPgConnection) -> StoreResult<usize> {
+    use diesel::sql_types::Integer;
+    use diesel_async::RunQueryDsl;
+    Ok(diesel::sql_query(
+        "DELETE FROM ingest_batches WHERE committed_at < now() - make_interval(mins => $1)",
+    )
+    .bind::<Integer, _>(BATCH_ID_WINDOW_MINUTES)
+    .execute(conn)
+    .await?)
+}
 
 /// Deletes batch ids and idempotency keys past their windows; how many.
 pub async fn prune_identities(conn: &mut diesel_async::AsyncPgConnection) -> StoreResult<usize> {
     use diesel::sql_types::Integer;
     use diesel_async::RunQueryDsl;
-    let batches = diesel::sql_query(
-        "DELETE FROM ingest_batches WHERE committed_at < now() - make_interval(hours => $1)",
-    )
-    .bind::<Integer, _>(BATCH_ID_WINDOW_HOURS)
-    .execute(conn)
-    .await?;
+    let batches = prune_batch_ids(conn).await?;
     let keys = diesel::sql_query(
         "DELETE FROM ingest_idempotency_keys WHERE stored_at < now() - make_interval(hours => $1)",
     )

@@ -916,3 +916,30 @@ struct Backend {
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pid: i32,
 }
+
+#[tokio::test]
+async fn batch_ids_past_their_window_are_pruned() {
+    let db = TestDatabase::create().await;
+    let mut conn = connect(&db).await;
+    diesel::sql_query(
+        "INSERT INTO ingest_batches (id, committed_at) VALUES \
+         ('0190b2a0-0000-7000-8000-000000000001', now() - interval '11 minutes'), \
+         ('0190b2a0-0000-7000-8000-000000000002', now() - interval '9 minutes')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(store::bulk::prune_batch_ids(&mut conn).await.unwrap(), 1);
+    let left: i64 = diesel::sql_query("SELECT count(*) AS n FROM ingest_batches")
+        .get_result::<Count>(&mut conn)
+        .await
+        .unwrap()
+        .n;
+    assert_eq!(left, 1, "the id still within its window stays");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
