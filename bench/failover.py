@@ -378,6 +378,8 @@ def main():
             services.append(subprocess.Popen(
                 [os.path.join(BIN, f"threesigma-{name.split('-')[0]}")], stdout=out, stderr=subprocess.STDOUT,
                 env=dict(env, THREESIGMA__SERVER__BIND=f"127.0.0.1:{port}", THREESIGMA__DETECTOR__INTERVAL="2s",
+                         # Query reads from any node that answers (standby or primary).
+                         DATABASE_READ_URL=cluster.url("threesigma").split("?")[0],
                          THREESIGMA__RATE_LIMIT__PER_SECOND="0", THREESIGMA__WEBHOOK__URL=webhooks.url,
                          THREESIGMA__WEBHOOK__RETRY_MIN="200ms")))
         for port in ports.values():
