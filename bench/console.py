@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
 
-from shippers import debian_install, free_port, psql
+from shippers import debian_install, free_port, psql, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(os.environ.get("THREESIGMA_BIN", os.path.join(ROOT, "target", "release")))
@@ -381,13 +380,7 @@ def main():
             browser.close()
             problems.extend(operator.problems + viewer.problems)
     finally:
-        for server in servers:
-            server.send_signal(signal.SIGTERM)
-        for server in servers:
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop(servers, 20)
         psql(ADMIN, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     for problem in problems:
         print("PROBLEM", problem)

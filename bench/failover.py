@@ -38,7 +38,7 @@ import urllib.request
 from datetime import datetime, timezone
 
 from console import detector_ran, http, send_traffic, wait_ready
-from shippers import debian_install, free_port
+from shippers import debian_install, free_port, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.abspath(os.environ.get("THREESIGMA_BIN", os.path.join(ROOT, "target", "release")))
@@ -474,13 +474,7 @@ def main():
               and refused.returncode != 0 and "standby" in refused.stderr)
         results["ok"] = ok
     finally:
-        for process in services:
-            process.send_signal(signal.SIGTERM)
-        for process in services:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(services, 15)
         cluster.stop()
         if os.environ.get("FAILOVER_KEEP"):
             print(f"kept {root}")

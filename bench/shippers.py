@@ -54,6 +54,17 @@ def database_url():
     return urllib.parse.urlunsplit(parts._replace(path="/" + DATABASE))
 
 
+def stop(processes, timeout):
+    """SIGTERM to every process, then up to `timeout` seconds each to exit before SIGKILL."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -205,11 +216,7 @@ def through_syslog_daemon(command, work, udp, app, facility, lines, logs):
         names = {3: "error", 4: "warn", 6: "info"}
         return [(names[severity], text) for severity, text in lines]
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop([process], 10)
         for name in logs:
             path = os.path.join(work, name)
             if process.returncode not in (0, -15, None) or name != "stderr":
@@ -319,11 +326,7 @@ def main():
             else:
                 print("SKIP   rsyslog: not installed and cannot be installed here (needs root and apt-get)")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop([server], 20)
         psql(ADMIN, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     passed = sum(results)
     print(f"\n{passed} of {len(results)} clients delivered")

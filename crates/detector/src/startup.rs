@@ -197,14 +197,14 @@ pub async fn maintain(pool: &store::DbPool, settings: &Settings) {
                 || !done.dropped.is_empty()
                 || done.pruned_counts > 0
                 || done.pruned_search > 0
-                || done.pruned_ingest_ids > 0 =>
+                || done.pruned_idempotency_keys > 0 =>
         {
             tracing::info!(
                 created = done.created,
                 dropped = ?done.dropped,
                 pruned_counts = done.pruned_counts,
                 pruned_search = done.pruned_search,
-                pruned_ingest_ids = done.pruned_ingest_ids,
+                pruned_idempotency_keys = done.pruned_idempotency_keys,
                 "Log partitions maintained."
             );
         }

@@ -29,18 +29,34 @@ use crate::error::StoreResult;
 const COPY_LOGS: &str = "COPY logs (ts, service, level, message, attributes, trace_id, span_id, terms) \
      FROM STDIN (FORMAT binary)";
 
+/// The CTEs `batch` (the batch's id, a row only if it is new) and `keys` (the requests'
+/// idempotency keys, inserted only then), with the id, keys and digests as the given
+/// parameters; every other write of the batch is conditional on `batch` having a row.
+macro_rules! claim_batch {
+    ($id:literal, $keys:literal, $digests:literal) => {
+        concat!(
+            "WITH batch AS (INSERT INTO ingest_batches (id) VALUES (",
+            $id,
+            "::text::uuid) ON CONFLICT (id) DO NOTHING RETURNING id), \
+             keys AS (INSERT INTO ingest_idempotency_keys (key, digest) \
+               SELECT key, digest FROM unnest(",
+            $keys,
+            "::text[], ",
+            $digests,
+            "::bytea[]) AS k(key, digest) WHERE EXISTS (SELECT 1 FROM batch))"
+        )
+    };
+}
+
 /// Logs and rollups in one statement: a data-modifying CTE inserts the rows, the outer
 /// statement upserts the rollups. One statement is one implicit transaction, so the batch
 /// costs a single round trip (no BEGIN, no COMMIT). Everything is written only if the
 /// batch's id (`$17`) is new, with the requests' idempotency keys (`$18`, `$19`), so sending
 /// a batch again after a lost answer stores nothing twice. Each row's search terms are a slice
 /// `$13[terms_from:terms_to]` of one flat array: an array of arrays cannot be unnested row by row.
-const INSERT_BATCH_UNNEST: &str = "WITH batch AS (INSERT INTO ingest_batches (id) VALUES ($17::text::uuid) \
-       ON CONFLICT (id) DO NOTHING RETURNING id), \
-     keys AS (INSERT INTO ingest_idempotency_keys (key, digest) \
-       SELECT key, digest FROM unnest($18::text[], $19::bytea[]) AS k(key, digest) \
-       WHERE EXISTS (SELECT 1 FROM batch)), \
-     inserted AS ( \
+const INSERT_BATCH_UNNEST: &str = concat!(
+    claim_batch!("$17", "$18", "$19"),
+    ", inserted AS ( \
        INSERT INTO logs (ts, service, level, message, attributes, trace_id, span_id, terms) \
        SELECT ts, service, level, message, attributes, trace_id, span_id, ($13::int4[])[terms_from:terms_to] \
        FROM unnest($1::timestamptz[], $2::text[], $3::int2[], $4::text[], $5::jsonb[], $6::text[], $7::text[], \
@@ -55,16 +71,12 @@ const INSERT_BATCH_UNNEST: &str = "WITH batch AS (INSERT INTO ingest_batches (id
      SELECT service, minute, level, $8::int2, n \
      FROM unnest($9::text[], $10::timestamptz[], $11::int2[], $12::int4[]) AS t(service, minute, level, n) \
      WHERE EXISTS (SELECT 1 FROM batch) \
-     ON CONFLICT (service, minute, level, shard) DO UPDATE SET n = log_counts.n + EXCLUDED.n";
+     ON CONFLICT (service, minute, level, shard) DO UPDATE SET n = log_counts.n + EXCLUDED.n"
+);
 
 /// The COPY transaction's first statement: claims the batch id (and the requests'
 /// idempotency keys); no row means the batch was committed before.
-const CLAIM_BATCH: &str = "WITH batch AS (INSERT INTO ingest_batches (id) VALUES ($1::text::uuid) \
-       ON CONFLICT (id) DO NOTHING RETURNING id), \
-     keys AS (INSERT INTO ingest_idempotency_keys (key, digest) \
-       SELECT key, digest FROM unnest($2::text[], $3::bytea[]) AS k(key, digest) \
-       WHERE EXISTS (SELECT 1 FROM batch)) \
-     SELECT id FROM batch";
+const CLAIM_BATCH: &str = concat!(claim_batch!("$1", "$2", "$3"), " SELECT id FROM batch");
 
 /// The digests stored for some idempotency keys.
 const STORED_KEYS: &str =
@@ -180,7 +192,7 @@ pub struct BulkConnection {
 /// requests with the digest of each request (SHA-256 of what it sent).
 #[derive(Debug, Clone, Copy)]
 pub struct BatchIdentity<'a> {
-    /// Random (a UUID's text), the same on every attempt of the batch.
+    /// Unique (a UUID v7's text, [`new_batch_id`]), the same on every attempt of the batch.
     pub id: &'a str,
     pub keys: &'a [&'a str],
     pub digests: &'a [&'a [u8]],
@@ -207,18 +219,18 @@ pub async fn prune_batch_ids(conn: &mut diesel_async::AsyncPgConnection) -> Stor
     .await?)
 }
 
-/// Deletes batch ids and idempotency keys past their windows; how many.
-pub async fn prune_identities(conn: &mut diesel_async::AsyncPgConnection) -> StoreResult<usize> {
+/// Deletes idempotency keys stored more than [`IDEMPOTENCY_WINDOW_HOURS`] ago; how many.
+pub async fn prune_idempotency_keys(
+    conn: &mut diesel_async::AsyncPgConnection,
+) -> StoreResult<usize> {
     use diesel::sql_types::Integer;
     use diesel_async::RunQueryDsl;
-    let batches = prune_batch_ids(conn).await?;
-    let keys = diesel::sql_query(
+    Ok(diesel::sql_query(
         "DELETE FROM ingest_idempotency_keys WHERE stored_at < now() - make_interval(hours => $1)",
     )
     .bind::<Integer, _>(IDEMPOTENCY_WINDOW_HOURS)
     .execute(conn)
-    .await?;
-    Ok(batches + keys)
+    .await?)
 }
 
 /// A fresh batch id: a UUID v7 (time-ordered, random below the millisecond), so that

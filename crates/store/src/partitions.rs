@@ -74,8 +74,8 @@ pub struct Maintenance {
     pub pruned_counts: usize,
     /// Search index rows (blocks and pending marks) deleted with them.
     pub pruned_search: usize,
-    /// Batch ids and idempotency keys of ingest past their windows.
-    pub pruned_ingest_ids: usize,
+    /// Idempotency keys of ingest requests past their window (ingest prunes its batch ids).
+    pub pruned_idempotency_keys: usize,
 }
 
 /// Creates partitions ahead, drops expired ones and prunes the rollups and search index of
@@ -97,7 +97,7 @@ pub async fn maintain(
             return Ok(None);
         }
         let created = ensure_ahead(conn, days_ahead).await?;
-        let pruned_ingest_ids = crate::bulk::prune_identities(conn).await?;
+        let pruned_idempotency_keys = crate::bulk::prune_idempotency_keys(conn).await?;
         let (dropped, pruned_counts, pruned_search) = if retention_days > 0 {
             // The first day whose partition is kept: its rows stay searchable.
             let cutoff = (Utc::now() - Duration::days(i64::from(retention_days)))
@@ -117,7 +117,7 @@ pub async fn maintain(
             dropped,
             pruned_counts,
             pruned_search,
-            pruned_ingest_ids,
+            pruned_idempotency_keys,
         }))
     })
     .await
