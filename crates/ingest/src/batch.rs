@@ -14,7 +14,9 @@
 //! - *A 200 means committed*: a submission is answered `Ok` only after its batch's COMMIT.
 //! - *A 503 means not stored*: writers retry an unavailable database with backoff, but
 //!   before each attempt they drop (and answer 503 to) submissions whose deadline has
-//!   passed, so an answered submission is never written afterwards.
+//!   passed, so an answered submission is never written afterwards. A writer waiting to
+//!   retry also answers queued submissions whose deadline passes, so a request is told 503
+//!   on time even while every writer waits (unless its own batch is in doubt).
 //! - *Nothing written twice*: every batch carries a random id written in its transaction,
 //!   and the batch is written only if its id is new. When an attempt's outcome is unknown
 //!   (the connection, or the primary, died before the COMMIT's answer arrived), the same
@@ -130,11 +132,34 @@ impl Submission {
     }
 }
 
+/// Submissions waiting for a writer.
+struct Queue {
+    receiver: mpsc::UnboundedReceiver<Submission>,
+    /// One taken out and put back (by [`expire_queued`]); it goes first.
+    front: Option<Submission>,
+}
+
+impl Queue {
+    async fn recv(&mut self) -> Option<Submission> {
+        match self.front.take() {
+            Some(submission) => Some(submission),
+            None => self.receiver.recv().await,
+        }
+    }
+
+    fn try_recv(&mut self) -> Result<Submission, mpsc::error::TryRecvError> {
+        match self.front.take() {
+            Some(submission) => Ok(submission),
+            None => self.receiver.try_recv(),
+        }
+    }
+}
+
 struct Shared {
     config: BatchConfig,
     database: store::pool::ConnectionConfig,
     metrics: IngestMetrics,
-    receiver: Mutex<mpsc::UnboundedReceiver<Submission>>,
+    queue: Mutex<Queue>,
     closing: CancellationToken,
     /// Cancelled when shutdown begins: batches stop lingering and are written at once.
     hurry: CancellationToken,
@@ -176,7 +201,10 @@ impl BatchWriter {
             config,
             database,
             metrics,
-            receiver: Mutex::new(receiver),
+            queue: Mutex::new(Queue {
+                receiver,
+                front: None,
+            }),
             closing: CancellationToken::new(),
             hurry: CancellationToken::new(),
             database_ok: AtomicBool::new(true),
@@ -353,18 +381,18 @@ async fn next_batch(shared: &Shared) -> Option<Vec<Submission>> {
     let config = &shared.config;
     let closing = shared.closing.clone();
     let hurry = shared.hurry.clone();
-    let mut receiver = shared.receiver.lock().await;
+    let mut queue = shared.queue.lock().await;
     let first = tokio::select! {
         biased;
-        next = receiver.recv() => next?,
-        () = closing.cancelled() => receiver.try_recv().ok()?,
+        next = queue.recv() => next?,
+        () = closing.cancelled() => queue.try_recv().ok()?,
     };
     let mut events = first.events.len();
     let mut bytes = first.bytes;
     let mut batch = vec![first];
     let linger_until = Instant::now() + config.linger;
     while events < config.max_batch_events && bytes < config.max_batch_bytes {
-        let next = match receiver.try_recv() {
+        let next = match queue.try_recv() {
             Ok(next) => next,
             Err(mpsc::error::TryRecvError::Disconnected) => break,
             Err(mpsc::error::TryRecvError::Empty) => {
@@ -380,7 +408,7 @@ async fn next_batch(shared: &Shared) -> Option<Vec<Submission>> {
                     break;
                 }
                 tokio::select! {
-                    next = tokio::time::timeout_at(linger_until, receiver.recv()) => match next {
+                    next = tokio::time::timeout_at(linger_until, queue.recv()) => match next {
                         Ok(Some(next)) => next,
                         _ => break,
                     },
@@ -474,7 +502,7 @@ async fn write_with_retry(
                 tracing::warn!(%error, retry_in = ?backoff, in_doubt, "Database unavailable; batch will be retried.");
                 // Wake at the earliest deadline too, so that request is answered on time.
                 let earliest = batch.iter().map(|s| s.deadline).min().unwrap_or(now);
-                tokio::time::sleep_until((Instant::now() + backoff).min(earliest)).await;
+                wait_to_retry(shared, (Instant::now() + backoff).min(earliest)).await;
                 backoff = (backoff * 2).min(config.retry_max);
             }
             // Another request with the same key committed between the look-up and the
@@ -502,6 +530,41 @@ async fn write_with_retry(
                 return None;
             }
         }
+    }
+}
+
+/// How often a writer waiting to retry looks for queued submissions past their deadline.
+const EXPIRY_CHECK: Duration = Duration::from_millis(100);
+
+/// Sleeps until `wake`, answering queued submissions whose deadline passes meanwhile: every
+/// writer may be waiting to retry (a batch in doubt waits up to `in_doubt_timeout`), and
+/// no free writer would take them until then.
+async fn wait_to_retry(shared: &Shared, wake: Instant) {
+    loop {
+        expire_queued(shared);
+        let now = Instant::now();
+        if now >= wake {
+            return;
+        }
+        tokio::time::sleep_until(wake.min(now + EXPIRY_CHECK)).await;
+    }
+}
+
+/// Answers 503 to queued submissions past their deadline (they are queued in deadline
+/// order, so it stops at the first still alive). Leaves the queue alone when a writer holds
+/// it: that writer is free and answers them itself.
+fn expire_queued(shared: &Shared) {
+    let Ok(mut queue) = shared.queue.try_lock() else {
+        return;
+    };
+    let now = Instant::now();
+    while let Ok(submission) = queue.try_recv() {
+        if submission.deadline > now {
+            queue.front = Some(submission);
+            return;
+        }
+        shared.metrics.release(&submission);
+        submission.finish(Err(WriteError::Unavailable), &shared.metrics);
     }
 }
 

@@ -155,6 +155,7 @@ impl Drop for TestApp {
 pub struct ReplyProxy {
     pub port: u16,
     mute: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
     cut: tokio::sync::watch::Sender<u64>,
 }
 
@@ -176,8 +177,14 @@ impl ReplyProxy {
         let (cut, _) = tokio::sync::watch::channel(0u64);
         let cuts = cut.clone();
         let muted = mute.clone();
+        let refuse = std::sync::Arc::new(AtomicBool::new(false));
+        let refusing = refuse.clone();
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
+                if AtomicBool::load(&refusing, Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
                 let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
                     continue;
                 };
@@ -210,6 +217,7 @@ impl ReplyProxy {
         ReplyProxy {
             port: local,
             mute,
+            refuse,
             cut,
         }
     }
@@ -232,6 +240,12 @@ impl ReplyProxy {
     /// Swallows (true) or forwards (false) what the server sends from now on.
     pub fn mute(&self, muted: bool) {
         self.mute.store(muted, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Closes new connections at once (true), as a database that is down, or forwards them.
+    pub fn refuse(&self, refused: bool) {
+        self.refuse
+            .store(refused, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Closes every connection open now.

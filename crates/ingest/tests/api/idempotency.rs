@@ -211,3 +211,74 @@ async fn a_batch_whose_commit_answer_was_lost_is_not_written_again() {
         1.0
     );
 }
+
+/// The only writer waits on a batch in doubt while the database is down: a request queued
+/// behind it is still told 503 at its own deadline (not when the writer is free again), is
+/// not stored, and the batch in doubt is answered 200 once the database is back.
+#[tokio::test]
+async fn requests_queued_behind_a_batch_in_doubt_are_answered_on_time() {
+    let proxy = crate::helpers::ReplyProxy::start(&store::testing::server_url()).await;
+    let app = crate::helpers::spawn_app_with(|settings| {
+        let url = proxy.url_for(settings.database.url.expose());
+        settings.database.url = url.into();
+        settings.ingest.attempt_timeout = std::time::Duration::from_secs(60);
+        settings.ingest.request_timeout = std::time::Duration::from_secs(1);
+        settings.ingest.in_doubt_timeout = std::time::Duration::from_secs(60);
+        settings.ingest.writers = 1;
+    })
+    .await;
+    let response = app.post("/api/v1/logs", NDJSON, body(&["warm-up"])).await;
+    assert_eq!(response.status(), 200);
+
+    proxy.mute(true);
+    let post = |message: &'static str| {
+        let client = app.client.clone();
+        let address = app.address.clone();
+        tokio::spawn(async move {
+            let response = client
+                .post(format!("{address}/api/v1/logs"))
+                .header("Content-Type", NDJSON)
+                .body(body(&[message]))
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), std::time::Instant::now())
+        })
+    };
+    let in_doubt = post("in doubt");
+    let mut committed = false;
+    for _ in 0..200 {
+        if app.stored_messages().await.len() == 2 {
+            committed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(committed, "the batch reached the database");
+    // The database goes away with the answer: the batch is in doubt, and it stays so.
+    proxy.refuse(true);
+    proxy.mute(false);
+    proxy.cut();
+
+    let queued_at = std::time::Instant::now();
+    let (status, answered_at) =
+        tokio::time::timeout(std::time::Duration::from_secs(20), post("queued"))
+            .await
+            .expect("the queued request is answered")
+            .unwrap();
+    assert_eq!(status, 503);
+    let waited = answered_at - queued_at;
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "told 503 at its deadline (1 s), not when the writer was free: {waited:?}"
+    );
+    assert!(!in_doubt.is_finished(), "the batch in doubt still waits");
+
+    proxy.refuse(false);
+    let (status, _) = tokio::time::timeout(std::time::Duration::from_secs(30), in_doubt)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(app.stored_messages().await, ["in doubt", "warm-up"]);
+}
