@@ -97,7 +97,10 @@ def debian_install(packages, ready):
 
 
 def syslog_ng():
-    """The syslog-ng binary with its http module and SCL, installed on Debian when we can."""
+    """The syslog-ng binary with its http module and SCL, installed on Debian when we can.
+
+    Debian's syslog-ng-core and rsyslog conflict (each is the system's log daemon), so
+    installing one removes the other: every run installs both again, one after the other."""
     def ready():
         return shutil.which("syslog-ng") and os.path.isdir("/usr/share/syslog-ng/include/scl/elasticsearch")
 

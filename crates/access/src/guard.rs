@@ -75,17 +75,10 @@ impl ApiGuard {
     pub fn pruning(&self) -> impl FnOnce(CancellationToken) -> JoinHandle<()> + Send + 'static {
         let guard = self.clone();
         move |shutdown| {
-            tokio::spawn(async move {
-                let mut ticker = tokio::time::interval(PRUNE_EVERY);
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        _ = ticker.tick() => {}
-                        () = shutdown.cancelled() => return,
-                    }
-                    guard.prune();
-                }
-            })
+            tokio::spawn(runtime::shutdown::every(PRUNE_EVERY, shutdown, move || {
+                guard.prune();
+                std::future::ready(())
+            }))
         }
     }
 

@@ -16,14 +16,9 @@ pub fn keep_fresh(
     every: Duration,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
+    tokio::spawn(runtime::shutdown::every(every, shutdown, move || {
+        let (verifier, pool) = (verifier.clone(), pool.clone());
+        async move {
             let ids = async {
                 let mut conn = store::pool::connection(&pool).await?;
                 store::users::revoked_token_ids(&mut conn, verifier.leeway()).await
@@ -36,5 +31,5 @@ pub fn keep_fresh(
                 }
             }
         }
-    })
+    }))
 }

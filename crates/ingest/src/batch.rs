@@ -694,7 +694,8 @@ async fn answer_taken_keys(
             submission.answer(Ok(()));
         } else {
             shared.metrics.keys_reused.inc();
-            submission.answer(Err(WriteError::KeyReused));
+            // A buffered request was told 202 already: its events count as lost.
+            submission.finish(Err(WriteError::KeyReused), &shared.metrics);
         }
     }
     Ok(())

@@ -103,30 +103,29 @@ pub fn task(
     metrics: IndexerMetrics,
 ) -> impl FnOnce(CancellationToken) -> JoinHandle<()> + Send + 'static {
     move |shutdown| {
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut next_prune = tokio::time::Instant::now();
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    () = shutdown.cancelled() => return,
-                }
+        let mut next_prune = tokio::time::Instant::now();
+        tokio::spawn(runtime::shutdown::every(every, shutdown, move || {
+            let prune = tokio::time::Instant::now() >= next_prune;
+            if prune {
+                next_prune = tokio::time::Instant::now() + PRUNE_BATCH_IDS_EVERY;
+            }
+            let (pool, metrics) = (pool.clone(), metrics.clone());
+            async move {
                 if let Err(error) = index_now(&pool, &metrics).await {
                     metrics.failures.inc();
                     tracing::warn!(error = %error, "Search indexing pass failed; retrying at the next.");
                 }
-                if tokio::time::Instant::now() >= next_prune {
-                    next_prune = tokio::time::Instant::now() + PRUNE_BATCH_IDS_EVERY;
-                    let pruned = async {
-                        let mut conn = store::pool::connection(&pool).await?;
-                        store::bulk::prune_batch_ids(&mut conn).await
-                    };
-                    if let Err(error) = pruned.await {
-                        tracing::warn!(error = %error, "Deleting old batch ids failed; retrying in a minute.");
-                    }
+                if !prune {
+                    return;
+                }
+                let pruned = async {
+                    let mut conn = store::pool::connection(&pool).await?;
+                    store::bulk::prune_batch_ids(&mut conn).await
+                };
+                if let Err(error) = pruned.await {
+                    tracing::warn!(error = %error, "Deleting old batch ids failed; retrying in a minute.");
                 }
             }
-        })
+        }))
     }
 }

@@ -1,5 +1,5 @@
-//! How a process ends: a cancellation token for SIGTERM/SIGINT, and the exit status of
-//! every `main`.
+//! How a process ends: a cancellation token for SIGTERM/SIGINT, background work that stops
+//! with it, and the exit status of every `main`.
 
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +38,25 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs `task` every `period` (the first run at once; a run that overruns delays the next
+/// rather than bunching them) until `shutdown` is cancelled, which stops the wait between
+/// runs, not a run.
+pub async fn every<F, Fut>(period: std::time::Duration, shutdown: CancellationToken, mut task: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        task().await;
     }
 }
 

@@ -282,3 +282,42 @@ async fn requests_queued_behind_a_batch_in_doubt_are_answered_on_time() {
     assert_eq!(status, 200);
     assert_eq!(app.stored_messages().await, ["in doubt", "warm-up"]);
 }
+
+/// With buffered acknowledgements a request is answered 202 before its key is looked up:
+/// reusing a key for other events cannot be refused, so they are dropped and counted lost.
+#[tokio::test]
+async fn a_reused_key_under_buffered_acks_counts_its_events_lost() {
+    let app = crate::helpers::spawn_app_with(|settings| {
+        settings.ingest.ack = ingest::settings::AckMode::Buffered;
+    })
+    .await;
+    let response = post_keyed(&app.client, &app.address, "k-1", body(&["first"]), false).await;
+    assert_eq!(response.status(), 202);
+    let mut stored = Vec::new();
+    for _ in 0..100 {
+        stored = app.stored_messages().await;
+        if !stored.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, ["first"]);
+
+    let other = body(&["second", "third"]);
+    let response = post_keyed(&app.client, &app.address, "k-1", other, false).await;
+    assert_eq!(response.status(), 202);
+    let mut lost = 0.0;
+    for _ in 0..100 {
+        lost = metric(&app, "threesigma_ingest_events_lost_total").await;
+        if lost > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(lost, 2.0);
+    assert_eq!(
+        metric(&app, "threesigma_ingest_idempotency_keys_reused_total").await,
+        1.0
+    );
+    assert_eq!(app.stored_messages().await, ["first"]);
+}
