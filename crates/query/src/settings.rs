@@ -54,6 +54,11 @@ pub struct QuerySettings {
     /// out).
     #[serde(with = "duration")]
     pub search_budget: std::time::Duration,
+    /// Log searches one query process runs at once; more wait up to `search_budget` for a
+    /// turn, then are answered 503 with `Retry-After`. Keep it below `database.pool_size`
+    /// so searches (each holding a connection up to `search_budget` a page) cannot take
+    /// every connection from incident reads and operator actions.
+    pub max_concurrent_searches: usize,
 }
 
 impl Default for QuerySettings {
@@ -64,6 +69,7 @@ impl Default for QuerySettings {
             max_body_bytes: 16 * 1024,
             read_url: Secret::default(),
             search_budget: std::time::Duration::from_secs(2),
+            max_concurrent_searches: 4,
         }
     }
 }
@@ -101,6 +107,12 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "query.search_budget",
                 "must be more than 0 (a page reads at least one slice)",
+            ));
+        }
+        if self.query.max_concurrent_searches == 0 {
+            return Err(SettingsError::invalid(
+                "query.max_concurrent_searches",
+                "must be at least 1",
             ));
         }
         Ok(())

@@ -51,6 +51,7 @@ impl Application {
             default_limit: settings.query.default_limit,
             max_limit: settings.query.max_limit,
             search_budget: settings.query.search_budget,
+            searches: tokio::sync::Semaphore::new(settings.query.max_concurrent_searches),
             signer: settings.auth.signer()?,
             session_ttl: settings.auth.session_ttl,
             console_session_ttl: settings.auth.console_session_ttl,

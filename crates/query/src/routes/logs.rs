@@ -68,6 +68,7 @@ pub struct LogParams {
         (status = 200, description = "A page of logs. A search page may hold fewer rows than `limit` (even none) and still have a `next_cursor`: its time budget ran out first; follow the cursor to read on.", body = Page<LogView>),
         (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many searches are running (`query.max_concurrent_searches`); retry after `Retry-After` seconds", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -97,8 +98,8 @@ pub async fn list(
     let search = search.map_err(|error| ApiError::BadRequest(error.to_string()))?;
     let limit = state.limit(params.limit)?;
     let after = parse_cursor(CursorKind::Logs, params.cursor.as_deref())?;
-    let mut conn = state.read_connection().await?;
     if search.is_empty() && substring.is_none() {
+        let mut conn = state.read_connection().await?;
         let rows = store::logs::page(&mut conn, &filter, after, limit + 1).await?;
         return Ok(Json(into_page(rows, limit, CursorKind::Logs, |row| {
             (row.ts, row.id)
@@ -111,6 +112,17 @@ pub async fn list(
     );
     filter.terms = search.terms();
     filter.text = substring;
+    // A search page may read for `search_budget`: at most `max_concurrent_searches` at once,
+    // so searches leave connections to everything else.
+    let busy = || ApiError::Unavailable {
+        message: "too many log searches are running on this server; retry shortly".to_owned(),
+        retry_after_secs: 1,
+    };
+    let _turn = tokio::time::timeout(state.search_budget, state.searches.acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    let mut conn = state.read_connection().await?;
     let found = store::logs::search(
         &mut conn,
         &filter,

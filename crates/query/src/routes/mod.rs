@@ -26,6 +26,8 @@ pub struct QueryState {
     pub max_limit: i64,
     /// Time one log search page may read (`query.search_budget`).
     pub search_budget: std::time::Duration,
+    /// Turns for log searches (`query.max_concurrent_searches`).
+    pub searches: tokio::sync::Semaphore,
     /// Signs login tokens; `None` when this service only holds a public key.
     pub signer: Option<auth::TokenSigner>,
     pub session_ttl: std::time::Duration,

@@ -145,3 +145,85 @@ async fn searches_that_cannot_be_served_are_refused_with_a_reason() {
         assert!(message.contains(reason), "{path}: {message}");
     }
 }
+
+/// Searches take turns (`query.max_concurrent_searches`): while one runs, another waits up
+/// to `search_budget` for its turn and is then told 503 with `Retry-After`, without taking a
+/// connection from other reads; the first is answered once it can read.
+#[tokio::test]
+async fn searches_beyond_the_concurrency_limit_wait_their_turn_then_get_503() {
+    let app = crate::helpers::spawn_app_with(|settings| {
+        settings.query.max_concurrent_searches = 1;
+        settings.query.search_budget = std::time::Duration::from_millis(500);
+    })
+    .await;
+    app.logs(&[(
+        "a",
+        "error",
+        "card declined",
+        Utc::now() - Duration::minutes(1),
+    )])
+    .await;
+
+    // Hold the log tables: a search blocks inside its first statement, holding its turn.
+    let (lock, connection) = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    lock.batch_execute(
+        "BEGIN; LOCK TABLE logs, log_search_blocks, log_search_pending IN ACCESS EXCLUSIVE MODE",
+    )
+    .await
+    .unwrap();
+    let client = app.client.clone();
+    let url = format!("{}/api/v1/logs?q=declined", app.address);
+    let first = tokio::spawn(async move { client.get(url).send().await.unwrap() });
+    // Watched from another session: inside the locking transaction pg_stat_activity is a
+    // snapshot taken at its first read.
+    let (watch, connection) = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut blocked = false;
+    for _ in 0..400 {
+        let waiting: i64 = watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            blocked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(blocked, "the first search is reading (blocked on the lock)");
+
+    let second = app
+        .client
+        .get(format!("{}/api/v1/logs?q=card", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 503);
+    assert_eq!(second.headers()["retry-after"], "1");
+    let body: Value = second.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many log searches"),
+        "{body}"
+    );
+    let (status, _) = app.get("/api/v1/incidents").await;
+    assert_eq!(status, 200, "other reads still get a connection");
+    assert!(!first.is_finished());
+
+    lock.batch_execute("COMMIT").await.unwrap();
+    let first = first.await.unwrap();
+    assert_eq!(first.status(), 200);
+    let page: Value = first.json().await.unwrap();
+    assert_eq!(page["data"][0]["message"], "card declined");
+}
