@@ -149,22 +149,43 @@ async fn malformed_keys_are_400_and_store_nothing() {
     assert!(app.stored_messages().await.is_empty());
 }
 
+/// Ingest with one writer reaching PostgreSQL through `proxy`, that writer's connection
+/// opened by a first request (so answers can then be swallowed on it).
+async fn app_behind(
+    proxy: &crate::helpers::ReplyProxy,
+    customise: impl FnOnce(&mut ingest::Settings),
+) -> crate::helpers::TestApp {
+    let app = crate::helpers::spawn_app_with(|settings| {
+        let url = proxy.url_for(settings.database.url.expose());
+        settings.database.url = url.into();
+        settings.ingest.attempt_timeout = std::time::Duration::from_secs(60);
+        settings.ingest.writers = 1;
+        customise(settings);
+    })
+    .await;
+    let response = app.post("/api/v1/logs", NDJSON, body(&["warm-up"])).await;
+    assert_eq!(response.status(), 200);
+    app
+}
+
+/// Whether `count` messages are stored within 10 s.
+async fn stored_within(app: &crate::helpers::TestApp, count: usize) -> bool {
+    for _ in 0..200 {
+        if app.stored_messages().await.len() >= count {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// The database commits a batch but its answer never reaches ingest (a primary that dies
 /// between COMMIT and reply): ingest sends the batch again on a new connection, finds it
 /// committed, answers 200, and the rows are there once.
 #[tokio::test]
 async fn a_batch_whose_commit_answer_was_lost_is_not_written_again() {
     let proxy = crate::helpers::ReplyProxy::start(&store::testing::server_url()).await;
-    let app = crate::helpers::spawn_app_with(|settings| {
-        let url = proxy.url_for(settings.database.url.expose());
-        settings.database.url = url.into();
-        settings.ingest.attempt_timeout = std::time::Duration::from_secs(60);
-        // One writer, whose connection the warm-up opens before answers are swallowed.
-        settings.ingest.writers = 1;
-    })
-    .await;
-    let response = app.post("/api/v1/logs", NDJSON, body(&["warm-up"])).await;
-    assert_eq!(response.status(), 200);
+    let app = app_behind(&proxy, |_| {}).await;
 
     proxy.mute(true);
     let client = app.client.clone();
@@ -178,16 +199,11 @@ async fn a_batch_whose_commit_answer_was_lost_is_not_written_again() {
             .await
             .unwrap()
     });
-    // Wait (bounded) until the batch is committed while its answer is being swallowed.
-    let mut committed = false;
-    for _ in 0..200 {
-        if app.stored_messages().await.len() == 3 {
-            committed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(committed, "the batch reached the database");
+    // The batch is committed while its answer is being swallowed.
+    assert!(
+        stored_within(&app, 3).await,
+        "the batch reached the database"
+    );
     assert!(
         !sent.is_finished(),
         "no answer while the database's reply is lost"
@@ -218,17 +234,11 @@ async fn a_batch_whose_commit_answer_was_lost_is_not_written_again() {
 #[tokio::test]
 async fn requests_queued_behind_a_batch_in_doubt_are_answered_on_time() {
     let proxy = crate::helpers::ReplyProxy::start(&store::testing::server_url()).await;
-    let app = crate::helpers::spawn_app_with(|settings| {
-        let url = proxy.url_for(settings.database.url.expose());
-        settings.database.url = url.into();
-        settings.ingest.attempt_timeout = std::time::Duration::from_secs(60);
+    let app = app_behind(&proxy, |settings| {
         settings.ingest.request_timeout = std::time::Duration::from_secs(1);
         settings.ingest.in_doubt_timeout = std::time::Duration::from_secs(60);
-        settings.ingest.writers = 1;
     })
     .await;
-    let response = app.post("/api/v1/logs", NDJSON, body(&["warm-up"])).await;
-    assert_eq!(response.status(), 200);
 
     proxy.mute(true);
     let post = |message: &'static str| {
@@ -246,15 +256,10 @@ async fn requests_queued_behind_a_batch_in_doubt_are_answered_on_time() {
         })
     };
     let in_doubt = post("in doubt");
-    let mut committed = false;
-    for _ in 0..200 {
-        if app.stored_messages().await.len() == 2 {
-            committed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(committed, "the batch reached the database");
+    assert!(
+        stored_within(&app, 2).await,
+        "the batch reached the database"
+    );
     // The database goes away with the answer: the batch is in doubt, and it stays so.
     proxy.refuse(true);
     proxy.mute(false);
@@ -293,15 +298,8 @@ async fn a_reused_key_under_buffered_acks_counts_its_events_lost() {
     .await;
     let response = post_keyed(&app.client, &app.address, "k-1", body(&["first"]), false).await;
     assert_eq!(response.status(), 202);
-    let mut stored = Vec::new();
-    for _ in 0..100 {
-        stored = app.stored_messages().await;
-        if !stored.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(stored, ["first"]);
+    assert!(stored_within(&app, 1).await);
+    assert_eq!(app.stored_messages().await, ["first"]);
 
     let other = body(&["second", "third"]);
     let response = post_keyed(&app.client, &app.address, "k-1", other, false).await;

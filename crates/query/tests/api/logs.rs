@@ -165,10 +165,7 @@ async fn searches_beyond_the_concurrency_limit_wait_their_turn_then_get_503() {
     .await;
 
     // Hold the log tables: a search blocks inside its first statement, holding its turn.
-    let (lock, connection) = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let lock = session(&app.db.url).await;
     lock.batch_execute(
         "BEGIN; LOCK TABLE logs, log_search_blocks, log_search_pending IN ACCESS EXCLUSIVE MODE",
     )
@@ -179,10 +176,7 @@ async fn searches_beyond_the_concurrency_limit_wait_their_turn_then_get_503() {
     let first = tokio::spawn(async move { client.get(url).send().await.unwrap() });
     // Watched from another session: inside the locking transaction pg_stat_activity is a
     // snapshot taken at its first read.
-    let (watch, connection) = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let watch = session(&app.db.url).await;
     let mut blocked = false;
     for _ in 0..400 {
         let waiting: i64 = watch
@@ -226,4 +220,13 @@ async fn searches_beyond_the_concurrency_limit_wait_their_turn_then_get_503() {
     assert_eq!(first.status(), 200);
     let page: Value = first.json().await.unwrap();
     assert_eq!(page["data"][0]["message"], "card declined");
+}
+
+/// A plain PostgreSQL session of its own.
+async fn session(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
 }
